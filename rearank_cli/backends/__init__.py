@@ -1,0 +1,27 @@
+"""Generation backends behind one interface (`base.Backend`), each imported lazily.
+
+`load_backend("vllm" | "hf" | "openai", model, **options)` is the only way the rest of the code
+gets a backend, so `rearank --help` never imports torch, vLLM or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from rearank_cli.backends.base import Backend
+
+BACKENDS = {
+    "vllm": ("rearank_cli.backends.vllm", "VllmBackend"),
+    "hf": ("rearank_cli.backends.hf", "HfBackend"),
+    "openai": ("rearank_cli.backends.openai_api", "OpenAIBackend"),
+}
+
+
+def load_backend(name: str, model: str, **options: Any) -> Backend:
+    """Construct the backend `name` for `model`; options are backend-specific keyword arguments."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    module_name, class_name = BACKENDS[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(model, **options)

@@ -1,0 +1,79 @@
+"""The one interface every generation backend implements.
+
+A backend turns chat-message lists plus sampling settings into texts and token counts. It knows
+nothing of windows, runs or files; the scheduler knows nothing of which backend it drives.
+Requests are async so a scheduler can keep many in flight; `generate_batch` is the sync convenience.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings for one request (greedy by default, as the paper)."""
+
+    max_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 42
+
+
+@dataclass
+class Generation:
+    """One finished request. `finish_reason` is `stop` or `length`; `flags` carries backend notes
+    (e.g. `recovered` when the answer was completed after hitting the token limit)."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    flags: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendError(RuntimeError):
+    """A request failed after the backend's own retries."""
+
+
+class Backend:
+    """Base class: subclasses implement `agenerate`; `start` may check reachability before any work."""
+
+    name = "base"
+    #: the model's context window in tokens, when the backend knows it (prompt length guard)
+    context_length: int | None = None
+
+    async def start(self) -> None:
+        """Prepare the backend (load weights, check a server); raise with a clear message on failure."""
+
+    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
+        """Generate one completion for a chat."""
+        raise NotImplementedError
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """Tokens of the chat prompt after the chat template, or None when the backend cannot tell."""
+        return None
+
+    async def close(self) -> None:
+        """Release engines, threads and connections."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: backend name, model, and the versions that matter."""
+        return {"backend": self.name}
+
+    def generate_batch(self, chats: Sequence[Sequence[Message]], sampling: Sampling) -> list[Generation]:
+        """Synchronous helper: run a batch of chats concurrently and return results in order."""
+
+        async def run() -> list[Generation]:
+            await self.start()
+            try:
+                return list(await asyncio.gather(*(self.agenerate(chat, sampling) for chat in chats)))
+            finally:
+                await self.close()
+
+        return asyncio.run(run())

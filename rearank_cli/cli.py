@@ -1,0 +1,96 @@
+"""The `rearank` command line: a thin Typer app.
+
+Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; logic is imported lazily
+from the core modules), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
+Exit codes: 0 success, 2 bad usage or bad input, 1 other failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+import typer
+
+from rearank_cli import __version__
+from rearank_cli.commands import COMMANDS
+from rearank_cli.errors import RearankError
+
+app = typer.Typer(
+    name="rearank",
+    help="LLM reasoning rerankers (REARANK) on TREC run files: retrieve, rerank, evaluate, train.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+for _name, _function in COMMANDS:
+    app.command(name=_name)(_function)
+
+_state = {"debug": bool(os.environ.get("REARANK_DEBUG"))}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rearank {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    """LLM reasoning rerankers (REARANK) on TREC run files."""
+    _state["debug"] = _state["debug"] or debug
+    setup_logging(_state["debug"])
+
+
+def setup_logging(debug: bool) -> None:
+    """Log to stderr as `rearank: message` (stdout carries data only)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rearank: %(message)s"))
+    logger = logging.getLogger("rearank")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.propagate = False
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"rearank: error: {' '.join(message.split())}\n")
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status instead of exiting."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="rearank", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return 2
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return _fail("interrupted", 130)
+    except RearankError as exc:
+        if _state["debug"]:
+            raise
+        return _fail(str(exc), exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
+        if _state["debug"]:
+            raise
+        return _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

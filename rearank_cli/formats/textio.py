@@ -1,0 +1,88 @@
+"""Opening inputs (`-`, gzip) and writing outputs atomically (`-` for stdout)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+from rearank_cli.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open a file (or stdin for `-`) for binary reading, decompressing gzip by its magic bytes."""
+    if path == "-":
+        raw: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            raw = open(path, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise InputError("file not found", path) from None
+        except IsADirectoryError:
+            raise InputError("is a directory, expected a file", path) from None
+        except PermissionError:
+            raise InputError("permission denied", path) from None
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    return buffered
+
+
+def open_text(path: str) -> IO[str]:
+    """Open a UTF-8 text file (or stdin for `-`), gzip or plain."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", newline=None)
+
+
+def iter_lines(path: str) -> Iterator[tuple[int, str]]:
+    """Yield `(line_number, line)` (1-based, newline stripped) of a text input."""
+    with open_text(path) as handle:
+        try:
+            for number, line in enumerate(handle, 1):
+                yield number, line.rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not valid UTF-8 text ({exc.reason})", path) from None
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read ({exc})", path) from None
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
+    """Write to `path` through a temporary file renamed into place only on success.
+
+    `-` writes to stdout. A path ending in `.gz` is gzip-compressed. On any exception the
+    temporary file is removed, so a failed run never leaves a partial output behind.
+    """
+    binary = "b" in mode
+    if path == "-":
+        stream = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            sink: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
+            with contextlib.ExitStack() as stack:
+                if sink is not raw:
+                    stack.enter_context(sink)
+                if binary:
+                    yield sink
+                else:
+                    text = io.TextIOWrapper(sink, encoding="utf-8", newline="\n", write_through=False)
+                    yield text
+                    text.flush()
+                    text.detach()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,71 @@
+"""Reading a model's ranking answer (spec section 5): always a permutation of the window."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+NUMBER_RE = re.compile(r"\d+")
+
+
+@dataclass
+class ParseFlags:
+    """What the parser saw. `truncated`: the text has no closing `</answer>`."""
+
+    answer_tag: bool = False
+    answer_closed: bool = False
+    think_closed: bool = False
+    truncated: bool = False
+    ids_found: int = 0
+    missing: int = 0
+    duplicated: int = 0
+    out_of_range: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """True when the answer named every passage exactly once and nothing else."""
+        return self.answer_closed and not (self.missing or self.duplicated or self.out_of_range)
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """Plain dict for journals and manifests."""
+        return asdict(self)
+
+
+def answer_span(text: str) -> str:
+    """The part of the text the ranking is read from (spec section 5, steps 1-2)."""
+    if "<answer>" in text:
+        match = ANSWER_RE.search(text)
+        return match.group(1) if match else text
+    if "<think>" in text:
+        return text.rsplit("</think>", 1)[-1] if "</think>" in text else text
+    return text
+
+
+def parse_ranking(text: str, size: int) -> tuple[list[int], ParseFlags]:
+    """Parse `text` into a permutation of `range(size)` plus flags (spec section 5, steps 3-5).
+
+    Ids are 1-based in the text. The first occurrence of an id counts; ids outside the window
+    are dropped; passages the model left out follow in their current order.
+    """
+    flags = ParseFlags(
+        answer_tag="<answer>" in text,
+        answer_closed="</answer>" in text,
+        think_closed="</think>" in text,
+    )
+    flags.truncated = not flags.answer_closed
+    order: list[int] = []
+    placed = [False] * size
+    for token in NUMBER_RE.findall(answer_span(text)):
+        flags.ids_found += 1
+        index = int(token) - 1
+        if not 0 <= index < size:
+            flags.out_of_range += 1
+        elif placed[index]:
+            flags.duplicated += 1
+        else:
+            placed[index] = True
+            order.append(index)
+    rest = [i for i in range(size) if not placed[i]]
+    flags.missing = len(rest)
+    return order + rest, flags

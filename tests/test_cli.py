@@ -1,0 +1,44 @@
+"""The CLI skeleton: help, version, exit codes, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from rearank_cli.cli import run
+
+HEAVY = ["torch", "vllm", "transformers", "jnius", "pyserini", "trl", "pytrec_eval"]
+
+
+def test_help_lists_subcommands(cli):
+    result = cli("--help")
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    for name in ["retrieve", "augment", "rerank", "train", "eval"]:
+        assert name in out
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().startswith("rearank ")
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys\n"
+        "from rearank_cli.cli import run\n"
+        "rc = run(['--help'])\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "assert rc == 0, rc\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_unknown_command_is_usage_error(capsys):
+    assert run(["nonsense"]) == 2
+
+
+def test_unknown_option_is_usage_error():
+    assert run(["--no-such-flag"]) == 2
