@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 
-import click
 import typer
 
 from rearank_cli import __version__
@@ -71,13 +70,13 @@ def run(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="rearank", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return 2
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         return _fail("interrupted", 130)
+    except typer.TyperException as exc:  # typer's (vendored) click usage errors
+        exc.show()
+        return getattr(exc, "exit_code", 2)
     except RearankError as exc:
         if _state["debug"]:
             raise

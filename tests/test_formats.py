@@ -133,7 +133,7 @@ def test_bad_run(tmp_path, text, where, message):
 
 @pytest.mark.parametrize(
     "text,message",
-    [("1 0 d1\n", "expected 4 columns"), ("1 0 d1 x\n", "not an integer"), ("", "empty")],
+    [("1 0\n", "expected 4 columns"), ("1 0 d1 x\n", "not an integer"), ("", "empty")],
 )
 def test_bad_qrels(tmp_path, text, message):
     path = tmp_path / "bad.qrels"
