@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rearank_cli.metrics import ndcg
+from rearank_cli.metrics import dcg, ideal_dcg, ndcg
 from rearank_cli.parse import parse_ranking
 
 WEIGHTS = {"rank": 0.8, "format": 0.1, "list": 0.1}
@@ -118,9 +118,23 @@ def score(
     text: str, docids: Sequence[str], judged: QueryQrels, r_init: float | None = None, r_best: float | None = None
 ) -> RewardParts:
     """All reward components of one response for a sample (r_init/r_best computed from qrels when None)."""
+    labels = labels_of(docids, judged)
+    return score_labels(text, labels, ideal_dcg(judged.values(), K), r_init, r_best)
+
+
+def score_labels(
+    text: str, labels: Sequence[int], idcg: float, r_init: float | None = None, r_best: float | None = None
+) -> RewardParts:
+    """All reward components from the sample's qrels labels (presented order) and the query's ideal DCG@10.
+
+    The same numbers as `score`: `idcg` is the ideal DCG@10 over all judged docs of the query (> 0).
+    """
+    if not idcg > 0:
+        raise MissingQrels(f"ideal DCG {idcg!r}: the query has no relevant judged doc")
     if r_init is None or r_best is None:
-        r_init, r_best = sample_bounds(docids, judged)
-    r_rerank = rerank_ndcg(text, docids, judged)
+        r_init, r_best = dcg(labels, K) / idcg, dcg(sorted(labels, reverse=True), K) / idcg
+    order, _ = parse_ranking(text, len(labels))
+    r_rerank = dcg([labels[i] for i in order], K) / idcg
     return RewardParts(
         rank=rank_gain(r_rerank, r_init, r_best),
         format=format_reward_value(text),
@@ -202,8 +216,9 @@ def _qrels_file(path: str) -> dict[str, dict[str, int]]:
 
 
 def verl_judged(ground_truth: Mapping[str, Any], extra: Mapping[str, Any]) -> QueryQrels:
-    """The query's judgements for VeRL: `ground_truth["qrels"]` ({docid: label} of all judged docs of the
-    query), else the qrels file named by `extra_info["qrels_path"]` or `$REARANK_QRELS`; else MissingQrels."""
+    """The query's judgements for VeRL when ground_truth has no `labels`/`idcg`: `ground_truth["qrels"]`
+    ({docid: label} of all judged docs of the query), else the qrels file named by `extra_info["qrels_path"]`
+    or `$REARANK_QRELS`; else MissingQrels."""
     inline = ground_truth.get("qrels")
     if inline is not None:
         judged = _load(inline)
@@ -213,11 +228,16 @@ def verl_judged(ground_truth: Mapping[str, Any], extra: Mapping[str, Any]) -> Qu
     path = extra.get("qrels_path") or os.environ.get("REARANK_QRELS")
     if not path:
         raise MissingQrels(
-            "no qrels for the VeRL reward: put the query's judgements in ground_truth['qrels'] or name a "
-            "qrels file in extra_info['qrels_path'] or $REARANK_QRELS"
+            "no qrels for the VeRL reward: ground_truth needs `labels` and `idcg` (as `rearank augment "
+            "--format parquet` writes), or `qrels`, or name a qrels file in extra_info['qrels_path'] or "
+            "$REARANK_QRELS"
         )
     qid = ground_truth.get("qid", extra.get("qid"))
     return query_qrels(_qrels_file(str(path)), str(qid))
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def compute_score(
@@ -225,23 +245,24 @@ def compute_score(
 ) -> dict[str, float]:
     """VeRL `custom_reward_function` entry point: the REARANK reward of one response.
 
-    `ground_truth` (a dict or its JSON text) holds `docids` (presented order) and the query's judgements
-    (`qrels`, see `verl_judged`), optionally `qid`, `r_init` and `r_best`; fields missing there are read
-    from `extra_info`. Returns a dict whose `score` is the weighted reward; VeRL logs the other keys
-    (`rank`, `format`, `list`, `r_rerank`) as separate metrics.
+    `ground_truth` (a dict or its JSON text) is what `rearank augment --format parquet` writes in
+    `reward_model.ground_truth`: `labels` (qrels label of each presented doc), `idcg` (ideal DCG@10 over
+    ALL judged docs of the query), `r_init`, `r_best`. Without `labels`/`idcg` the judgements come from
+    `verl_judged` and the docids from `ground_truth["docids"]` or `extra_info["docids"]`. Returns a dict
+    whose `score` is the weighted reward; VeRL logs the other keys (`rank`, `format`, `list`, `r_rerank`)
+    as separate metrics.
     """
     del data_source
     truth = dict(_load(ground_truth) or {})
     extra = dict(_load(extra_info) or {})
-    docids = [str(d) for d in _load(truth.get("docids", extra.get("docids")))]
-    judged = verl_judged(truth, extra)
-    r_init = truth.get("r_init", extra.get("r_init"))
-    r_best = truth.get("r_best", extra.get("r_best"))
-    parts = score(
-        solution_str,
-        docids,
-        judged,
-        None if r_init is None else float(r_init),
-        None if r_best is None else float(r_best),
-    )
+    r_init = _optional_float(truth.get("r_init", extra.get("r_init")))
+    r_best = _optional_float(truth.get("r_best", extra.get("r_best")))
+    if truth.get("labels") is not None and truth.get("idcg") is not None:
+        labels = [int(label) for label in _load(truth["labels"])]
+        parts = score_labels(solution_str, labels, float(truth["idcg"]), r_init, r_best)
+    else:
+        docids = truth.get("docids", extra.get("docids"))
+        if docids is None:
+            raise MissingQrels("VeRL ground_truth has neither `labels`+`idcg` nor `docids`")
+        parts = score(solution_str, [str(d) for d in _load(docids)], verl_judged(truth, extra), r_init, r_best)
     return {"score": parts.total, **{k: v for k, v in parts.as_dict().items() if k != "total"}}
