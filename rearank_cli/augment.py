@@ -123,6 +123,7 @@ class Summary:
     distinct: int = 0
     dropped: Counter = field(default_factory=Counter)
     kept: int = 0
+    kept_per_query: dict[str, int] = field(default_factory=dict)
     labels: Counter = field(default_factory=Counter)
     unjudged: int = 0
     sum_r_init: float = 0.0
@@ -312,6 +313,7 @@ def query_rows(qid: str, inputs: Inputs, settings: Settings, summary: Summary) -
             "prompt": build_messages(settings.prompt, query, passages),
         }
         kept += 1
+    summary.kept_per_query[qid] = kept
 
 
 def build_rows(inputs: Inputs, settings: Settings, summary: Summary) -> Iterator[dict[str, Any]]:
@@ -410,6 +412,10 @@ def summary_lines(summary: Summary, settings: Settings) -> list[str]:
     drops = ", ".join(f"{count} {reason}" for reason, count in summary.dropped.items())
     lines.append(f"samples: {summary.draws} drawn, {summary.distinct} distinct, {summary.kept} kept"
                  + (f"; dropped: {drops}" if drops else ""))
+    per_query = sorted(summary.kept_per_query.values())
+    if per_query:
+        lines.append(f"kept per used query: min {per_query[0]}, median {per_query[len(per_query) // 2]}, "
+                     f"max {per_query[-1]}; {sum(n > 0 for n in per_query)} queries with samples")
     labels = ", ".join(f"{label}: {count}" for label, count in sorted(summary.labels.items()))
     if summary.kept:
         lines.append(f"labels of kept passages: {labels} ({summary.unjudged} of the 0s unjudged)")
