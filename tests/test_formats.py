@@ -209,4 +209,5 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     with atomic_output(str(target)) as out:
         out.write("done\n")
     assert target.read_text() == "done\n"
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
     assert list(tmp_path.iterdir()) == [target]
