@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import sys
 
 import pytest
@@ -209,5 +210,7 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
     with atomic_output(str(target)) as out:
         out.write("done\n")
     assert target.read_text() == "done\n"
-    assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would make it, not mkstemp's 0600
     assert list(tmp_path.iterdir()) == [target]
