@@ -1,0 +1,184 @@
+"""Any OpenAI-compatible `/v1/chat/completions` server (vLLM serve, SGLang, a hosted API).
+
+Concurrent requests over one HTTP/1.1 connection pool (httpx), retries with exponential backoff and
+jitter on 429, 5xx, timeouts and connection errors (a `Retry-After` header is honoured), the API key
+from an environment variable, and token counts from the server's `usage`. `start` checks that the
+server answers (`GET /models`) before any work, so a wrong URL fails at once with a clear message.
+No local tokenizer or weights are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+import os
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
+from rearank_cli.errors import InputError, RearankError
+
+log = logging.getLogger("rearank")
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+class OpenAIBackend(Backend):
+    """Chat completions over HTTP with retries; `max_inflight` bounds the connection pool."""
+
+    name = "openai"
+
+    def __init__(self, model: str, base_url: str, api_key_env: str | None = None, max_inflight: int = 16,
+                 retries: int = 5, timeout: float = 600.0, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
+                 check_timeout: float = 10.0) -> None:
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.max_inflight = max_inflight
+        self.preferred_inflight = max_inflight
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.check_timeout = check_timeout
+        self.context_length: int | None = None
+        self.retried = 0
+        self._client: Any = None
+        self._headers = {"Content-Type": "application/json"}
+        key = os.environ.get(api_key_env or DEFAULT_KEY_ENV)
+        if api_key_env and not key:
+            raise InputError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+
+    async def start(self) -> None:
+        """Open the connection pool and check the server answers `GET /models` (before any work)."""
+        import httpx  # a dependency of `openai`, which rearank requires
+        limits = httpx.Limits(max_connections=self.max_inflight, max_keepalive_connections=self.max_inflight)
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, connect=30.0), limits=limits,
+                                         headers=self._headers)
+        url = f"{self.base_url}/models"
+        try:
+            response = await self._client.get(url, timeout=self.check_timeout)
+        except httpx.HTTPError as exc:
+            await self.close()
+            raise RearankError(f"cannot reach the server at {self.base_url} ({type(exc).__name__}: {exc}); "
+                               "is it running, and is --base-url right (it usually ends in /v1)?") from None
+        if response.status_code in (401, 403):
+            await self.close()
+            raise RearankError(f"the server at {self.base_url} refused the API key (HTTP {response.status_code}); "
+                               f"check --api-key-env (default {DEFAULT_KEY_ENV})")
+        if response.status_code == 200:
+            self._read_models(response)
+        else:
+            log.warning("%s answered HTTP %d; trying chat completions anyway", url, response.status_code)
+
+    def _read_models(self, response: Any) -> None:
+        try:
+            models = response.json().get("data") or []
+        except ValueError:
+            return
+        ids = [str(item.get("id")) for item in models if isinstance(item, dict)]
+        for item in models:
+            if isinstance(item, dict) and item.get("id") == self.model and item.get("max_model_len"):
+                self.context_length = int(item["max_model_len"])  # vLLM reports it
+        if ids and self.model not in ids:
+            shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+            log.warning("model %r is not among the server's models (%s)", self.model, shown)
+
+    def payload(self, messages: Sequence[Message], sampling: Sampling) -> dict[str, Any]:
+        """The request body: greedy when temperature is 0."""
+        body: dict[str, Any] = {
+            "model": self.model, "messages": list(messages), "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "n": 1,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        return body
+
+    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
+        """POST one chat completion, retrying transient failures; BackendError when they persist."""
+        import httpx
+
+        if self._client is None:
+            raise RuntimeError("OpenAIBackend.start() was not awaited")
+        body = self.payload(messages, sampling)
+        url = f"{self.base_url}/chat/completions"
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            retry_after = None
+            try:
+                response = await self._client.post(url, json=body)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return self._generation(response)
+                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                if response.status_code not in RETRY_STATUS:
+                    raise BackendError(last)
+                retry_after = _retry_after(response.headers.get("retry-after"))
+            if attempt == self.retries:
+                break
+            self.retried += 1
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            log.debug("retrying in %.1f s after %s", delay, last)
+            await asyncio.sleep(delay)
+        raise BackendError(f"failed after {self.retries + 1} attempts: {last}")
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        return random.uniform(0.5, 1.0) * min(self.max_backoff_s, self.backoff_s * 2**attempt)
+
+    @staticmethod
+    def _generation(response: Any) -> Generation:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise BackendError(f"malformed response ({exc}): {response.text[:300]}") from None
+        text = message.get("content") or ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning and "<think>" not in text:
+            # servers with a reasoning parser split the <think> part off; put it back for the parser
+            text = f"<think>{reasoning}</think>{text}"
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+        )
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, server, model and client version (never the key)."""
+        info: dict[str, Any] = {
+            "backend": self.name, "model": self.model, "base_url": self.base_url,
+            "api_key_env": self.api_key_env or DEFAULT_KEY_ENV, "max_inflight": self.max_inflight,
+            "retries": self.retries, "retried_requests": self.retried, "context_length": self.context_length,
+        }
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            info["httpx"] = importlib.metadata.version("httpx")
+        return info
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (numbers only; capped at 120 s)."""
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), 120.0)
+    except ValueError:
+        return None
