@@ -198,8 +198,10 @@ class HfBackend(Backend):
         sampling = group[0].sampling
         texts = [self.prompt_text(request.messages) for request in group]
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
-                                  "eos_token_id": self._eos, "stopping_criteria": StoppingCriteriaList([StopWhenCancelled()])}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self._eos, "stopping_criteria": StoppingCriteriaList([StopWhenCancelled()]),
+        }
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
             if sampling.seed is not None:
