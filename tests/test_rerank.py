@@ -127,7 +127,7 @@ def test_score_modes(dl19):
     order = {"1037798": list(reversed([d for d, _ in queries[0].hits]))}
     ranked = build_run(queries, order, "rank")["1037798"]
     scores = [s for _, s in ranked]
-    assert all(a > b for a, b in zip(scores, scores[1:]))
+    assert all(a > b for a, b in zip(scores, scores[1:], strict=False))
     assert [d for d, _ in ranked] == order["1037798"]
     copied = build_run(queries, order, "first-stage")["1037798"]
     assert [s for _, s in copied] == [s for _, s in queries[0].hits]
@@ -178,7 +178,8 @@ def test_oracle_backend_matches_direct_simulation(dl19, tmp_path, samples):
     simulated = {}
     for qid, hits in candidates.run.items():
         topic = candidates.topics[qid]
-        order = simulate([d for d, _ in hits], lambda d, t=topic: text_label[(t, clean_passage(candidates.texts[d], 400))])
+        label = lambda d, t=topic: text_label[(t, clean_passage(candidates.texts[d], 400))]  # noqa: E731
+        order = simulate([d for d, _ in hits], label)
         simulated[qid] = {d: float(len(order) - i) for i, d in enumerate(order)}
     ours = {q: {d: s for d, s in hits} for q, hits in read_run(str(out)).items()}
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"})
