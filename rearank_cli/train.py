@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +120,14 @@ def read_config(path: str) -> dict[str, Any]:
 
 
 def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults: Mapping[str, Any]) -> TrainSettings:
-    """Settings from defaults, then the config file, then the flags given on the command line."""
+    """Settings from defaults, then the config file, then the flags given on the command line.
+
+    `--max-steps` and `--epochs` are one choice: either flag overrides both keys of the file.
+    """
+    config = dict(config)
+    if "max_steps" in given or "epochs" in given:
+        config.pop("max_steps", None)
+        config.pop("epochs", None)
     values = {**defaults, **config, **given}
     return TrainSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
 
@@ -127,8 +135,11 @@ def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults
 # --- data -------------------------------------------------------------------------------------------------
 
 
-def read_samples(path: str, qrels: Qrels) -> list[dict[str, Any]]:
-    """Read augment's JSONL, keep the dataset columns, and check each row against the qrels (exit 2 on error)."""
+def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> list[dict[str, Any]]:
+    """Read augment's JSONL, keep the dataset columns, and check each row against the qrels (exit 2 on error).
+
+    `prompts`, when given, counts the rows per (prompt_name, prompt_hash) that augment recorded.
+    """
     rows: list[dict[str, Any]] = []
     for number, line in iter_lines(path):
         if not line.strip():
@@ -156,6 +167,8 @@ def read_samples(path: str, qrels: Qrels) -> list[dict[str, Any]]:
         if problem:
             raise InputError(f"sample of query {row['qid']!r}: {problem}", path, number)
         row.setdefault("sample", number - 1)
+        if prompts is not None:
+            prompts[f"{row.get('prompt_name', '?')} {row.get('prompt_hash', '?')}"] += 1
         row.setdefault("labels", [int(qrels[row["qid"]].get(d, 0)) for d in row["docids"]])
         rows.append({name: row[name] for name in DATASET_COLUMNS})
     if not rows:
@@ -312,7 +325,8 @@ def metrics_callback(path: Path) -> Any:
             keys = ("reward", "rewards/rank_reward/mean", "rewards/format_reward/mean",
                     "rewards/list_reward/mean", "kl", "loss")
             shown = " ".join(f"{k.split('/')[-2] if '/' in k else k}={logs[k]:.4f}" for k in keys if k in logs)
-            log.info("step %d: %s", state.global_step, shown)
+            if shown:
+                log.info("step %d: %s", state.global_step, shown)
 
     return MetricsLog()
 
@@ -341,7 +355,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
     """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json."""
     s.check()
     qrels = read_qrels(s.qrels)
-    rows = read_samples(s.train_file, qrels)
+    prompts: Counter = Counter()
+    rows = read_samples(s.train_file, qrels, prompts)
     torch = require("torch", "hf")
     require("trl", "train")
     transformers = require("transformers", "hf")
@@ -362,6 +377,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     with stdout_to_stderr():
         result = _fit(s, rows, qrels, tokenizer, grad_accum, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, grad_accum)
+    manifest["prompts"] = dict(prompts)
     with atomic_output(os.path.join(s.output, MANIFEST)) as out:
         out.write(json.dumps(manifest, indent=2) + "\n")
     return manifest

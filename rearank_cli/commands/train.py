@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from click.core import ParameterSource
 
 
 def train(
@@ -48,7 +47,8 @@ def train(
     from rearank_cli import train as core
 
     params = {key: value for key, value in ctx.params.items() if key != "config"}
-    given = {k: v for k, v in params.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    # Typer vendors its own click, so compare the parameter source by name.
+    given = {k: v for k, v in params.items() if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
     defaults = {k: v for k, v in params.items() if k not in given}
     file_values = core.read_config(config) if config else {}
     core.train(core.merge_settings(file_values, given, defaults))

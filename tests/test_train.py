@@ -1,0 +1,217 @@
+"""`rearank train`: settings, batch math, input checks, and a real GRPO run on the tiny model (CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import orjson
+import pytest
+
+from rearank_cli.errors import InputError
+from rearank_cli.metrics import ndcg
+from rearank_cli.prompts import build_messages
+from rearank_cli.train import (
+    TrainSettings,
+    drop_long_prompts,
+    gradient_accumulation,
+    grpo_kwargs,
+    merge_settings,
+    read_config,
+    read_samples,
+)
+
+QRELS = {"q1": {"a": 2, "b": 0, "c": 1, "z": 3}, "q2": {"x": 1}}
+
+
+def make_row(qid: str, docids: list[str], qrels=QRELS) -> dict:
+    """A training row as `rearank augment` writes it, built from the shared prompt builder and metrics."""
+    judged = qrels[qid]
+    labels = [judged.get(d, 0) for d in docids]
+    return {
+        "qid": qid, "query": f"query {qid}", "docids": docids, "passages": [f"text of {d}" for d in docids],
+        "first_stage_ranks": list(range(1, len(docids) + 1)), "first_stage_scores": [1.0] * len(docids),
+        "labels": labels, "r_init": ndcg(labels, judged.values()),
+        "r_best": ndcg(sorted(labels, reverse=True), judged.values()), "sample": 0,
+        "prompt": build_messages("rearank", f"query {qid}", [f"text of {d}" for d in docids]),
+    }
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    return path
+
+
+def write_qrels(path: Path, qrels=QRELS) -> Path:
+    path.write_text("".join(f"{q} 0 {d} {r}\n" for q, judged in qrels.items() for d, r in judged.items()))
+    return path
+
+
+# --- pure parts -------------------------------------------------------------------------------------------
+
+
+def test_batch_math():
+    # Spec section 8: 128 prompts x 32 completions per step on 8 GPUs, 4 completions per pass.
+    assert gradient_accumulation(128, 32, 4, 8) == 128
+    assert gradient_accumulation(2, 4, 4, 1) == 2
+    assert gradient_accumulation(2, 4, 8, 1) == 1
+    with pytest.raises(InputError, match="not divisible"):
+        gradient_accumulation(3, 4, 8, 1)
+
+
+def test_trl_options_are_explicit():
+    s = TrainSettings(train_file="t", model="m", qrels="q", output="o")
+    kwargs = grpo_kwargs(s, grad_accum=128, cuda=True)
+    assert kwargs["beta"] == 0.01 and kwargs["use_bias_correction_kl"] is False
+    assert (kwargs["epsilon"], kwargs["epsilon_high"]) == (0.2, 0.2)
+    assert (kwargs["learning_rate"], kwargs["lr_scheduler_type"]) == (1e-6, "constant")
+    assert (kwargs["num_generations"], kwargs["temperature"], kwargs["max_completion_length"]) == (32, 1.0, 2048)
+    assert kwargs["loss_type"] == "dapo" and kwargs["reward_weights"] == [0.8, 0.1, 0.1]
+    assert kwargs["per_device_train_batch_size"] * kwargs["gradient_accumulation_steps"] == 4 * 128
+    assert kwargs["bf16"] and not kwargs["use_cpu"]
+    assert kwargs["num_train_epochs"] == 1.0 and "max_steps" not in kwargs
+    cpu = grpo_kwargs(TrainSettings(output="o", max_steps=3, trl={"save_total_limit": 2}), 1, cuda=False)
+    assert cpu["use_cpu"] and not cpu["bf16"] and cpu["max_steps"] == 3 and cpu["save_total_limit"] == 2
+    with pytest.raises(InputError, match="beta"):
+        grpo_kwargs(TrainSettings(output="o", trl={"beta": 0.0}), 1, cuda=False)
+
+
+def test_trl_accepts_the_options():
+    from trl import GRPOConfig
+
+    s = TrainSettings(output="/tmp/unused", num_generations=4, prompts_per_step=2, max_steps=1)
+    config = GRPOConfig(**grpo_kwargs(s, gradient_accumulation(2, 4, 4, 1), cuda=False))
+    assert config.generation_batch_size == 8 and config.beta == 0.01 and config.loss_type == "dapo"
+
+
+def test_config_file_and_flags(tmp_path):
+    toml = tmp_path / "train.toml"
+    toml.write_text('model = "base"\nnum-generations = 8\nlr = 2e-6\n[trl]\nsave_total_limit = 2\n')
+    values = read_config(str(toml))
+    s = merge_settings(values, {"num_generations": 4}, {"num_generations": 32, "lr": 1e-6, "kl": 0.01})
+    assert (s.model, s.num_generations, s.lr, s.kl, s.trl) == ("base", 4, 2e-6, 0.01, {"save_total_limit": 2})
+    s = merge_settings({"max_steps": 5}, {"epochs": 2.0}, {"max_steps": None, "epochs": None})
+    assert (s.max_steps, s.epochs) == (None, 2.0)
+    toml.write_text("num_generation = 8\n")
+    with pytest.raises(InputError, match="unknown key"):
+        read_config(str(toml))
+    toml.write_text("num-generations = \n")
+    with pytest.raises(InputError, match="TOML"):
+        read_config(str(toml))
+
+
+def test_read_samples_checks_rows_against_qrels(tmp_path):
+    rows = [make_row("q1", ["b", "a", "c", "d"]), make_row("q2", ["y", "x"])]
+    good = write_rows(tmp_path / "good.jsonl", rows)
+    read = read_samples(str(good), QRELS)
+    assert [r["qid"] for r in read] == ["q1", "q2"] and "passages" not in read[0]
+    # A query missing from the qrels is an error naming the line, never a silent 0.
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: query 'q2' has no judgements"):
+        read_samples(str(write_rows(tmp_path / "bad.jsonl", rows)), {"q1": QRELS["q1"]})
+    # Another qrels file (different labels or IDCG) is caught by the stored labels and r_init/r_best.
+    other = {"q1": {**QRELS["q1"], "z": 1}, "q2": QRELS["q2"]}
+    with pytest.raises(InputError, match=r"good\.jsonl:1: .*r_init"):
+        read_samples(str(good), other)
+    with pytest.raises(InputError, match="missing field"):
+        read_samples(str(write_rows(tmp_path / "x.jsonl", [{"qid": "q1"}])), QRELS)
+
+
+def test_drop_long_prompts():
+    rows = [{"n": i} for i in range(4)]
+    kept, dropped = drop_long_prompts(rows, [10, 3072, 3073, 5000], 3072)
+    assert kept == rows[:2] and dropped == 2
+
+
+def test_cli_errors_exit_2(cli, tmp_path):
+    rows = write_rows(tmp_path / "t.jsonl", [make_row("q2", ["y", "x"])])
+    qrels = write_qrels(tmp_path / "qrels.txt", {"q1": QRELS["q1"]})
+    result = cli("train", rows, "--model", "m", "-o", tmp_path / "out")
+    assert result.returncode == 2 and b"--qrels" in result.stderr
+    result = cli("train", rows, "--model", "m", "--qrels", qrels, "-o", tmp_path / "out")
+    assert result.returncode == 2 and b"t.jsonl:1: query 'q2' has no judgements" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    result = cli("train", rows, "--model", "m", "--qrels", qrels, "-o", tmp_path / "out", "--max-steps", "1",
+                 "--epochs", "1")
+    assert result.returncode == 2 and b"not both" in result.stderr
+
+
+# --- a real GRPO run on the tiny model --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dl19_samples(cli, samples, tmp_path_factory) -> Path:
+    """`rearank augment` on the DL19 BM25 candidates: one 5-passage sample per query (short prompts)."""
+    out = tmp_path_factory.mktemp("augment") / "train.jsonl"
+    result = cli("augment", samples / "dl19-bm25-top100.trec", "--qrels", samples / "dl19-qrels.txt",
+                 "--candidates", samples / "dl19-bm25-top100.candidates.json.gz",
+                 "--samples-per-query", "1", "--window", "5", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(cli, samples, tiny_model, dl19_samples, tmp_path_factory) -> dict:
+    """Two GRPO steps (2 prompts x 4 completions each) on the CPU, options partly from a train.toml."""
+    folder = tmp_path_factory.mktemp("train")
+    config = folder / "train.toml"
+    config.write_text(
+        f'model = "{tiny_model}"\nqrels = "{samples / "dl19-qrels.txt"}"\nnum-generations = 8\n'
+        'max-completion-length = 12\nmax-prompt-length = 32768\nlr = 1e-3\n[trl]\nsave_total_limit = 1\n'
+    )
+    out = folder / "out"
+    result = cli("train", dl19_samples, "--config", config, "-o", out, "--max-steps", "2",
+                 "--num-generations", "4", "--prompts-per-step", "2", "--per-device-batch-size", "4",
+                 "--save-steps", "1")
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    return {"out": out, "stdout": result.stdout, "stderr": result.stderr.decode()}
+
+
+@pytest.mark.slow
+def test_train_runs_and_logs_each_reward(trained):
+    assert trained["stdout"] == b""  # stdout carries data only
+    log = [json.loads(line) for line in (trained["out"] / "train_log.jsonl").read_text().splitlines()]
+    steps = [entry for entry in log if "reward" in entry]
+    assert [entry["step"] for entry in steps] == [1, 2]
+    for entry in steps:
+        for name in ("rank_reward", "format_reward", "list_reward"):
+            assert math.isfinite(entry[f"rewards/{name}/mean"])
+        assert "kl" in entry and entry["learning_rate"] == 1e-3
+    assert "step 2: reward=" in trained["stderr"] and "rank_reward=" in trained["stderr"]
+    manifest = json.loads((trained["out"] / "rearank_train.json").read_text())
+    assert manifest["settings"]["num_generations"] == 4  # the flag beat the config file's 8
+    assert manifest["settings"]["max_completion_length"] == 12  # from the config file
+    assert manifest["batch"]["gradient_accumulation_steps"] == 2
+    assert manifest["samples"]["dropped_long_prompt"] == 0 and manifest["samples"]["used"] > 2
+    assert manifest["result"]["global_step"] == 2 and "trl" in manifest["versions"]
+    assert list(manifest["prompts"]) == [next(iter(manifest["prompts"]))] and "rearank" in next(iter(manifest["prompts"]))
+    assert [p.name for p in trained["out"].glob("checkpoint-*")] == ["checkpoint-2"]  # save_total_limit = 1
+
+
+@pytest.mark.slow
+def test_train_changes_weights_and_saves_a_loadable_model(trained, tiny_model):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    before = load_file(tiny_model / "model.safetensors")
+    after = load_file(trained["out"] / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    tokenizer = AutoTokenizer.from_pretrained(trained["out"])
+    assert tokenizer.chat_template
+    model = AutoModelForCausalLM.from_pretrained(trained["out"])
+    messages = build_messages("rearank", "what is a protein", ["Proteins are biomolecules.", "Rocks."])
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)
+    output = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    assert output.shape[1] == inputs["input_ids"].shape[1] + 4 or output[0, -1] == tokenizer.eos_token_id
+
+
+@pytest.mark.slow
+def test_prompts_over_the_limit_are_dropped(cli, samples, tiny_model, dl19_samples, tmp_path):
+    result = cli("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
+                 "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1")
+    assert result.returncode == 2
+    assert b"every prompt is longer than --max-prompt-length 100" in result.stderr
+    assert b"dropped with prompts over 100 tokens" in result.stderr
