@@ -2,4 +2,5 @@
 
 from rearank_cli.cli import main
 
-main()
+if __name__ == "__main__":  # guarded: vLLM's engine processes start with `spawn`, which re-imports __main__
+    main()

