@@ -1,14 +1,37 @@
-"""`rearank eval` (not built yet: issue #3)."""
+"""`rearank eval`: flags only; the logic lives in `rearank_cli.evaluate` (imported lazily)."""
 
 from __future__ import annotations
 
 import typer
 
-from rearank_cli.errors import RearankError
+_RUNS = typer.Argument(..., metavar="RUN...", show_default=False,
+                       help="TREC run files (`-` = stdin; gzip is detected).")
+_MEASURES = typer.Option(
+    None, "-m", "--measure", show_default=False,
+    help="Measure (repeatable): trec_eval names (ndcg_cut.10, map, recall.100, P.10, recip_rank, ...) or short "
+    "forms (nDCG@10, MAP, MAP@1000, R@100, P@10, MRR@10, Judged@10). "
+    "[default: nDCG@10 nDCG@5 MAP@1000 R@100 Judged@10]",
+)
 
 
+def evaluate(
+    runs: list[str] = _RUNS,
+    qrels: str = typer.Option(..., "--qrels", help="Qrels file (qid 0 docid rel; graded labels)."),
+    measures: list[str] | None = _MEASURES,
+    level: int = typer.Option(1, "-l", "--level",
+                              help="trec_eval -l: lowest label that counts as relevant for binary measures "
+                              "(MAP, recall, P, MRR); DL convention: 2. nDCG always uses the graded labels."),
+    per_query: bool = typer.Option(False, "--per-query", help="Also print per-query values (and deltas)."),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Run to compare the others with: win/tie/loss, paired t-test and randomization "
+        "test per measure (* and + mark p < 0.05)."),
+    fmt: str = typer.Option("table", "--format", help="table | json | trec (trec_eval's own layout)."),
+    output: str = typer.Option("-", "-o", "--output", help="Output file (`-` = stdout), written atomically."),
+    permutations: int = typer.Option(10_000, "--permutations", help="Randomization test permutations."),
+    seed: int = typer.Option(0, "--seed", help="Randomization test seed."),
+) -> None:
+    """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
+    from rearank_cli.evaluate import run_eval
 
-
-def evaluate(ctx: typer.Context) -> None:
-    """Not built yet."""
-    raise RearankError("`rearank eval` is not built yet (issue #3)")
+    run_eval(runs, qrels, measures, level=level, per_query=per_query, baseline=baseline, fmt=fmt,
+             output=output, permutations=permutations, seed=seed)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import groupby
 from operator import itemgetter
 
 from rearank_cli.errors import InputError
-from rearank_cli.formats.textio import atomic_output, iter_lines
+from rearank_cli.formats.textio import atomic_output, iter_lines, open_binary
 
 Hit = tuple[str, float]
 Run = dict[str, list[Hit]]
@@ -32,37 +33,199 @@ def parse_score(text: str, path: str, number: int) -> float:
     return score
 
 
+class RunNotGrouped(Exception):
+    """`iter_run_queries` met a query again after other queries' lines (re-read with `read_run_scores`)."""
+
+
+RunScores = dict[str, dict[str, float]]
+
+_CHUNK_BYTES = 1 << 22
+
+
+def _decode(block: bytes) -> str:
+    """UTF-8 text with universal newlines, as `iter_lines` reads it."""
+    text = block.decode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _text_chunks(path: str) -> Iterator[tuple[int, str]]:
+    """Yield `(first_line_number, text)` for blocks of whole lines (a few MiB each) of a text input."""
+    number = 1
+    rest = b""
+    with open_binary(path) as handle:
+        while True:
+            try:
+                block = handle.read(_CHUNK_BYTES)
+            except (OSError, EOFError) as exc:
+                raise InputError(f"cannot read ({exc})", path) from None
+            if not block:
+                break
+            block = rest + block if rest else block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            if cut:
+                text = _decode_or_fail(block[:cut], number, path)
+                yield number, text
+                number += text.count("\n")
+        if rest:
+            yield number, _decode_or_fail(rest, number, path)
+
+
+def _decode_or_fail(block: bytes, number: int, path: str) -> str:
+    """Decode a block; on bad UTF-8 raise InputError (after line errors before it, via the slow parser)."""
+    try:
+        return _decode(block)
+    except UnicodeDecodeError as exc:
+        good = block[: block.rfind(b"\n", 0, exc.start) + 1]
+        if good:
+            _RunParser(path).feed(number, _decode(good))
+        raise InputError(f"not valid UTF-8 text ({exc.reason})", path) from None
+
+
+class _RunParser:
+    """Parses blocks of run lines into `{qid: {docid: score}}`.
+
+    The fast path splits a whole block at once (C speed) and falls back to the line-by-line
+    parser, which names the line at fault, whenever anything in the block looks wrong.
+    """
+
+    def __init__(self, path: str, flushed: set[str] | None = None) -> None:
+        self.path = path
+        self.run: RunScores = {}
+        self.flushed = flushed
+        self.last_qid: str | None = None
+
+    def feed(self, number: int, text: str) -> None:
+        """Parse the lines of `text`, the first being line `number` of the file."""
+        if not self._fast(text):
+            self._slow(number, text)
+
+    def _fast(self, text: str) -> bool:
+        tokens = text.split()
+        if not tokens:
+            return True
+        lengths = list(map(len, map(str.split, text.split("\n"))))
+        if lengths.count(6) != len(lengths) - lengths.count(0):
+            return False
+        qids, docids = tokens[0::6], tokens[2::6]
+        try:
+            scores = list(map(float, tokens[4::6]))
+        except ValueError:
+            return False
+        if not math.isfinite(sum(scores)):
+            return False
+        local = _group(qids, docids, scores)
+        if local is None or not self._fits(local):
+            return False
+        for qid, docs in local.items():
+            have = self.run.get(qid)
+            if have is None:
+                self.run[qid] = docs
+            else:
+                have.update(docs)
+        self.last_qid = qids[-1]
+        return True
+
+    def _fits(self, local: RunScores) -> bool:
+        """Whether a parsed block merges into the run without repeating a docid."""
+        for qid, docs in local.items():
+            have = self.run.get(qid)
+            if have is None:
+                self._check_grouped(qid)
+            elif not have.keys().isdisjoint(docs):
+                return False
+        return True
+
+    def _check_grouped(self, qid: str) -> None:
+        if self.flushed is not None and qid in self.flushed:
+            raise RunNotGrouped(qid)
+
+    def _slow(self, number: int, text: str) -> None:
+        path, run = self.path, self.run
+        for number, line in enumerate(text.split("\n"), number):  # noqa: B020
+            parts = line.split()
+            if len(parts) != 6:
+                if not parts:
+                    continue
+                raise InputError(
+                    f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}", path, number
+                )
+            qid, _, docid, _, score_text, _ = parts
+            score = parse_score(score_text, path, number)
+            docs = run.get(qid)
+            if docs is None:
+                self._check_grouped(qid)
+                docs = run[qid] = {}
+            if docid in docs:
+                raise InputError(f"docid {docid!r} appears twice in query {qid!r}", path, number)
+            docs[docid] = score
+            self.last_qid = qid
+
+
+def _group(qids: list[str], docids: list[str], scores: list[float]) -> RunScores | None:
+    """`{qid: {docid: score}}` of parallel columns, or None if a docid repeats within a query."""
+    local: RunScores = {}
+    start = 0
+    for qid, group in groupby(qids):
+        end = start + len(list(group))
+        docs = dict(zip(docids[start:end], scores[start:end], strict=True))
+        if len(docs) != end - start:
+            return None
+        have = local.get(qid)
+        if have is None:
+            local[qid] = docs
+        elif have.keys().isdisjoint(docs):
+            have.update(docs)
+        else:
+            return None
+        start = end
+    return local
+
+
+def read_run_scores(path: str, *, allow_empty: bool = False) -> RunScores:
+    """Read a TREC run as `{qid: {docid: score}}` (qids and docids in file order), fast.
+
+    The same checks and errors as `read_run`; this is the form pytrec_eval takes.
+    """
+    parser = _RunParser(path)
+    for number, text in _text_chunks(path):
+        parser.feed(number, text)
+    if not parser.run and not allow_empty:
+        raise InputError("run is empty", path)
+    return parser.run
+
+
+def iter_run_queries(path: str) -> Iterator[tuple[str, dict[str, float]]]:
+    """Stream a run whose lines are grouped by query: yield `(qid, {docid: score})` per finished query.
+
+    Memory stays at a few MiB of lines however big the run. Raises `RunNotGrouped` when a query
+    comes back after another query's lines (queries yielded so far are then incomplete: re-read the
+    file with `read_run_scores`), and the errors of `read_run` otherwise.
+    """
+    parser = _RunParser(path, flushed=set())
+    for number, text in _text_chunks(path):
+        parser.feed(number, text)
+        done = [qid for qid in parser.run if qid != parser.last_qid]
+        for qid in done:
+            parser.flushed.add(qid)  # type: ignore[union-attr]
+            yield qid, parser.run.pop(qid)
+    if not parser.run and not parser.flushed:
+        raise InputError("run is empty", path)
+    yield from parser.run.items()
+
+
 def read_run(path: str, *, allow_empty: bool = False) -> Run:
     """Read a TREC run: `{qid: [(docid, score), ...]}` in trec_eval order, qids in file order.
 
     Errors (exit 2, naming the line): wrong column count, non-numeric or non-finite score,
     a docid repeated within a query, and an empty run (unless `allow_empty`).
     """
-    run: Run = {}
-    seen: dict[str, set[str]] = {}
-    for number, line in iter_lines(path):
-        parts = line.split()
-        if len(parts) != 6:
-            if not parts:
-                continue
-            raise InputError(
-                f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}", path, number
-            )
-        qid, _, docid, _, score_text, _ = parts
-        score = parse_score(score_text, path, number)
-        docs = seen.get(qid)
-        if docs is None:
-            docs = seen[qid] = set()
-            run[qid] = []
-        if docid in docs:
-            raise InputError(f"docid {docid!r} appears twice in query {qid!r}", path, number)
-        docs.add(docid)
-        run[qid].append((docid, score))
-    if not run and not allow_empty:
-        raise InputError("run is empty", path)
-    for hits in run.values():
-        trec_order(hits)
-    return run
+    return {
+        qid: trec_order(list(docs.items()))
+        for qid, docs in read_run_scores(path, allow_empty=allow_empty).items()
+    }
 
 
 def format_score(score: float) -> str:
