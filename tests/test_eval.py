@@ -1,0 +1,378 @@
+"""`rearank eval`: equal to trec_eval (pyserini's bundled one, the reference), published numbers,
+comparisons and significance, the fast run reader, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import itertools
+import json
+import math
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rearank_cli import evaluate as ev
+from rearank_cli.errors import InputError
+from rearank_cli.formats import trec as trec_format
+from rearank_cli.formats.trec import read_qrels, read_run, read_run_scores, write_run
+
+DEFAULT_TREC = ["-m", "ndcg_cut.5,10", "-m", "map_cut.1000", "-m", "recall.100"]
+
+
+@pytest.fixture(scope="session")
+def trec_eval():
+    """pyserini's trec_eval (the C trec_eval run through Java): returns its stdout lines."""
+    from rearank_cli import jvm
+
+    jvm.start()
+    from pyserini.eval.trec_eval import trec_eval as pyserini_trec_eval
+
+    def run(*args: str) -> list[str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            pyserini_trec_eval(["trec_eval", *map(str, args)])
+        return [line for line in out.getvalue().splitlines() if line.strip()]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def dl19(samples):
+    return {
+        "qrels": samples / "dl19-qrels.txt",
+        "bm25": samples / "dl19-bm25-top100.trec",
+        "vicuna": samples / "dl19-rankvicuna-7b.trec",
+        "gpt35": samples / "dl19-rankgpt-gpt35.trec",
+    }
+
+
+def ours(tmp_path: Path, runs, qrels, measures, **options) -> str:
+    out = tmp_path / f"out-{random.random()}.txt"
+    ev.run_eval([str(r) for r in runs], str(qrels), measures, output=str(out), **options)
+    return out.read_text()
+
+
+def lines_of(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- published numbers and trec_eval equality
+
+
+@pytest.mark.parametrize("name,published", [("bm25", 0.5058), ("vicuna", 0.6682), ("gpt35", 0.6868)])
+def test_published_dl19_ndcg10(dl19, name, published):
+    qrels = read_qrels(str(dl19["qrels"]))
+    result = ev.Evaluator(qrels, ev.parse_measures(["nDCG@10"])).evaluate(str(dl19[name]))
+    assert f"{result.means[ev.Measure('ndcg_cut', 10)]:.4f}" == f"{published:.4f}"
+
+
+def test_bm25_top100_in_shared_data(shared_data, dl19, tmp_path):
+    folder = shared_data / "trec-dl-2019-2020"
+    text = ours(tmp_path, [folder / "rank_llm_bm25_top100/trec_results_dl19.txt"],
+                folder / "anserini-tools/qrels.dl19-passage.txt", ["nDCG@10"], fmt="trec")
+    assert lines_of(text) == ["ndcg_cut_10           \tall\t0.5058"]
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_default_measures_equal_trec_eval_on_bm25(trec_eval, dl19, tmp_path, level):
+    expected = trec_eval("-c", "-l", level, *DEFAULT_TREC, "-m", "judged.10", dl19["qrels"], dl19["bm25"])
+    text = ours(tmp_path, [dl19["bm25"]], dl19["qrels"], None, level=level, fmt="trec")
+    assert lines_of(text) == expected
+    assert len(expected) == 5
+
+
+def messy_run(dl19, tmp_path: Path) -> tuple[Path, dict]:
+    """The BM25 run with 3 queries dropped, scores rounded (ties), unjudged docs on top, and an extra query.
+
+    Lines are written in trec_eval order, so pyserini's file-order Judged@10 sees what we see.
+    """
+    run = read_run(str(dl19["bm25"]))
+    qids = sorted(run)
+    dropped = qids[:3]
+    messy = {}
+    for i, qid in enumerate(qids[3:]):
+        hits = [(docid, round(score, 0)) for docid, score in run[qid]]
+        top = hits[0][1]
+        hits += [(str(9_000_000_000 + i * 10 + j), top + 1.0) for j in range(i % 4)]
+        messy[qid] = trec_format.trec_order(hits)
+    messy["999999"] = [("1", 2.0), ("2", 1.0)]
+    path = tmp_path / "messy.trec"
+    write_run(str(path), messy, tag="messy")
+    ties = sum(len(h) - len({s for _, s in h}) for h in messy.values())
+    return path, {"dropped": dropped, "ties": ties}
+
+
+def test_missing_queries_ties_unjudged_equal_trec_eval(trec_eval, dl19, tmp_path):
+    path, facts = messy_run(dl19, tmp_path)
+    assert facts["ties"] > 100
+    args = ["-c", "-l", "2", *DEFAULT_TREC, "-m", "map", "-m", "P.10", "-m", "recip_rank", "-m", "bpref"]
+    expected = trec_eval(*args, dl19["qrels"], path)
+    measures = ["nDCG@10", "nDCG@5", "MAP@1000", "R@100", "MAP", "P@10", "MRR", "bpref"]
+    text = ours(tmp_path, [path], dl19["qrels"], measures, level=2, fmt="trec")
+    assert lines_of(text) == expected
+    per_query = trec_eval("-c", "-q", *args, dl19["qrels"], path)
+    text = ours(tmp_path, [path], dl19["qrels"], measures, level=2, fmt="trec", per_query=True)
+    assert lines_of(text) == per_query
+    assert not any(f"\t{qid}\t" in line for qid in facts["dropped"] for line in per_query)
+
+
+def test_mrr_at_10_is_trec_eval_with_depth_10(trec_eval, dl19, tmp_path):
+    path, _ = messy_run(dl19, tmp_path)
+    expected = trec_eval("-c", "-M", "10", "-m", "recip_rank", dl19["qrels"], path)
+    assert lines_of(ours(tmp_path, [path], dl19["qrels"], ["MRR@10"], fmt="trec")) == expected
+    assert expected != trec_eval("-c", "-m", "recip_rank", dl19["qrels"], path)
+
+
+def test_judged_at_10_equals_pyserini_without_extra_queries(trec_eval, dl19, tmp_path):
+    path, facts = messy_run(dl19, tmp_path)
+    run = {q: h for q, h in read_run(str(path)).items() if q != "999999"}
+    write_run(str(path), run)
+    expected = trec_eval("-c", "-m", "judged.10", dl19["qrels"], path)
+    result = ev.Evaluator(read_qrels(str(dl19["qrels"])), ev.parse_measures(["Judged@10"])).evaluate(str(path))
+    assert expected == [f"judged_10             \tall\t{result.means[ev.Measure('judged', 10)]:.4f}"]
+    assert result.missed == facts["dropped"]
+    assert result.means[ev.Measure("judged", 10)] < 0.95
+
+
+def test_unordered_gzip_and_stdin_runs_give_the_same_numbers(dl19, tmp_path, monkeypatch):
+    lines = dl19["gpt35"].read_text().splitlines(keepends=True)
+    random.Random(1).shuffle(lines)
+    shuffled = tmp_path / "shuffled.trec.gz"
+    shuffled.write_bytes(gzip.compress("".join(lines).encode()))
+    measures = ["nDCG@10", "MAP@1000", "MRR@10", "Judged@10", "P@5"]
+    expected = ours(tmp_path, [dl19["gpt35"]], dl19["qrels"], measures, fmt="json")
+    got = ours(tmp_path, [shuffled], dl19["qrels"], measures, fmt="json")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("".join(lines).encode())))
+    from_stdin = ours(tmp_path, ["-"], dl19["qrels"], measures, fmt="json")
+    means = [json.loads(text)["runs"][0]["means"] for text in (expected, got, from_stdin)]
+    assert means[0] == means[1] == means[2]
+
+
+def test_streaming_in_small_batches_changes_nothing(dl19, monkeypatch):
+    qrels = read_qrels(str(dl19["qrels"]))
+    evaluator = ev.Evaluator(qrels, ev.parse_measures(ev.DEFAULT_MEASURES))
+    whole = evaluator.evaluate(str(dl19["vicuna"]))
+    monkeypatch.setattr(trec_format, "_CHUNK_BYTES", 333)
+    small = evaluator.evaluate(str(dl19["vicuna"]), batch_hits=150)
+    assert small.per_query == whole.per_query and small.means == whole.means
+
+
+# ---------------------------------------------------------------- comparison, significance, outputs
+
+
+def test_baseline_comparison_table_and_json(dl19, tmp_path):
+    runs = [dl19["vicuna"], dl19["gpt35"]]
+    text = ours(tmp_path, runs, dl19["qrels"], None, baseline=str(dl19["bm25"]))
+    rows = text.splitlines()
+    assert rows[0].split()[:6] == ["run", "nDCG@10", "nDCG@5", "MAP@1000", "R@100", "Judged@10"]
+    assert rows[1].startswith(str(dl19["bm25"]) + " (baseline)")
+    assert "0.6682*+" in rows[2] and "0.6868*+" in rows[3]
+    data = json.loads(ours(tmp_path, runs, dl19["qrels"], None, baseline=str(dl19["bm25"]), fmt="json",
+                           per_query=True))
+    qrels = read_qrels(str(dl19["qrels"]))
+    base, vicuna = data["runs"][0], data["runs"][1]
+    assert base["run"] == str(dl19["bm25"]) and "vs_baseline" not in base
+    cmp = vicuna["vs_baseline"]["nDCG@10"]
+    deltas = [vicuna["per_query"][q]["nDCG@10"] - base["per_query"][q]["nDCG@10"] for q in qrels]
+    assert (cmp["win"], cmp["tie"], cmp["loss"]) == (
+        sum(d > 1e-12 for d in deltas), sum(abs(d) <= 1e-12 for d in deltas), sum(d < -1e-12 for d in deltas))
+    assert cmp["p_ttest"] < 0.001 and cmp["p_randomization"] < 0.001
+    assert math.isclose(cmp["delta"], vicuna["means"]["nDCG@10"] - base["means"]["nDCG@10"])
+    assert vicuna["vs_baseline"]["R@100"]["p_ttest"] == 1.0  # a reranker of the top 100 keeps R@100
+    assert "Judged@10" not in vicuna["vs_baseline"]
+
+
+def test_per_query_table_has_deltas(dl19, tmp_path):
+    text = ours(tmp_path, [dl19["vicuna"]], dl19["qrels"], ["nDCG@10"], baseline=str(dl19["bm25"]),
+                per_query=True)
+    data = json.loads(ours(tmp_path, [dl19["vicuna"]], dl19["qrels"], ["nDCG@10"], baseline=str(dl19["bm25"]),
+                           per_query=True, fmt="json"))
+    row = next(line for line in text.splitlines() if line.startswith("1037798 "))
+    qid, _, base, run, delta = row.split()
+    assert float(base) == round(data["runs"][0]["per_query"][qid]["nDCG@10"], 4)
+    assert float(delta) == pytest.approx(float(run) - float(base), abs=1.5e-4)
+
+
+def test_trec_format_several_runs_has_runid_lines(dl19, tmp_path):
+    text = ours(tmp_path, [dl19["bm25"], dl19["vicuna"]], dl19["qrels"], ["nDCG@10"], fmt="trec")
+    assert lines_of(text) == [
+        f"runid                 \tall\t{dl19['bm25']}", "ndcg_cut_10           \tall\t0.5058",
+        f"runid                 \tall\t{dl19['vicuna']}", "ndcg_cut_10           \tall\t0.6682",
+    ]
+
+
+def test_paired_t_test_matches_scipy():
+    from scipy.stats import ttest_rel
+
+    rng = random.Random(3)
+    a = [rng.random() for _ in range(50)]
+    b = [x + rng.gauss(0.05, 0.2) for x in a]
+    assert ev.paired_t_test([y - x for x, y in zip(a, b, strict=True)]) == pytest.approx(
+        ttest_rel(b, a).pvalue, rel=1e-9)
+    assert ev.paired_t_test([0.0] * 10) == 1.0
+    assert ev.paired_t_test([0.1] * 10) == 0.0
+
+
+def exact_sign_flip_p(diffs: list[float]) -> float:
+    observed = abs(sum(diffs))
+    flips = list(itertools.product([-1, 1], repeat=len(diffs)))
+    return sum(abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - 1e-12
+               for signs in flips) / len(flips)
+
+
+def test_randomization_test_against_exact_enumeration():
+    rng = random.Random(5)
+    diffs = [rng.gauss(0.05, 0.1) for _ in range(12)]
+    exact = exact_sign_flip_p(diffs)
+    p = ev.randomization_test(diffs, permutations=20_000, seed=1)
+    assert abs(p - exact) < 0.015
+    assert p == ev.randomization_test(diffs, permutations=20_000, seed=1)
+    assert ev.randomization_test([0.0] * 5) == 1.0
+    assert ev.randomization_test([0.2] * 30, permutations=1000) == pytest.approx(1 / 1001)
+
+
+# ---------------------------------------------------------------- measure names
+
+
+@pytest.mark.parametrize("text,keys", [
+    ("nDCG@10", ["ndcg_cut_10"]), ("ndcg_cut.10", ["ndcg_cut_10"]), ("ndcg_cut_10", ["ndcg_cut_10"]),
+    ("MAP", ["map"]), ("map", ["map"]), ("MAP@1000", ["map_cut_1000"]), ("R@100", ["recall_100"]),
+    ("recall.100", ["recall_100"]), ("P@10", ["P_10"]), ("P.10", ["P_10"]), ("MRR", ["recip_rank"]),
+    ("recip_rank", ["recip_rank"]), ("Judged@10", ["judged_10"]), ("judged.10", ["judged_10"]),
+    ("ndcg_cut.5,10", ["ndcg_cut_5", "ndcg_cut_10"]), ("nDCG@10,MAP", ["ndcg_cut_10", "map"]),
+    ("success", ["success_1", "success_5", "success_10"]), ("bpref", ["bpref"]), ("nDCG", ["ndcg"]),
+])
+def test_measure_names(text, keys):
+    assert [m.key for m in ev.parse_measures([text])] == keys
+
+
+def test_measure_display_and_depth():
+    names = [(m.name, m.depth) for m in ev.parse_measures(["ndcg_cut.10", "map_cut.1000", "MRR@10", "bpref"])]
+    assert names == [("nDCG@10", None), ("MAP@1000", None), ("MRR@10", 10), ("bpref", None)]
+
+
+@pytest.mark.parametrize("text", ["nDCG@0", "foo", "judged", "map.10", "P@x", "gm_map"])
+def test_unknown_measures(text):
+    with pytest.raises(InputError, match="unknown measure|cutoff|needs a cutoff"):
+        ev.parse_measures([text])
+
+
+# ---------------------------------------------------------------- the fast run reader
+
+
+def reference_read(text: str) -> dict | tuple[int, str]:
+    """A plain line-by-line reader: the result, or (line, message) of the first error."""
+    run: dict[str, dict[str, float]] = {}
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            return number, "expected 6 columns"
+        try:
+            score = float(parts[4])
+        except ValueError:
+            return number, "is not a number"
+        if not math.isfinite(score):
+            return number, "not finite"
+        docs = run.setdefault(parts[0], {})
+        if parts[2] in docs:
+            return number, "appears twice"
+        docs[parts[2]] = score
+    return run if run else (0, "run is empty")
+
+
+_token = st.sampled_from(["1", "2", "d1", "d2", "d3", "Q0", "0.5", "-1", "nan", "x"])
+_line = st.one_of(
+    st.tuples(st.sampled_from(["1", "2", "3"]), st.just("Q0"), st.sampled_from(["a", "b", "c", "d", "e"]),
+              st.just("1"), st.sampled_from(["1.5", "2", "-0.25", "1e3", "inf", "abc"]), st.just("t"))
+    .map(list),
+    st.lists(_token, min_size=0, max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(_line, st.sampled_from([" ", "\t", "  "]), st.sampled_from(["\n", "\r\n"])),
+                     max_size=12), chunk=st.sampled_from([7, 16, 40, 1 << 22]))
+def test_fast_reader_equals_line_reader(tmp_path_factory, rows, chunk):
+    text = "".join(sep.join(tokens) + end for tokens, sep, end in rows)
+    path = tmp_path_factory.mktemp("r") / "run.trec"
+    path.write_text(text, newline="")
+    expected = reference_read(text)
+    old = trec_format._CHUNK_BYTES
+    trec_format._CHUNK_BYTES = chunk
+    try:
+        if isinstance(expected, dict):
+            assert read_run_scores(str(path)) == expected
+            try:
+                streamed = dict(trec_format.iter_run_queries(str(path)))
+            except trec_format.RunNotGrouped:
+                streamed = expected
+            assert streamed == expected
+        else:
+            number, message = expected
+            with pytest.raises(InputError, match=message) as err:
+                read_run_scores(str(path))
+            assert err.value.line == (number or None)
+    finally:
+        trec_format._CHUNK_BYTES = old
+
+
+def test_iter_run_queries_refuses_ungrouped_runs(tmp_path):
+    path = tmp_path / "r.trec"
+    path.write_text("1 Q0 a 1 2 t\n2 Q0 a 1 2 t\n" + "1 Q0 b 2 1 t\n")
+    old = trec_format._CHUNK_BYTES
+    trec_format._CHUNK_BYTES = 13
+    try:
+        with pytest.raises(trec_format.RunNotGrouped):
+            list(trec_format.iter_run_queries(str(path)))
+    finally:
+        trec_format._CHUNK_BYTES = old
+    assert read_run_scores(str(path)) == {"1": {"a": 2.0, "b": 1.0}, "2": {"a": 2.0}}
+
+
+# ---------------------------------------------------------------- bad input through the real CLI
+
+
+def test_cli_default_table_and_tie_warning(cli, tmp_path, dl19):
+    path, facts = messy_run(dl19, tmp_path)
+    result = cli("eval", path, "--qrels", dl19["qrels"], "-l", "2")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.decode().splitlines()
+    assert table[0].split() == ["run", "nDCG@10", "nDCG@5", "MAP@1000", "R@100", "Judged@10", "missed"]
+    assert table[1].split()[-1] == "3"
+    err = result.stderr.decode()
+    assert f"{facts['ties']} hits in" in err and "3 of 43 qrels queries are not in the run" in err
+    assert "1 run queries are not in the qrels" in err
+
+
+BAD = [
+    ("run", "1 Q0 d1 1 3.5\n", ":1: expected 6 columns"),
+    ("run", "", "run is empty"),
+    ("run", "1 Q0 d1 1 3.5 t\n1 Q0 d1 2 2.0 t\n", ":2: docid 'd1' appears twice"),
+    ("run", "nope Q0 d1 1 3.5 t\n", "none of the run's queries is in the qrels"),
+    ("qrels", "1 0 d1 1 x\n", ":1: expected 4 columns"),
+    ("qrels", "1 0 d1 0\n2 0 d2 1\n", "no relevant document"),
+    ("measure", "foo", "unknown measure 'foo'; valid: short forms nDCG@k"),
+]
+
+
+@pytest.mark.parametrize("kind,content,message", BAD)
+def test_cli_bad_input(cli, tmp_path, kind, content, message):
+    run = tmp_path / "run.trec"
+    qrels = tmp_path / "qrels.txt"
+    run.write_text(content if kind == "run" else "1 Q0 d1 1 3.5 t\n")
+    qrels.write_text(content if kind == "qrels" else "1 0 d1 1\n")
+    out = tmp_path / "out.txt"
+    measure = content if kind == "measure" else "nDCG@10"
+    result = cli("eval", run, "--qrels", qrels, "-m", measure, "-o", out)
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.txt.*"))
