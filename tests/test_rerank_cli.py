@@ -127,6 +127,7 @@ class FakeServer(BaseHTTPRequestHandler):
 
     calls: list[dict] = []
     throttle = [True]
+    delay = [0.0]
 
     def log_message(self, *args):  # quiet
         pass
@@ -154,6 +155,7 @@ class FakeServer(BaseHTTPRequestHandler):
             self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
             return
         self.calls.append(body)
+        time.sleep(self.delay[0])
         texts = [m.group(2) for msg in body["messages"] if msg["role"] == "user"
                  for m in [PASSAGE_RE.match(msg["content"])] if m]
         order = sorted(range(len(texts)), key=lambda i: hashlib.md5(texts[i].encode()).hexdigest())
@@ -217,6 +219,39 @@ def test_shards_merged_from_the_cli_equal_unsharded(cli, samples, server, tmp_pa
     result = cli("merge", tmp_path / "shard0.trec", tmp_path / "shard0.trec", "-o", tmp_path / "bad.trec")
     assert result.returncode == 2 and b"two shards" in result.stderr
     assert not (tmp_path / "bad.trec").exists()
+
+
+def test_sigterm_stops_cleanly_then_resume_finishes(cli, samples, server, tmp_path):
+    FakeServer.throttle[0] = False
+    run = small_run(samples, tmp_path / "run.trec", 4)
+    args = [sys.executable, "-m", "rearank_cli", "rerank", str(run), "--candidates",
+            str(samples / "dl19-bm25-top100.candidates.json.gz"), "--backend", "openai", "--base-url", server,
+            "--model", "served-model", "--depth", "30", "--max-inflight", "1"]
+    assert subprocess.run([*args, "-o", str(tmp_path / "full.trec")], cwd=ROOT, capture_output=True).returncode == 0
+    out, trace = tmp_path / "out.trec", tmp_path / "out.trec.trace.jsonl"
+    FakeServer.delay[0] = 0.3
+    try:
+        process = subprocess.Popen([*args, "-o", str(out)], cwd=ROOT, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not (trace.exists() and trace.read_bytes().count(b"\n") >= 2):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        FakeServer.delay[0] = 0.0
+    assert process.returncode == 128 + signal.SIGTERM, stderr.decode()
+    assert b"SIGTERM" in stderr and b"--resume" in stderr
+    assert not out.exists()
+    assert trace.read_bytes().endswith(b"\n")
+    done = len(records(trace))
+    assert 1 <= done < 8
+    result = cli("rerank", *args[4:], "-o", out, "--resume")
+    assert result.returncode == 0, result.stderr.decode()
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    assert manifest["summary"]["windows"]["replayed"] == done
+    assert manifest["summary"]["windows"]["generated"] == 8 - done
+    assert out.read_bytes() == (tmp_path / "full.trec").read_bytes()
 
 
 def test_unreachable_server_fails_before_any_work(cli, samples, tmp_path):
