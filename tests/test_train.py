@@ -209,10 +209,52 @@ def test_train_changes_weights_and_saves_a_loadable_model(trained, tiny_model):
     assert output.shape[1] == inputs["input_ids"].shape[1] + 4 or output[0, -1] == tokenizer.eos_token_id
 
 
+def in_process(*args) -> int:
+    """The real CLI in this process (torch is already imported here: saves a subprocess start per run)."""
+    from rearank_cli.cli import run
+
+    return run([str(a) for a in args])
+
+
 @pytest.mark.slow
-def test_prompts_over_the_limit_are_dropped(cli, samples, tiny_model, dl19_samples, tmp_path):
-    result = cli("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
-                 "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1")
-    assert result.returncode == 2
-    assert b"every prompt is longer than --max-prompt-length 100" in result.stderr
-    assert b"dropped with prompts over 100 tokens" in result.stderr
+def test_prompts_over_the_limit_are_dropped(samples, tiny_model, dl19_samples, tmp_path, capsys, caplog):
+    code = in_process("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
+                      "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1")
+    assert code == 2
+    assert "every prompt is longer than --max-prompt-length 100" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_resume_from_the_newest_checkpoint(samples, tiny_model, dl19_samples, trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(trained["out"], out)
+    code = in_process("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
+                      "-o", out, "--max-steps", "3", "--num-generations", "4", "--prompts-per-step", "2",
+                      "--max-completion-length", "12", "--max-prompt-length", "32768", "--resume-from", "auto")
+    assert code == 0
+    manifest = json.loads((out / "rearank_train.json").read_text())
+    assert manifest["result"]["resumed_from"].endswith("checkpoint-2")
+    assert manifest["result"]["global_step"] == 3
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s] == sorted(s for s in steps if s) and 3 in steps  # log appended, not reset
+
+
+@pytest.mark.slow
+def test_lora_is_merged_into_the_saved_model(samples, tiny_model, dl19_samples, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "out"
+    code = in_process("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
+                      "-o", out, "--max-steps", "1", "--num-generations", "4", "--prompts-per-step", "2", "--lora",
+                      "--lora-r", "4", "--lr", "1e-2", "--max-completion-length", "12", "--max-prompt-length", "32768")
+    assert code == 0
+    before = load_file(tiny_model / "model.safetensors")
+    after = load_file(out / "model.safetensors")
+    assert before.keys() == after.keys()  # a plain model, no adapter weights
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert (out / "adapter" / "adapter_config.json").exists()
+    assert (out / "tokenizer_config.json").exists()
