@@ -875,6 +875,25 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
     return manifest
 
 
+class _Progress:
+    """A tqdm bar on a terminal; on a log file (SLURM), one progress line every `interval` seconds."""
+
+    def __init__(self, bar: Any, total: int, interval: float = 60.0) -> None:
+        self.bar, self.total, self.interval = bar, total, interval
+        self.done = 0
+        self.began = self.last = time.monotonic()
+
+    def __call__(self, count: int) -> None:
+        self.bar.update(count)
+        self.done += count
+        now = time.monotonic()
+        if self.bar.disable and now - self.last >= self.interval:
+            self.last = now
+            rate = self.done / max(now - self.began, 1e-9)
+            eta = (self.total - self.done) / rate if rate else float("inf")
+            log.info("%d/%d windows, %.3f windows/s, about %.0f min left", self.done, self.total, rate, eta / 60)
+
+
 async def _drive(queries: list[QueryInput], backend: Backend, settings: RerankSettings,
                  journal: Journal | None, remaining: int) -> RerankResult:
     """Start the backend (only if there is work), run with a progress bar and signal handlers, close."""
@@ -884,13 +903,14 @@ async def _drive(queries: list[QueryInput], backend: Backend, settings: RerankSe
     stop = asyncio.Event()
     remove = install_stop_handlers(loop, stop)
     bar = tqdm(total=remaining, unit="window", desc="rerank", file=sys.stderr, disable=None, dynamic_ncols=True)
+    progress = _Progress(bar, remaining)
     try:
         if remaining:
             await _run_until_stopped(backend.start(), stop)
         if journal is not None:
             journal.open()
         try:
-            return await rerank_queries(queries, backend, settings, journal, progress=bar.update, stop=stop)
+            return await rerank_queries(queries, backend, settings, journal, progress=progress, stop=stop)
         except Interrupted:
             signum = (getattr(stop, "received", None) or [signal.SIGINT])[0]
             where = f"; {journal.path} holds every finished window: rerun with --resume" if journal else ""
