@@ -258,3 +258,20 @@ def test_lora_is_merged_into_the_saved_model(samples, tiny_model, dl19_samples, 
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert (out / "adapter" / "adapter_config.json").exists()
     assert (out / "tokenizer_config.json").exists()
+
+
+@pytest.mark.slow
+def test_rerank_loads_the_trained_model(samples, trained, tmp_path):
+    """`rearank rerank --model OUT_DIR --backend hf` on one DL19 query (5 candidates, one window)."""
+    lines = (samples / "dl19-bm25-top100.trec").read_text().splitlines()[:5]
+    run = tmp_path / "one.trec"
+    run.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "rr.trec"
+    code = in_process("rerank", run, "--model", trained["out"], "--backend", "hf", "--candidates",
+                      samples / "dl19-bm25-top100.candidates.json.gz", "--window", "5", "--step", "5",
+                      "--depth", "5", "--max-tokens", "4", "-o", out)
+    assert code == 0
+    reranked = [line.split() for line in out.read_text().splitlines()]
+    assert sorted(parts[2] for parts in reranked) == sorted(line.split()[2] for line in lines)
+    trace = [json.loads(line) for line in out.with_name("rr.trec.trace.jsonl").read_text().splitlines()]
+    assert any(record.get("completion_tokens") for record in trace)  # the trained model generated
