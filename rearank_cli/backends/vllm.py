@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import sys
 import threading
 from collections import Counter, OrderedDict
@@ -34,6 +35,7 @@ from rearank_cli.errors import InputError, require
 
 log = logging.getLogger("rearank")
 
+DIGITS_RE = re.compile(r"\d+")
 ANSWER_OPEN, ANSWER_CLOSE, THINK_CLOSE = "<answer>", "</answer>", "</think>"
 #: new tokens allowed per ranked id when completing an answer (`[12] > ` is at most ~8 tokens)
 RECOVERY_TOKENS_PER_ID = 8
@@ -82,8 +84,9 @@ def recovery_split(text: str) -> tuple[str, str]:
 
 
 def route_key(messages: Sequence[Message]) -> str:
-    """What identifies a query's requests: the system prompt and the first user turn (it holds the query)."""
-    head = "\x00".join(m.get("content", "") for m in messages[:2])
+    """What identifies a query's requests: the system prompt and the first user turn (it holds the query),
+    numbers blanked out (that turn also names the window size, which may change for a query's last window)."""
+    head = DIGITS_RE.sub("#", "\x00".join(m.get("content", "") for m in messages[:2]))
     return hashlib.blake2b(head.encode(), digest_size=8).hexdigest()
 
 
@@ -112,7 +115,12 @@ class _AsyncEngine:
         return _render(self.engine, prompt_ids)
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        engine, self.engine = self.engine, None
+        engine.shutdown()
+
+
+#: in-process engines share vLLM's module-level forward context: one of them steps at a time
+_STEP_LOCK = threading.Lock()
 
 
 class _ThreadedEngine:
@@ -120,7 +128,9 @@ class _ThreadedEngine:
 
     The event loop hands requests over through a locked queue; the thread adds them, steps the engine
     while anything is unfinished, and resolves each request's future when it finishes. Model compute
-    releases the GIL, so the event loop keeps building prompts meanwhile.
+    releases the GIL, so the event loop keeps building prompts meanwhile. vLLM keeps per-step state in
+    module globals (the forward context), so several in-process engines (replicas) take turns to step:
+    real data parallelism needs the multiprocess engine.
     """
 
     kind = "LLMEngine (in-process)"
@@ -174,7 +184,8 @@ class _ThreadedEngine:
         try:
             from vllm.v1.engine.llm_engine import LLMEngine
 
-            self.engine = LLMEngine.from_engine_args(engine_args)
+            with _STEP_LOCK:
+                self.engine = LLMEngine.from_engine_args(engine_args)
         except BaseException as exc:  # noqa: BLE001  (re-raised in the constructor's thread)
             self._error = exc
             self._ready.set()
@@ -207,7 +218,9 @@ class _ThreadedEngine:
             if aborts:
                 engine.abort_request(aborts)
             if engine.has_unfinished_requests():
-                for output in engine.step():
+                with _STEP_LOCK:
+                    outputs = engine.step()
+                for output in outputs:
                     if output.finished:
                         self._resolve(output.request_id, result=output)
 

