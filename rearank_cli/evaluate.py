@@ -193,6 +193,7 @@ class Evaluator:
         self.qids = sorted(qrels)
         self.measures = list(measures)
         self.level = level
+        self.cutoffs = sorted({m.cutoff for m in measures if m.judged or m.depth})  # type: ignore[type-var]
         trec = sorted({m.request for m in measures if not m.judged and not m.depth})
         self.main = pytrec_eval.RelevanceEvaluator(qrels, trec, relevance_level=level) if trec else None
         depths = sorted({m.depth for m in measures if m.depth})
@@ -211,10 +212,11 @@ class Evaluator:
     def _scan(self, path: str, queries: Iterator[tuple[str, dict[str, float]]], batch_hits: int) -> RunResult:
         result = RunResult(path, self.measures, {m: {} for m in self.measures}, {}, [])
         batch: dict[str, dict[str, float]] = {}
+        tops: dict[str, dict[int, list[str]]] = {}
         size = 0
         for qid, docs in queries:
             result.hits += len(docs)
-            ties = len(docs) - len(set(docs.values()))
+            ties, tops[qid] = query_facts(docs, self.cutoffs)
             if ties:
                 result.tied_hits += ties
                 result.tied_queries += 1
@@ -224,25 +226,26 @@ class Evaluator:
             batch[qid] = docs
             size += len(docs)
             if size >= batch_hits:
-                self._measure(batch, result)
-                batch, size = {}, 0
-        self._measure(batch, result)
+                self._measure(batch, tops, result)
+                batch, tops, size = {}, {}, 0
+        self._measure(batch, tops, result)
         return self._finish(result)
 
-    def _measure(self, batch: dict[str, dict[str, float]], result: RunResult) -> None:
-        """Per-query values of a batch of queries (all of them in the qrels)."""
+    def _measure(self, batch: dict[str, dict[str, float]], tops: dict[str, dict[int, list[str]]],
+                 result: RunResult) -> None:
+        """Per-query values of a batch of queries (all of them in the qrels); `tops`: their top-k docids."""
         if not batch:
             return
         values = self.main.evaluate(batch) if self.main else {}
         for depth, evaluator in self.truncated.items():
-            top = {qid: {d: docs[d] for d in top_k(docs, depth)} for qid, docs in batch.items()}
+            top = {qid: {d: docs[d] for d in tops[qid][depth]} for qid, docs in batch.items()}
             for qid, got in evaluator.evaluate(top).items():
                 values.setdefault(qid, {})[f"recip_rank@{depth}"] = got["recip_rank"]
         for measure in self.measures:
             store = result.per_query[measure]
             if measure.judged:
-                for qid, docs in batch.items():
-                    store[qid] = judged_at(docs, self.qrels[qid], measure.cutoff or 0)
+                for qid in batch:
+                    store[qid] = judged_share(tops[qid][measure.cutoff or 0], self.qrels[qid])
             else:
                 key = f"recip_rank@{measure.depth}" if measure.depth else measure.key
                 for qid in batch:
@@ -285,10 +288,33 @@ def top_k(docs: dict[str, float], k: int) -> list[str]:
     return [docid for _, docid in heapq.nlargest(k, candidates)]
 
 
-def judged_at(docs: dict[str, float], judged: dict[str, int], k: int) -> float:
-    """Share of the top k docs (trec_eval order) that have a qrels label, any label."""
-    top = top_k(docs, k)
+def judged_share(top: Sequence[str], judged: dict[str, int]) -> float:
+    """Share of the docs in `top` that have a qrels label, any label (Judged@k of the top k)."""
     return sum(1 for docid in top if docid in judged) / len(top) if top else 0.0
+
+
+def query_facts(docs: dict[str, float], cutoffs: Sequence[int]) -> tuple[int, dict[int, list[str]]]:
+    """(number of hits tied with another hit, {k: the top k docids}) of one query, vectorized.
+
+    The top k is a set in trec_eval's order (score descending, ties by docid descending), as `top_k`.
+    """
+    import numpy as np
+
+    values = np.fromiter(docs.values(), dtype=np.float64, count=len(docs))
+    ordered = np.sort(values)
+    ties = int(np.count_nonzero(ordered[1:] == ordered[:-1]))
+    tops: dict[int, list[str]] = {}
+    keys: list[str] | None = None
+    for k in cutoffs:
+        if len(docs) <= k:
+            tops[k] = list(docs)
+            continue
+        keys = keys or list(docs)
+        picked = [keys[i] for i in np.flatnonzero(values >= ordered[len(docs) - k]).tolist()]
+        if len(picked) > k:  # ties at the cut: trec_eval keeps the larger docids
+            picked = [d for _, d in heapq.nlargest(k, [(docs[d], d) for d in picked])]
+        tops[k] = picked
+    return ties, tops
 
 
 # ---------------------------------------------------------------- checks on the qrels

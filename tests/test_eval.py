@@ -376,3 +376,15 @@ def test_cli_bad_input(cli, tmp_path, kind, content, message):
     assert result.returncode == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".out.txt.*"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(scores=st.lists(st.sampled_from([0.0, 1.0, 1.5, 2.0, -3.0, 7.25]), min_size=1, max_size=30),
+       k=st.integers(1, 12))
+def test_query_facts_top_k_follows_trec_eval_order(scores, k):
+    docs = {f"d{i:02d}": s for i, s in enumerate(scores)}
+    ties, tops = ev.query_facts(docs, [k])
+    assert ties == len(scores) - len(set(scores))
+    hits = trec_format.trec_order(list(docs.items()))
+    assert sorted(tops[k]) == sorted(d for d, _ in hits[:k])
+    assert ev.top_k(docs, k) == [d for d, _ in hits[:k]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import groupby
 from operator import itemgetter
 
 from rearank_cli.errors import InputError
@@ -87,8 +86,8 @@ def _decode_or_fail(block: bytes, number: int, path: str) -> str:
 class _RunParser:
     """Parses blocks of run lines into `{qid: {docid: score}}`.
 
-    The fast path splits a whole block at once (C speed) and falls back to the line-by-line
-    parser, which names the line at fault, whenever anything in the block looks wrong.
+    The fast path parses a block with no per-line checks (they are done once per block) and falls back
+    to the line-by-line parser, which names the line at fault, whenever anything in the block is wrong.
     """
 
     def __init__(self, path: str, flushed: set[str] | None = None) -> None:
@@ -103,21 +102,23 @@ class _RunParser:
             self._slow(number, text)
 
     def _fast(self, text: str) -> bool:
-        tokens = text.split()
-        if not tokens:
-            return True
-        lengths = list(map(len, map(str.split, text.split("\n"))))
-        if lengths.count(6) != len(lengths) - lengths.count(0):
-            return False
-        qids, docids = tokens[0::6], tokens[2::6]
+        lines = text.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        local: RunScores = {}
+        current = None
+        docs: dict[str, float] = {}
         try:
-            scores = list(map(float, tokens[4::6]))
-        except ValueError:
+            for qid, _, docid, _, score, _ in map(str.split, lines):
+                if qid != current:
+                    current = qid
+                    docs = local.setdefault(qid, {})
+                docs[docid] = float(score)
+        except ValueError:  # a line without 6 columns, a blank line or a bad score: the slow path says which
             return False
-        if not math.isfinite(sum(scores)):
+        if sum(map(len, local.values())) != len(lines):  # a docid repeated within the block
             return False
-        local = _group(qids, docids, scores)
-        if local is None or not self._fits(local):
+        if not all(math.isfinite(sum(docs.values())) for docs in local.values()) or not self._fits(local):
             return False
         for qid, docs in local.items():
             have = self.run.get(qid)
@@ -125,7 +126,7 @@ class _RunParser:
                 self.run[qid] = docs
             else:
                 have.update(docs)
-        self.last_qid = qids[-1]
+        self.last_qid = current
         return True
 
     def _fits(self, local: RunScores) -> bool:
@@ -162,26 +163,6 @@ class _RunParser:
                 raise InputError(f"docid {docid!r} appears twice in query {qid!r}", path, number)
             docs[docid] = score
             self.last_qid = qid
-
-
-def _group(qids: list[str], docids: list[str], scores: list[float]) -> RunScores | None:
-    """`{qid: {docid: score}}` of parallel columns, or None if a docid repeats within a query."""
-    local: RunScores = {}
-    start = 0
-    for qid, group in groupby(qids):
-        end = start + len(list(group))
-        docs = dict(zip(docids[start:end], scores[start:end], strict=True))
-        if len(docs) != end - start:
-            return None
-        have = local.get(qid)
-        if have is None:
-            local[qid] = docs
-        elif have.keys().isdisjoint(docs):
-            have.update(docs)
-        else:
-            return None
-        start = end
-    return local
 
 
 def read_run_scores(path: str, *, allow_empty: bool = False) -> RunScores:

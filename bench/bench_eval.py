@@ -1,0 +1,138 @@
+"""Benchmark `rearank eval` against trec_eval on a synthetic run (10,000 queries x 1,000 docs by default).
+
+Measured in the same run, on the same files in a temporary folder:
+  1. reading TREC text: `read_run_scores` and the streaming `iter_run_queries` (lines/s) against
+     pytrec_eval.parse_run, the usual way to read a run for pytrec_eval;
+  2. end to end, each as a fresh process (wall time and peak RSS of the process tree):
+     `rearank eval RUN --qrels QRELS` (5 default measures: nDCG@10, nDCG@5, MAP@1000, R@100, Judged@10);
+     pyserini's trec_eval (`pyserini.eval.trec_eval`, the 4 trec_eval measures; it also reads the run
+     with pandas); and the bare C trec_eval that pyserini wraps (`java -cp anserini.jar trec_eval`).
+Prints ratios (ours / baseline: below 1 is faster or smaller). Usage:
+    .venv/bin/python bench/bench_eval.py [--queries 10000] [--docs 1000] [--skip-pyserini]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TREC_MEASURES = ["-m", "ndcg_cut.5,10", "-m", "map_cut.1000", "-m", "recall.100"]
+
+
+def make_files(folder: Path, queries: int, docs: int, seed: int = 0) -> tuple[Path, Path]:
+    """A run with `queries` x `docs` lines (distinct scores) and qrels with ~50 labels per query."""
+    rng = random.Random(seed)
+    run, qrels = folder / "run.trec", folder / "qrels.txt"
+    with open(run, "w") as out_run, open(qrels, "w") as out_qrels:
+        for q in range(queries):
+            qid = str(100_000 + q)
+            ids = rng.sample(range(5_000_000), docs)
+            out_run.write("".join(f"{qid} Q0 D{d} {r} {docs - r + 0.5:.4f} synthetic\n"
+                                  for r, d in enumerate(ids, 1)))
+            judged = ids[:40:2] + rng.sample(range(5_000_000), 30) + [ids[3]]
+            out_qrels.write("".join(f"{qid} 0 D{d} {rng.choice((0, 0, 1, 2, 3))}\n"
+                                    for d in dict.fromkeys(judged)))
+            out_qrels.write(f"{qid} 0 D{ids[1]} 3\n" if ids[1] not in judged else "")
+    return run, qrels
+
+
+def timed_process(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB of the process tree, stdout) of a command."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+        return wall, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def java_env() -> tuple[dict, str]:
+    from rearank_cli import jvm
+
+    home, jar = jvm.java_home(), jvm.anserini_jar()
+    env = dict(os.environ, JAVA_HOME=home, PATH=os.path.join(home, "bin") + os.pathsep + os.environ["PATH"])
+    return env, jar
+
+
+def bench_reading(run: Path, lines: int) -> None:
+    import gc
+
+    import pytrec_eval
+
+    from rearank_cli.formats.trec import iter_run_queries, read_run_scores
+
+    def clock(fn) -> float:
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def stream() -> None:
+        for _ in iter_run_queries(str(run)):
+            pass
+
+    def parse_run() -> None:
+        with open(run) as handle:
+            pytrec_eval.parse_run(handle)
+
+    base = clock(parse_run)
+    whole = clock(lambda: read_run_scores(str(run)))
+    streamed = clock(stream)
+    print(f"reading {lines:,} lines of TREC text:")
+    print(f"  pytrec_eval.parse_run     {base:7.2f} s  {lines / base / 1e6:5.2f} M lines/s  (baseline)")
+    print(f"  read_run_scores (whole)   {whole:7.2f} s  {lines / whole / 1e6:5.2f} M lines/s  x{base / whole:.2f}")
+    print(f"  iter_run_queries (stream) {streamed:7.2f} s  {lines / streamed / 1e6:5.2f} M lines/s  "
+          f"x{base / streamed:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=10_000)
+    parser.add_argument("--docs", type=int, default=1_000)
+    parser.add_argument("--skip-pyserini", action="store_true", help="only the bare trec_eval baseline")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
+        start = time.perf_counter()
+        run, qrels = make_files(Path(tmp), args.queries, args.docs)
+        lines = args.queries * args.docs
+        print(f"synthetic run: {lines:,} lines, {run.stat().st_size / 2**20:.0f} MiB "
+              f"(made in {time.perf_counter() - start:.0f} s)")
+        bench_reading(run, lines)
+        env, jar = java_env()
+        ours = timed_process([sys.executable, "-m", "rearank_cli", "eval", str(run), "--qrels", str(qrels),
+                              "--format", "trec"])
+        bare = timed_process(["java", "-cp", jar, "trec_eval", "-c", *TREC_MEASURES, str(qrels), str(run)], env)
+        rows = [("rearank eval (5 measures)", ours, None), ("trec_eval, bare C via java", bare, ours)]
+        if not args.skip_pyserini:
+            code = ("from rearank_cli import jvm; jvm.start(); import sys; "
+                    "from pyserini.eval.trec_eval import trec_eval; trec_eval(['trec_eval', *sys.argv[1:]])")
+            pyserini = timed_process([sys.executable, "-c", code, "-c", *TREC_MEASURES, str(qrels), str(run)], env)
+            rows.append(("pyserini trec_eval", pyserini, ours))
+        print("end to end (fresh processes; peak RSS of the process tree):")
+        for name, (wall, rss, _), against in rows:
+            ratio = f"  ours/this: time x{ours[0] / wall:.2f}, memory x{ours[1] / rss:.2f}" if against else ""
+            print(f"  {name:28s} {wall:7.2f} s  {rss:7.0f} MiB{ratio}")
+        same = sorted(line.split("\t")[0].strip() + line.split("\t")[2]
+                      for line in bare[2].splitlines()) == sorted(
+            line.split("\t")[0].strip() + line.split("\t")[2] for line in ours[2].splitlines()
+            if not line.startswith("judged"))
+        print(f"same numbers as trec_eval: {same}")
+
+
+if __name__ == "__main__":
+    main()
