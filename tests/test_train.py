@@ -101,6 +101,23 @@ def test_config_file_and_flags(tmp_path):
         read_config(str(toml))
 
 
+def test_shipped_configs_are_valid():
+    import dataclasses
+
+    import yaml
+    from trl import GRPOConfig
+
+    root = Path(__file__).resolve().parent.parent
+    values = read_config(str(root / "configs" / "train.toml"))
+    s = merge_settings(values, {"train_file": "t.jsonl", "qrels": "q", "output": "o"}, {})
+    s.check()
+    assert (s.num_generations, s.prompts_per_step, s.lr, s.kl, s.clip) == (32, 128, 1e-6, 0.01, 0.2)
+    assert set(s.trl) <= {f.name for f in dataclasses.fields(GRPOConfig)}
+    kinds = {name: yaml.safe_load((root / "configs" / "accelerate" / name).read_text())["distributed_type"]
+             for name in ("zero3.yaml", "fsdp2.yaml")}
+    assert kinds == {"zero3.yaml": "DEEPSPEED", "fsdp2.yaml": "FSDP"}
+
+
 def test_read_samples_checks_rows_against_qrels(tmp_path):
     rows = [make_row("q1", ["b", "a", "c", "d"]), make_row("q2", ["y", "x"])]
     good = write_rows(tmp_path / "good.jsonl", rows)
