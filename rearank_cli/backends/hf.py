@@ -25,6 +25,8 @@ from rearank_cli.errors import RearankError, require
 log = logging.getLogger("rearank")
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: how long `close` waits for a running batch (a second SIGTERM/SIGINT exits at once)
+CLOSE_TIMEOUT_S = 900.0
 
 
 @dataclass
@@ -59,6 +61,7 @@ class HfBackend(Backend):
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._busy = threading.Event()
         self.tokenizer: Any = None
         self.model: Any = None
         self.device: str = "cpu"
@@ -147,8 +150,16 @@ class HfBackend(Backend):
             for request in batch:
                 if not request.cancelled.is_set():
                     groups.setdefault(request.sampling, []).append(request)
-            for group in groups.values():
-                self._run_group(group)
+            self._busy.set()
+            try:
+                for group in groups.values():
+                    if self._closing.is_set():
+                        for request in group:
+                            _resolve(request, error=BackendError("backend closed"))
+                    else:
+                        self._run_group(group)
+            finally:
+                self._busy.clear()
 
     def _next_batch(self) -> list[_Request] | None:
         first = self._queue.get()
@@ -230,7 +241,10 @@ class HfBackend(Backend):
             return
         self._closing.set()
         self._queue.put(None)
-        await asyncio.to_thread(self._thread.join, 30)
+        if self._busy.is_set():
+            log.info("waiting for the running batch to stop (it ends after its current forward pass)")
+        # the thread must end before the interpreter does: torch aborts the process otherwise
+        await asyncio.to_thread(self._thread.join, CLOSE_TIMEOUT_S)
         self._thread = None
         while True:
             try:
