@@ -304,3 +304,23 @@ def test_bad_input_is_exit_2_naming_the_culprit(cli, corpus_files, tmp_path):
     assert result.returncode == 2 and b"--trace" in result.stderr
     result = cli("rerank", run, "--topics", folder / "topics.tsv", "--model", "m", "-o", "-")
     assert result.returncode == 2 and b"--corpus" in result.stderr
+
+
+def test_topics_and_corpus_from_stdin_to_stdout(cli, corpus_files, server, tmp_path):
+    FakeServer.throttle[0] = False
+    folder, qids, dropped, run = corpus_files
+    trace = tmp_path / "t.jsonl"
+    result = cli("rerank", "-", "--topics", folder / "topics.tsv", "--corpus", folder / "corpus.jsonl.gz",
+                 "--skip-missing", "--backend", "openai", "--base-url", server, "--model", "served-model",
+                 "--depth", "20", "--trace", trace, "-o", "-", stdin=run.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 100 and {line.split()[0] for line in lines} == {qids[0]}  # qids[1] has no topic
+    assert b"skipped 1 query" in result.stderr
+    assert len(records(trace)) == 1
+    # the same run again with --resume replays the journal: no request reaches the server
+    FakeServer.calls.clear()
+    again = cli("rerank", "-", "--topics", folder / "topics.tsv", "--corpus", folder / "corpus.jsonl.gz",
+                "--skip-missing", "--backend", "openai", "--base-url", server, "--model", "served-model",
+                "--depth", "20", "--trace", trace, "-o", "-", "--resume", stdin=run.read_bytes())
+    assert again.returncode == 0 and again.stdout == result.stdout and FakeServer.calls == []
