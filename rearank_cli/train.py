@@ -265,11 +265,14 @@ def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]
         "shuffle_dataset": True,
         "seed": s.seed,
         "data_seed": s.seed,
-        # Devices: bf16 on CUDA, fp32 on the CPU.
+        # Devices: bf16 autocast on CUDA, fp32 on the CPU. The weights stay fp32 (master copy) in both: with
+        # bf16 weights an update of lr 1e-6 is far below bf16 resolution and most of it would be lost.
+        # The final model is saved in bf16 when trained on CUDA (save_final).
         "use_cpu": not cuda,
         "bf16": cuda,
         "fp16": False,
-        "model_init_kwargs": {"dtype": "bfloat16" if cuda else "float32"},
+        "model_init_kwargs": {"dtype": "float32"},
+        "gradient_checkpointing": True,
         # Rollouts.
         "use_vllm": s.use_vllm,
         "vllm_mode": s.vllm_mode,
@@ -408,18 +411,19 @@ def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_
     started = time.time()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
-    save_final(trainer, s, tokenizer)
+    save_final(trainer, s, tokenizer, "bfloat16" if cuda else "float32")
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
     return {"global_step": trainer.state.global_step, "train_seconds": round(seconds, 1),
             "train_loss": output.training_loss, "last_log": history[-1] if history else {},
             "resumed_from": resume}
 
 
-def save_final(trainer: Any, s: TrainSettings, tokenizer: Any) -> None:
+def save_final(trainer: Any, s: TrainSettings, tokenizer: Any, dtype: str) -> None:
     """Save the final model + tokenizer + chat template into OUT_DIR (LoRA merged into the base weights).
 
     The files are written to a temporary folder inside OUT_DIR and moved into place at the end, so OUT_DIR
-    never holds a half-written model. With LoRA the adapter is kept in OUT_DIR/adapter as well.
+    never holds a half-written model. With LoRA the adapter is kept in OUT_DIR/adapter as well. `dtype` is
+    the dtype of the saved weights (bfloat16 after CUDA training, float32 on the CPU).
     """
     out = Path(s.output)
     tmp = out / ".final.tmp"
@@ -429,7 +433,9 @@ def save_final(trainer: Any, s: TrainSettings, tokenizer: Any) -> None:
     trainer.save_model(str(tmp))  # every process takes part (ZeRO-3 / FSDP gather the full weights)
     if trainer.accelerator.is_main_process:
         if s.lora:
-            merge_lora(s.model, tmp, tokenizer)
+            merge_lora(s.model, tmp, dtype)
+        else:
+            rewrite_dtype(tmp, dtype)
         tokenizer.save_pretrained(str(tmp))
         for item in tmp.iterdir():
             target = out / item.name
@@ -440,7 +446,27 @@ def save_final(trainer: Any, s: TrainSettings, tokenizer: Any) -> None:
     trainer.accelerator.wait_for_everyone()
 
 
-def merge_lora(base: str, folder: Path, tokenizer: Any) -> None:
+def weight_files(folder: Path) -> list[Path]:
+    """The model weight files of a saved checkpoint folder."""
+    return [*folder.glob("*.safetensors"), *folder.glob("*.safetensors.index.json"), *folder.glob("*.bin")]
+
+
+def rewrite_dtype(folder: Path, dtype: str) -> None:
+    """Re-save the model in `folder` with weights in `dtype` (no-op when its config already says so)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(folder))
+    if str(getattr(config, "dtype", "")).removeprefix("torch.") == dtype:
+        return
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype))
+    for path in weight_files(folder):
+        if path.name != "training_args.bin":
+            path.unlink()
+    model.save_pretrained(str(folder))
+
+
+def merge_lora(base: str, folder: Path, dtype: str) -> None:
     """Replace the adapter saved in `folder` by the full merged model (the adapter moves to folder/adapter)."""
     import torch
     from peft import PeftModel
@@ -451,8 +477,7 @@ def merge_lora(base: str, folder: Path, tokenizer: Any) -> None:
     for item in list(folder.iterdir()):
         if item != adapter:
             os.replace(item, adapter / item.name)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16 if torch.cuda.is_available()
-                                                 else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, dtype))
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(folder))
 

@@ -292,3 +292,22 @@ def test_rerank_loads_the_trained_model(samples, trained, tmp_path):
     assert sorted(parts[2] for parts in reranked) == sorted(line.split()[2] for line in lines)
     trace = [json.loads(line) for line in out.with_name("rr.trec.trace.jsonl").read_text().splitlines()]
     assert any(record.get("completion_tokens") for record in trace)  # the trained model generated
+
+
+def test_final_model_is_rewritten_in_bf16_after_gpu_training(tiny_model, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from rearank_cli.train import rewrite_dtype
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    rewrite_dtype(folder, "bfloat16")
+    assert {t.dtype for t in load_file(folder / "model.safetensors").values()} == {torch.bfloat16}
+    assert AutoModelForCausalLM.from_pretrained(folder).dtype == torch.bfloat16
+    before = (folder / "model.safetensors").stat().st_mtime_ns
+    rewrite_dtype(folder, "bfloat16")  # already bf16: untouched
+    assert (folder / "model.safetensors").stat().st_mtime_ns == before
