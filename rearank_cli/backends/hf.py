@@ -62,6 +62,8 @@ class HfBackend(Backend):
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._busy = threading.Event()
+        #: fast tokenizers are not safe to use from two threads at once ("Already borrowed")
+        self._tokenizer_lock = threading.Lock()
         self.tokenizer: Any = None
         self.model: Any = None
         self.device: str = "cpu"
@@ -137,7 +139,8 @@ class HfBackend(Backend):
         """Prompt tokens after the chat template."""
         if self.tokenizer is None:
             return None
-        return len(self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:
+            return len(self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"])
 
     # -- the worker thread -------------------------------------------------------------------
 
@@ -207,8 +210,10 @@ class HfBackend(Backend):
                 return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
         sampling = group[0].sampling
-        texts = [self.prompt_text(request.messages) for request in group]
-        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        with self._tokenizer_lock:
+            texts = [self.prompt_text(request.messages) for request in group]
+            encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = encoded.to(self.device)
         kwargs: dict[str, Any] = {
             "max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self._eos, "stopping_criteria": StoppingCriteriaList([StopWhenCancelled()]),
@@ -228,7 +233,8 @@ class HfBackend(Backend):
         for row, prompt_tokens in zip(output[:, width:].tolist(), prompt_lengths, strict=True):
             end = next((i + 1 for i, token in enumerate(row) if token in self._eos), None)
             tokens = row if end is None else row[:end]
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            with self._tokenizer_lock:
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             results.append(Generation(text=text, prompt_tokens=int(prompt_tokens), completion_tokens=len(tokens),
                                       finish_reason="length" if end is None else "stop"))
         return results
