@@ -201,3 +201,30 @@ def test_any_permutation_is_bounded_and_consistent(order, wrap):
     assert parts.format == parts.list == float(wrap)
     truth = {"labels": [0, 1, 2, 3, 0], "idcg": IDCG, "r_init": R_INIT, "r_best": R_BEST}
     assert compute_score("rearank", text, truth)["score"] == pytest.approx(parts.total)
+
+
+def test_verl_reward_on_augment_parquet_matches_the_qrels_reward(cli, samples, tmp_path):
+    """`rearank augment --format parquet` on DL19, then compute_score on each row as VeRL would call it."""
+    import random
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    from rearank_cli.formats import read_qrels
+
+    out = tmp_path / "train.parquet"
+    result = cli("augment", samples / "dl19-bm25-top100.trec", "--qrels", samples / "dl19-qrels.txt",
+                 "--candidates", samples / "dl19-bm25-top100.candidates.json.gz", "--samples-per-query", "2",
+                 "--format", "parquet", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    qrels = read_qrels(str(samples / "dl19-qrels.txt"))
+    rng = random.Random(0)
+    rows = pq.read_table(out).to_pylist()
+    assert rows
+    for row in rows:
+        extra = row["extra_info"]
+        order = list(range(len(extra["docids"])))
+        rng.shuffle(order)
+        text = "<think>t</think><answer>" + " > ".join(f"[{i + 1}]" for i in order) + "</answer>"
+        verl = compute_score(row["data_source"], text, row["reward_model"]["ground_truth"], extra)
+        ours = score(text, extra["docids"], qrels[extra["qid"]], extra["r_init"], extra["r_best"])
+        assert verl["score"] == pytest.approx(ours.total)
+        assert verl["rank"] == pytest.approx(ours.rank)
