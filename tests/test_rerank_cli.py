@@ -324,3 +324,41 @@ def test_topics_and_corpus_from_stdin_to_stdout(cli, corpus_files, server, tmp_p
                 "--skip-missing", "--backend", "openai", "--base-url", server, "--model", "served-model",
                 "--depth", "20", "--trace", trace, "-o", "-", "--resume", stdin=run.read_bytes())
     assert again.returncode == 0 and again.stdout == result.stdout and FakeServer.calls == []
+
+
+def test_hf_prompt_guard_and_cancellation_in_process(samples, tiny_model):
+    """The prompt-length guard with the real tokenizer, and a clean close with requests cancelled mid-run."""
+    import asyncio
+
+    from rearank_cli.backends.base import Sampling
+    from rearank_cli.backends.hf import HfBackend
+    from rearank_cli.rerank import RerankSettings, load_queries, rerank_queries
+
+    candidates = read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz"))
+    run = {q: candidates.run[q] for q in list(candidates.run)[:2]}
+    queries = load_queries(run, candidates.topics, lambda w: {d: candidates.texts[d] for d in w},
+                           depth=20, prompt="rearank").queries
+
+    async def main():
+        backend = HfBackend(str(tiny_model), batch_size=2)
+        await backend.start()
+        try:
+            full = backend.count_prompt_tokens([{"role": "user", "content": "x " * 100}])
+            assert 100 <= full <= 220
+            backend.context_length = 3000  # a real window is ~6,000 tokens with this tokenizer
+            settings = RerankSettings(depth=20, sampling=Sampling(max_tokens=4))
+            result = await rerank_queries(queries, backend, settings)
+            assert result.stats.shortened == 2 and result.stats.failed == 0
+            # cancel long generations in flight: close() must return and leave nothing running
+            backend.context_length = None
+            long = Sampling(max_tokens=5000)
+            tasks = [asyncio.ensure_future(backend.agenerate([{"role": "user", "content": "hi"}], long))
+                     for _ in range(3)]
+            await asyncio.sleep(0.5)
+            for task in tasks:
+                task.cancel()
+        finally:
+            await asyncio.wait_for(backend.close(), 120)
+        assert all(task.cancelled() for task in tasks)
+
+    asyncio.run(main())
