@@ -39,8 +39,9 @@ from rearank_cli.reward import MissingQrels, check_sample
 log = logging.getLogger("rearank")
 
 REQUIRED_FIELDS = ("qid", "docids", "r_init", "r_best", "prompt")
-# Columns handed to GRPOTrainer: the prompt plus what the reward functions read (passed as kwargs).
-DATASET_COLUMNS = ("prompt", "qid", "docids", "labels", "r_init", "r_best", "sample")
+# Columns handed to GRPOTrainer: the prompt plus what the reward functions read (passed as kwargs). The
+# row's `labels` are checked against the qrels but not passed on: the reward reads labels from the qrels.
+DATASET_COLUMNS = ("prompt", "qid", "docids", "r_init", "r_best", "sample")
 MANIFEST = "rearank_train.json"
 LOG_FILE = "train_log.jsonl"
 REPORT_TO = ("none", "wandb", "tensorboard")
@@ -164,12 +165,13 @@ def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> lis
             problem = check_sample(row, qrels)
         except MissingQrels as exc:
             raise InputError(f"{exc} (the reward needs the qrels of every sample's query)", path, number) from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"malformed sample ({exc})", path, number) from None
         if problem:
             raise InputError(f"sample of query {row['qid']!r}: {problem}", path, number)
         row.setdefault("sample", number - 1)
         if prompts is not None:
             prompts[f"{row.get('prompt_name', '?')} {row.get('prompt_hash', '?')}"] += 1
-        row.setdefault("labels", [int(qrels[row["qid"]].get(d, 0)) for d in row["docids"]])
         rows.append({name: row[name] for name in DATASET_COLUMNS})
     if not rows:
         raise InputError("no training samples", path)

@@ -130,6 +130,8 @@ def test_read_samples_checks_rows_against_qrels(tmp_path):
     other = {"q1": {**QRELS["q1"], "z": 1}, "q2": QRELS["q2"]}
     with pytest.raises(InputError, match=r"good\.jsonl:1: .*r_init"):
         read_samples(str(good), other)
+    with pytest.raises(InputError, match=r"x\.jsonl:1: malformed sample"):
+        read_samples(str(write_rows(tmp_path / "x.jsonl", [{**rows[0], "r_init": "high"}])), QRELS)
     with pytest.raises(InputError, match="missing field"):
         read_samples(str(write_rows(tmp_path / "x.jsonl", [{"qid": "q1"}])), QRELS)
 
