@@ -251,6 +251,7 @@ def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]
         "multi_objective_aggregation": "sum_then_normalize",
         "mask_truncated_completions": False,
         "entropy_coef": 0.0,
+        "disable_dropout": True,  # policy and reference see the same network (Qwen2.5 has no dropout anyway)
         # KL: beta * k3 in the loss, none in the reward. TRL computes per token
         # exp(ref - logp) - (ref - logp) - 1, the low-variance k3 estimator (VeRL's `low_var_kl`); TRL 1.16
         # would also multiply it by the importance ratio (use_bias_correction_kl), which VeRL does not.
@@ -293,7 +294,8 @@ def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]
     clash = sorted(set(s.trl) & {"output_dir", "num_generations", "per_device_train_batch_size",
                                  "gradient_accumulation_steps", "learning_rate", "beta", "epsilon",
                                  "temperature", "max_completion_length", "max_steps", "num_train_epochs",
-                                 "save_steps", "use_vllm", "vllm_mode", "report_to", "seed"})
+                                 "save_steps", "use_vllm", "vllm_mode", "report_to", "seed",
+                                 "steps_per_generation", "generation_batch_size", "reward_weights"})
     if clash:
         raise InputError(f"[trl] sets {', '.join(clash)}: use the `rearank train` flag instead")
     kwargs.update(s.trl)
