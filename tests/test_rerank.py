@@ -444,3 +444,15 @@ def test_empty_passages_are_kept_and_reported(dl19):
     assert [d for _, d in loaded.empty_passages] == [docid]
     result = rerank(loaded.queries, ScriptedBackend(), RerankSettings(depth=20))
     assert docid in result.orders[next(iter(run))]
+
+
+def test_two_passes_run_the_schedule_twice_on_the_updated_order(dl19):
+    candidates, _ = dl19
+    queries = make_queries(candidates, ["1037798"], depth=30)
+    backend = ScriptedBackend()
+    result = rerank(queries, backend, RerankSettings(depth=30, passes=2))
+    assert result.stats.generated == 4
+    one_pass = rerank(queries, ScriptedBackend(), RerankSettings(depth=30))
+    # the second pass starts from the first pass's output
+    text = lambda d: clean_passage(queries[0].texts[d], 400)  # noqa: E731
+    assert backend.calls[2][1] == [text(d) for d in one_pass.orders["1037798"][10:30]]
