@@ -114,6 +114,9 @@ class _AsyncEngine:
     def render(self, prompt_ids: list[int]) -> Any:
         return _render(self.engine, prompt_ids)
 
+    async def reset_prefix_cache(self) -> None:
+        await self.engine.reset_prefix_cache()
+
     def shutdown(self) -> None:
         engine, self.engine = self.engine, None
         engine.shutdown()
@@ -171,6 +174,10 @@ class _ThreadedEngine:
 
     def render(self, prompt_ids: list[int]) -> Any:
         return _render(self.engine, prompt_ids)
+
+    async def reset_prefix_cache(self) -> None:
+        with _STEP_LOCK:
+            self.engine.reset_prefix_cache()
 
     def shutdown(self) -> None:
         with self._cond:
@@ -385,6 +392,12 @@ class VllmBackend(Backend):
         self._routes.clear()
         for replica in replicas:
             await asyncio.to_thread(replica.engine.shutdown)
+
+    async def reset_prefix_cache(self) -> None:
+        """Empty every replica's prefix cache (benchmarks compare runs from the same cold start); call it
+        only while no request is in flight."""
+        for replica in self._replicas:
+            await replica.engine.reset_prefix_cache()
 
     def describe(self) -> dict[str, Any]:
         """Backend, model, vLLM version, engine options, recovery and the counters of this session."""
