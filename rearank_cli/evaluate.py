@@ -543,8 +543,12 @@ def _comparison_lines(report: EvalReport) -> list[str]:
         for measure, c in result.comparison.items():
             rows.append([display_name(result.path), measure.name, f"{base.means[measure]:.4f}",
                          f"{result.means[measure]:.4f}", f"{c.delta:+.4f}", f"{c.win}/{c.tie}/{c.loss}",
-                         f"{c.p_ttest:.4f}", f"{c.p_randomization:.4f}"])
+                         _p(c.p_ttest), _p(c.p_randomization)])
     return lines + (_table(rows) if len(rows) > 1 else [])
+
+
+def _p(p: float) -> str:
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def _per_query_lines(report: EvalReport) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-_RUNS = typer.Argument(..., metavar="RUN...", show_default=False,
+_RUNS = typer.Argument(..., metavar="RUN", show_default=False,
                        help="TREC run files (`-` = stdin; gzip is detected).")
 _MEASURES = typer.Option(
     None, "-m", "--measure", show_default=False,
