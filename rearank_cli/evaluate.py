@@ -13,7 +13,11 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import os
+import pickle
 import re
+import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -200,8 +204,17 @@ class Evaluator:
         self.truncated = {k: pytrec_eval.RelevanceEvaluator(qrels, ["recip_rank"], relevance_level=level)
                           for k in depths}
 
-    def evaluate(self, path: str, batch_hits: int = 200_000) -> RunResult:
-        """Evaluate one run file (`-` = stdin, gzip ok); streams it when it is grouped by query."""
+    def evaluate(self, path: str, batch_hits: int = 200_000, jobs: int | None = None) -> RunResult:
+        """Evaluate one run file (`-` = stdin, gzip ok); streams it when it is grouped by query.
+
+        `jobs` = 2 evaluates the two halves of a big plain file in two processes (None: when the
+        file has 64+ MiB and two CPUs are free); any surprise there falls back to one process.
+        """
+        if _jobs(path, jobs) >= 2:
+            try:
+                return self._finish(self._split(path, batch_hits))
+            except _Fallback as why:
+                log.debug("%s: evaluating in one process (%s)", path, why)
         if path != "-":
             try:
                 return self._scan(path, iter_run_queries(path), batch_hits)
@@ -211,25 +224,90 @@ class Evaluator:
 
     def _scan(self, path: str, queries: Iterator[tuple[str, dict[str, float]]], batch_hits: int) -> RunResult:
         result = RunResult(path, self.measures, {m: {} for m in self.measures}, {}, [])
+        self._collect(queries, result, batch_hits, set())
+        return self._finish(result)
+
+    def _collect(self, queries: Iterable[tuple[str, dict[str, float]]], result: RunResult, batch_hits: int,
+                 seen: set[str]) -> None:
+        """Measure queries in batches into `result`; `seen` gets every qid."""
         batch: dict[str, dict[str, float]] = {}
         tops: dict[str, dict[int, list[str]]] = {}
         size = 0
         for qid, docs in queries:
+            seen.add(qid)
             result.hits += len(docs)
-            ties, tops[qid] = query_facts(docs, self.cutoffs)
+            ties, top = query_facts(docs, self.cutoffs)
             if ties:
                 result.tied_hits += ties
                 result.tied_queries += 1
             if qid not in self.qrels:
                 result.extra_queries += 1
                 continue
-            batch[qid] = docs
+            batch[qid], tops[qid] = docs, top
             size += len(docs)
             if size >= batch_hits:
                 self._measure(batch, tops, result)
                 batch, tops, size = {}, {}, 0
         self._measure(batch, tops, result)
-        return self._finish(result)
+
+    def _split(self, path: str, batch_hits: int) -> RunResult:
+        """Evaluate [0, mid) here and [mid, end) in a forked child; merge the query cut by `mid`."""
+        mid, end = _split_point(path)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its half through the pipe, never return
+            os.close(read_end)
+            _child(write_end, lambda: self._half(path, (mid, end), batch_hits, hold_first=True))
+        os.close(write_end)
+        try:
+            mine = self._half(path, (0, mid), batch_hits, hold_first=False)
+        finally:
+            with os.fdopen(read_end, "rb") as pipe:
+                payload = pipe.read()
+            os.waitpid(pid, 0)
+        status, theirs = pickle.loads(payload) if payload else ("error", "no answer")
+        if status != "ok":
+            raise _Fallback(f"second half: {theirs}")
+        return self._merge(path, mine, theirs, batch_hits)
+
+    def _half(self, path: str, span: tuple[int, int], batch_hits: int, hold_first: bool) -> _Half:
+        """One half of a run, measured except its boundary query (held back raw)."""
+        result = RunResult(path, self.measures, {m: {} for m in self.measures}, {}, [])
+        queries = iter_run_queries(path, span)
+        seen: set[str] = set()
+        try:
+            if hold_first:
+                held = next(queries, None)
+                self._collect(queries, result, batch_hits, seen)
+            else:
+                holder: list[tuple[str, dict[str, float]]] = []
+                self._collect(_all_but_last(queries, holder), result, batch_hits, seen)
+                held = holder[0] if holder else None
+        except RunNotGrouped as exc:
+            raise _Fallback("queries are not grouped") from exc
+        return _Half(result, held, seen)
+
+    def _merge(self, path: str, first: _Half, second: _Half, batch_hits: int) -> RunResult:
+        """Both halves as one result; the boundary query (split by the cut or not) is measured here."""
+        held = [h for h in (first.held, second.held) if h is not None]
+        if len(held) == 2 and held[0][0] == held[1][0]:
+            if not held[0][1].keys().isdisjoint(held[1][1]):
+                raise _Fallback("a docid repeats across the cut")
+            held = [(held[0][0], {**held[0][1], **held[1][1]})]
+        first_all = first.seen | ({first.held[0]} if first.held else set())
+        second_all = second.seen | ({second.held[0]} if second.held else set())
+        cut_query = {first.held[0]} if first.held and second.held and first.held[0] == second.held[0] else set()
+        if (first_all & second_all) - cut_query:
+            raise _Fallback("queries are not grouped")
+        result, other = first.result, second.result
+        for measure, values in other.per_query.items():
+            result.per_query[measure].update(values)
+        result.hits += other.hits
+        result.tied_hits += other.tied_hits
+        result.tied_queries += other.tied_queries
+        result.extra_queries += other.extra_queries
+        self._collect(held, result, batch_hits, set())
+        return result
 
     def _measure(self, batch: dict[str, dict[str, float]], tops: dict[str, dict[int, list[str]]],
                  result: RunResult) -> None:
@@ -263,6 +341,72 @@ class Evaluator:
         for measure in self.measures:
             result.means[measure] = mean_c(result.per_query[measure], self.qids, measure.judged)
         return result
+
+
+PARALLEL_MIN_BYTES = 64 << 20
+
+
+class _Fallback(Exception):
+    """The two-process path gives up; the run is evaluated in one process instead."""
+
+
+@dataclass
+class _Half:
+    result: RunResult
+    held: tuple[str, dict[str, float]] | None
+    seen: set[str]
+
+
+def _jobs(path: str, jobs: int | None) -> int:
+    """Processes for one run: 2 only for a plain (not gzip) file, with fork, no JVM and no other thread."""
+    if (path == "-" or not hasattr(os, "fork") or "jnius" in sys.modules or threading.active_count() > 1
+            or (jobs is not None and jobs < 2)):
+        return 1
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b" or not os.path.isfile(path):
+                return 1
+        big = os.path.getsize(path) >= PARALLEL_MIN_BYTES
+    except OSError:
+        return 1  # the one-process path reports it
+    free = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if jobs is not None or (big and free >= 2) else 1
+
+
+def _split_point(path: str) -> tuple[int, int]:
+    """(offset just after the first newline past the middle, file size)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        handle.seek(size // 2)
+        tail = handle.read(1 << 20)
+    cut = tail.find(b"\n")
+    if cut < 0 or size // 2 + cut + 1 >= size:
+        raise _Fallback("no line break past the middle")
+    return size // 2 + cut + 1, size
+
+
+def _all_but_last(items: Iterator, holder: list) -> Iterator:
+    """Yield all items but the last, which goes into `holder`."""
+    previous = next(items, None)
+    if previous is None:
+        return
+    for item in items:
+        yield previous
+        previous = item
+    holder.append(previous)
+
+
+def _child(fd: int, work) -> None:
+    """In a forked child: send ("ok", work()) or ("error", why) through `fd`, then exit at once."""
+    try:
+        try:
+            payload = pickle.dumps(("ok", work()), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # noqa: BLE001 - anything: the parent redoes the work itself
+            payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(payload)
+    finally:
+        os._exit(0)
 
 
 def mean_c(values: dict[str, float], qids: Sequence[str], judged: bool = False) -> float:
@@ -431,7 +575,7 @@ class EvalReport:
 
 def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
              level: int = 1, per_query: bool = False, baseline: str | None = None, fmt: str = "table",
-             output: str = "-", permutations: int = 10_000, seed: int = 0) -> EvalReport:
+             output: str = "-", permutations: int = 10_000, seed: int = 0, jobs: int | None = None) -> EvalReport:
     """`rearank eval`: evaluate runs, compare them with a baseline, write the report atomically."""
     from rearank_cli.formats.textio import atomic_output
 
@@ -443,7 +587,7 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
     paths = _run_order(runs, baseline)
     qrels = load_qrels(qrels_path, level)
     evaluator = Evaluator(qrels, measures, level)
-    results = [evaluator.evaluate(path) for path in paths]
+    results = [evaluator.evaluate(path, jobs=jobs) for path in paths]
     for result in results:
         warn_about(result, len(qrels))
     base = results[paths.index(baseline)] if baseline is not None else None

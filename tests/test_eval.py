@@ -388,3 +388,44 @@ def test_query_facts_top_k_follows_trec_eval_order(scores, k):
     hits = trec_format.trec_order(list(docs.items()))
     assert sorted(tops[k]) == sorted(d for d, _ in hits[:k])
     assert ev.top_k(docs, k) == [d for d, _ in hits[:k]]
+
+
+# ---------------------------------------------------------------- two processes (--jobs 2) change nothing
+
+
+def eval_json(cli, *args) -> dict:
+    result = cli("eval", *map(str, args), "--format", "json", "--per-query")
+    assert result.returncode == 0, result.stderr.decode()
+    data = json.loads(result.stdout)
+    return {key: [{k: v for k, v in run.items() if k != "run"} for run in data["runs"]] if key == "runs" else v
+            for key, v in data.items()}
+
+
+def test_two_processes_equal_one(cli, dl19, tmp_path):
+    path, _ = messy_run(dl19, tmp_path)  # missing, extra, tied queries; the cut falls inside a query
+    lines = path.read_text().splitlines(keepends=True)
+    shuffled = tmp_path / "shuffled.trec"
+    shuffled.write_text("".join(random.Random(2).sample(lines, len(lines))))
+    for run in (path, shuffled, dl19["vicuna"]):
+        args = [run, "--qrels", dl19["qrels"], "-m", "nDCG@10,MAP,MRR@10,Judged@10", "-l", "2"]
+        assert eval_json(cli, *args, "--jobs", "2") == eval_json(cli, *args, "--jobs", "1")
+
+
+@pytest.mark.parametrize("where", ["first", "second", "cut"])
+def test_two_processes_report_errors_like_one(cli, dl19, tmp_path, where):
+    lines = dl19["vicuna"].read_text().splitlines(keepends=True)
+    middle = len(lines) // 2
+    if where == "cut":  # a docid repeated across the middle of the file
+        qid, _, docid = lines[middle - 1].split()[:3]
+        lines.insert(middle + 1, f"{qid} Q0 {docid} 999 -5.0 x\n")
+        number, message = middle + 2, f"docid '{docid}' appears twice"
+    else:
+        number = 10 if where == "first" else len(lines) - 10
+        lines[number - 1] = "1 Q0 broken\n"
+        message = "expected 6 columns"
+    path = tmp_path / "bad.trec"
+    path.write_text("".join(lines))
+    for jobs in ("1", "2"):
+        result = cli("eval", path, "--qrels", dl19["qrels"], "--jobs", jobs)
+        assert result.returncode == 2
+        assert f"bad.trec:{number}: {message}" in result.stderr.decode()

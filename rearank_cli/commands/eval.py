@@ -29,9 +29,12 @@ def evaluate(
     output: str = typer.Option("-", "-o", "--output", help="Output file (`-` = stdout), written atomically."),
     permutations: int = typer.Option(10_000, "--permutations", help="Randomization test permutations."),
     seed: int = typer.Option(0, "--seed", help="Randomization test seed."),
+    jobs: int | None = typer.Option(None, "--jobs", help="Processes per run: 1, or 2 to read and evaluate the "
+                                    "two halves of a plain run file at once [default: 2 for runs of 64+ MiB "
+                                    "when two CPUs are free]."),
 ) -> None:
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
     from rearank_cli.evaluate import run_eval
 
     run_eval(runs, qrels, measures, level=level, per_query=per_query, baseline=baseline, fmt=fmt,
-             output=output, permutations=permutations, seed=seed)
+             output=output, permutations=permutations, seed=seed, jobs=jobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
+from typing import IO
 
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output, iter_lines, open_binary
@@ -49,14 +50,20 @@ def _decode(block: bytes) -> str:
     return text
 
 
-def _text_chunks(path: str) -> Iterator[tuple[int, str]]:
-    """Yield `(first_line_number, text)` for blocks of whole lines (a few MiB each) of a text input."""
+def _text_chunks(path: str, span: tuple[int, int] | None = None) -> Iterator[tuple[int, str]]:
+    """Yield `(first_line_number, text)` for blocks of whole lines (a few MiB each) of a text input.
+
+    `span` = (start, end) reads only those bytes of a plain file (line boundaries; numbers then count
+    from the start of the span).
+    """
     number = 1
     rest = b""
-    with open_binary(path) as handle:
-        while True:
+    left = span[1] - span[0] if span else -1
+    with _open_span(path, span) as handle:
+        while left:
             try:
-                block = handle.read(_CHUNK_BYTES)
+                block = handle.read(_CHUNK_BYTES if left < 0 else min(left, _CHUNK_BYTES))
+                left -= len(block) if left > 0 else 0
             except (OSError, EOFError) as exc:
                 raise InputError(f"cannot read ({exc})", path) from None
             if not block:
@@ -70,6 +77,14 @@ def _text_chunks(path: str) -> Iterator[tuple[int, str]]:
                 number += text.count("\n")
         if rest:
             yield number, _decode_or_fail(rest, number, path)
+
+
+def _open_span(path: str, span: tuple[int, int] | None) -> IO[bytes]:
+    if span is None:
+        return open_binary(path)
+    handle = open(path, "rb")  # noqa: SIM115
+    handle.seek(span[0])
+    return handle
 
 
 def _decode_or_fail(block: bytes, number: int, path: str) -> str:
@@ -178,21 +193,22 @@ def read_run_scores(path: str, *, allow_empty: bool = False) -> RunScores:
     return parser.run
 
 
-def iter_run_queries(path: str) -> Iterator[tuple[str, dict[str, float]]]:
+def iter_run_queries(path: str, span: tuple[int, int] | None = None) -> Iterator[tuple[str, dict[str, float]]]:
     """Stream a run whose lines are grouped by query: yield `(qid, {docid: score})` per finished query.
 
     Memory stays at a few MiB of lines however big the run. Raises `RunNotGrouped` when a query
     comes back after another query's lines (queries yielded so far are then incomplete: re-read the
-    file with `read_run_scores`), and the errors of `read_run` otherwise.
+    file with `read_run_scores`), and the errors of `read_run` otherwise. `span` = (start, end):
+    only those bytes of a plain file, cut at line boundaries (an empty span yields nothing).
     """
     parser = _RunParser(path, flushed=set())
-    for number, text in _text_chunks(path):
+    for number, text in _text_chunks(path, span):
         parser.feed(number, text)
         done = [qid for qid in parser.run if qid != parser.last_qid]
         for qid in done:
             parser.flushed.add(qid)  # type: ignore[union-attr]
             yield qid, parser.run.pop(qid)
-    if not parser.run and not parser.flushed:
+    if not parser.run and not parser.flushed and span is None:
         raise InputError("run is empty", path)
     yield from parser.run.items()
 
