@@ -212,9 +212,19 @@ async def run_model_modes(args: argparse.Namespace, queries: list[QueryInput]) -
     return out
 
 
-async def run_orchestration(queries: list[QueryInput], depth: int, repeats: int) -> dict[str, Any]:
+async def run_orchestration(queries: list[QueryInput], depth: int, repeats: int,
+                            model: str | None) -> dict[str, Any]:
     settings = RerankSettings(depth=depth, max_inflight=64)
     result: dict[str, Any] = {}
+    if model is not None:  # the vLLM backend's own share: chat template + tokenization of each prompt
+        backend = VllmBackend(model)
+        chats = [build_messages("rearank", q.query, [q.texts[d] for d, _ in q.hits[k:k + 20]])
+                 for q in queries for k in range(0, 80, 10)]
+        backend.prompt_ids(chats[0])
+        began = time.perf_counter()
+        for chat in chats:
+            backend.prompt_ids(chat)
+        result["vllm_prompt_render_ms_per_window"] = round((time.perf_counter() - began) / len(chats) * 1000, 3)
     for fsync in (True, False):
         best = math.inf
         for _ in range(repeats):
@@ -254,15 +264,15 @@ def main() -> None:
         "queries": len(queries), "depth": args.depth,
         "settings": {k: v for k, v in vars(args).items() if k not in ("json",)},
     }
+    if args.model is None:
+        from tests.tiny_model import build_tiny_model
+
+        args.model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="tiny-qwen2-"))))
+    results["settings"]["model"] = args.model
     print("orchestration (zero-latency backend) ...", file=sys.stderr, flush=True)
-    results["orchestration"] = asyncio.run(run_orchestration(queries, args.depth, repeats=3))
+    results["orchestration"] = asyncio.run(run_orchestration(queries, args.depth, 3, args.model))
     print(f"  {results['orchestration']}", file=sys.stderr, flush=True)
     if not args.skip_model:
-        if args.model is None:
-            from tests.tiny_model import build_tiny_model
-
-            args.model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="tiny-qwen2-"))))
-        results["settings"]["model"] = args.model
         print("model runs ...", file=sys.stderr, flush=True)
         results.update(asyncio.run(run_model_modes(args, queries)))
         modes = results["modes"]
@@ -285,6 +295,9 @@ def report(results: dict[str, Any]) -> None:
     orch = results["orchestration"]
     print(f"orchestration: {orch['ms_per_window']:.3f} ms/window (journal fsync'd), "
           f"{orch['ms_per_window_no_fsync']:.3f} ms/window without fsync")
+    if "vllm_prompt_render_ms_per_window" in orch:
+        print(f"vllm backend prompt rendering (chat template + tokenize): "
+              f"{orch['vllm_prompt_render_ms_per_window']:.3f} ms/window")
     if "modes" not in results:
         return
     print(f"lengths (max_tokens per window): {results['lengths']}")

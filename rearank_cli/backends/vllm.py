@@ -28,6 +28,7 @@ import sys
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
@@ -331,6 +332,8 @@ class VllmBackend(Backend):
         self._replicas: list[_Replica] = []
         self._routes: dict[str, _Replica] = {}
         self._prompts: OrderedDict[tuple[tuple[str, str], ...], list[int]] = OrderedDict()
+        self._prompt_lock = threading.Lock()
+        self._render_pool: ThreadPoolExecutor | None = None
         self._request_ids = itertools.count()
         self._engine_kind: str | None = None
 
@@ -388,6 +391,9 @@ class VllmBackend(Backend):
 
     async def close(self) -> None:
         """Shut every replica down."""
+        if self._render_pool is not None:
+            self._render_pool.shutdown(wait=False)
+            self._render_pool = None
         replicas, self._replicas = self._replicas, []
         self._routes.clear()
         for replica in replicas:
@@ -434,17 +440,25 @@ class VllmBackend(Backend):
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the chat after the model's chat template with the generation prompt (cached)."""
         key = tuple((m.get("role", ""), m.get("content", "")) for m in messages)
-        ids = self._prompts.get(key)
-        if ids is not None:
-            self._prompts.move_to_end(key)
+        with self._prompt_lock:
+            ids = self._prompts.get(key)
+            if ids is not None:
+                self._prompts.move_to_end(key)
+                return ids
+            tokenizer = self.tokenizer()
+            text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            ids = list(tokenizer.encode(text, add_special_tokens=False))
+            self._prompts[key] = ids
+            if len(self._prompts) > PROMPT_CACHE_SIZE:
+                self._prompts.popitem(last=False)
             return ids
-        tokenizer = self.tokenizer()
-        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-        ids = list(tokenizer.encode(text, add_special_tokens=False))
-        self._prompts[key] = ids
-        if len(self._prompts) > PROMPT_CACHE_SIZE:
-            self._prompts.popitem(last=False)
-        return ids
+
+    async def aprompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """`prompt_ids` on a helper thread: tokenizing a 20-passage prompt takes milliseconds, which the
+        event loop spends on other requests meanwhile (the tokenizer releases the GIL)."""
+        if self._render_pool is None:
+            self._render_pool = ThreadPoolExecutor(1, thread_name_prefix="vllm-render")
+        return await asyncio.get_running_loop().run_in_executor(self._render_pool, self.prompt_ids, messages)
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
         """Exact prompt length in tokens (the scheduler's prompt length guard)."""
@@ -500,7 +514,7 @@ class VllmBackend(Backend):
 
     async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
         """Generate one answer; complete it under the answer grammar if it was cut off (see module doc)."""
-        prompt_ids = self.prompt_ids(messages)
+        prompt_ids = await self.aprompt_ids(messages)
         replica = self.route(messages)
         assert self.context_length is not None
         room = self.context_length - len(prompt_ids)
