@@ -18,11 +18,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rearank_cli.formats import load_texts, read_qrels, read_run, read_topics
+from rearank_cli.formats import load_texts, read_run, read_topics
 
 SLICE = "scifact-slice-corpus.jsonl.gz"
 SCIFACT = Path("beir-scifact")
-PUBLISHED = {"ndcg_cut_10": 0.6789, "recall_100": 0.9253, "recall_1000": 0.9767}  # Anserini BEIR flat
+PUBLISHED = {"nDCG@10": 0.6789, "R@100": 0.9253, "R@1000": 0.9767}  # Anserini BEIR flat
 
 
 def ok(result) -> str:
@@ -84,18 +84,17 @@ def scifact_index(tmp_path_factory, cli, shared_data) -> Path:
 
 
 def test_scifact_reproduces_published_bm25(cli, scifact_index, shared_data, tmp_path):
-    import pytrec_eval
-
+    """rearank index + rearank retrieve -k 1000 --remove-query + rearank eval = Anserini's BEIR flat numbers."""
     topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
-    qrels_path = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
+    qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
     out = tmp_path / "bm25.trec"
     ok(cli("retrieve", "--index", scifact_index, "--topics", topics, "-k", "1000", "--remove-query", "-o", out))
-    run, qrels = read_run(str(out)), read_qrels(str(qrels_path))
+    run = read_run(str(out))
     assert len(run) == 300 and max(len(hits) for hits in run.values()) == 1000
-    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "recall.1000"})
-    per_query = evaluator.evaluate({qid: dict(hits) for qid, hits in run.items()})
-    for measure, published in PUBLISHED.items():  # trec_eval -c: mean over every qrels query
-        assert round(sum(q[measure] for q in per_query.values()) / len(qrels), 4) == published, measure
+    report = json.loads(ok(cli("eval", out, "--qrels", qrels, "-m", "nDCG@10", "-m", "R@100", "-m", "R@1000",
+                               "--format", "json")))
+    means = report["runs"][0]["means"]  # trec_eval -c: mean over every qrels query
+    assert {name: round(value, 4) for name, value in means.items()} == PUBLISHED
     manifest = json.loads((tmp_path / "bm25.trec.manifest.json").read_text())
     assert manifest["queries"] == 300 and manifest["k"] == 1000 and manifest["remove_query"] is True
     assert manifest["versions"]["pyserini"] == "1.6.0"
@@ -122,34 +121,17 @@ def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_d
     assert found["same_texts"]
 
 
-def test_matches_pyserini_simple_searcher(cli, slice_index, samples, tmp_path):
-    """Same docids in the same order as Anserini's SimpleSearcher.batch_search (what pyserini's
-    LuceneSearcher wraps), scores equal to its 4 decimals."""
-    out = tmp_path / "run.trec"
-    ok(cli("retrieve", "--index", slice_index, "--topics", samples / "scifact-slice-topics.tsv", "-k", "100",
-           "-o", out))
-    reference = python("""
-        import json, sys
-        from rearank_cli import jvm
-        from rearank_cli.formats import read_topics
-        topics = read_topics(sys.argv[2])
-        searcher = jvm.autoclass("io.anserini.search.SimpleSearcher")(sys.argv[1])
-        searcher.set_bm25(0.9, 0.4)
-        texts, qids = jvm.autoclass("java.util.ArrayList")(), jvm.autoclass("java.util.ArrayList")()
-        for qid, text in topics.items():
-            texts.add(text)
-            qids.add(qid)
-        hits = searcher.batch_search(texts, qids, 100, 2)
-        print(json.dumps({q: [[h.docid, h.score] for h in hits.get(q)] for q in topics}))
-    """, str(slice_index), str(samples / "scifact-slice-topics.tsv"))
-    ours: dict[str, list[tuple[str, float]]] = {}
-    for line in out.read_text().splitlines():  # file order (read_run would re-sort ties as trec_eval does)
-        qid, _, docid, _, score, _ = line.split()
-        ours.setdefault(qid, []).append((docid, float(score)))
-    assert list(ours) == list(reference)
-    for qid, hits in ours.items():
-        assert [d for d, _ in hits] == [d for d, _ in reference[qid]], qid
-        assert all(abs(s - r) < 1e-4 for (_, s), (_, r) in zip(hits, reference[qid], strict=True))
+def test_scifact_multifield_reproduces_published_bm25(cli, shared_data, tmp_path):
+    """--fields title (BEIR multifield, contents and title searched with weight 1 each): Anserini's numbers."""
+    topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
+    qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
+    index, out = tmp_path / "multifield", tmp_path / "mf.trec"
+    ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", index, "--fields", "title"))
+    ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query", "-o", out))
+    report = json.loads(ok(cli("eval", out, "--qrels", qrels, "-m", "nDCG@10", "-m", "R@100", "--format", "json")))
+    means = report["runs"][0]["means"]
+    assert {name: round(value, 4) for name, value in means.items()} == {"nDCG@10": 0.6647, "R@100": 0.9076}
+    assert json.loads((tmp_path / "mf.trec.manifest.json").read_text())["fields"] == {"contents": 1.0, "title": 1.0}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -164,20 +146,39 @@ def test_index_manifest(slice_index, samples):
     assert not [name for name in os.listdir(slice_index.parent) if name.startswith(".")]  # no staging left
 
 
-def test_retrieve_streams_a_trec_run_to_stdout(cli, slice_index, samples, tmp_path):
-    result = cli("retrieve", "--index", slice_index, "--topics", samples / "scifact-slice-topics.tsv", "-k", "10")
-    lines = ok(result).splitlines()
-    topics = read_topics(str(samples / "scifact-slice-topics.tsv"))
-    assert len(lines) == 10 * len(topics)
-    rows = [line.split() for line in lines]
+def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
+    """A TREC run on stdout with the docids, in the same order, of Anserini's SimpleSearcher.batch_search
+    (what pyserini's LuceneSearcher wraps); scores equal to its 4 decimals."""
+    topics_path = samples / "scifact-slice-topics.tsv"
+    result = cli("retrieve", "--index", slice_index, "--topics", topics_path, "-k", "100")
+    rows = [line.split() for line in ok(result).splitlines()]
+    topics = read_topics(str(topics_path))
+    assert len(rows) == 100 * len(topics)
+    assert "retrieved 3000 hits for 30 queries" in result.stderr.decode()
     assert all(len(row) == 6 and row[1] == "Q0" and row[5] == "bm25" for row in rows)
-    assert list(dict.fromkeys(row[0] for row in rows)) == list(topics)  # topic order
-    for start in range(0, len(rows), 10):
-        block = rows[start:start + 10]
-        assert [int(row[3]) for row in block] == list(range(1, 11))
-        scores = [float(row[4]) for row in block]
-        assert scores == sorted(scores, reverse=True) and scores[0] > 0
-    assert "retrieved 300 hits for 30 queries" in result.stderr.decode()
+    ours: dict[str, list[tuple[str, float]]] = {}
+    for qid, _, docid, rank, score, _ in rows:  # file order (read_run would re-sort ties as trec_eval does)
+        ours.setdefault(qid, []).append((docid, float(score)))
+        assert int(rank) == len(ours[qid])
+    assert list(ours) == list(topics)
+    reference = python("""
+        import json, sys
+        from rearank_cli import jvm
+        from rearank_cli.formats import read_topics
+        topics = read_topics(sys.argv[2])
+        searcher = jvm.autoclass("io.anserini.search.SimpleSearcher")(sys.argv[1])
+        searcher.set_bm25(0.9, 0.4)
+        texts, qids = jvm.autoclass("java.util.ArrayList")(), jvm.autoclass("java.util.ArrayList")()
+        for qid, text in topics.items():
+            texts.add(text)
+            qids.add(qid)
+        hits = searcher.batch_search(texts, qids, 100, 2)
+        print(json.dumps({q: [[h.docid, h.score] for h in hits.get(q)] for q in topics}))
+    """, str(slice_index), str(topics_path))
+    for qid, hits in ours.items():
+        assert [docid for docid, _ in hits] == [docid for docid, _ in reference[qid]], qid
+        assert all(abs(s - r) < 1e-4 for (_, s), (_, r) in zip(hits, reference[qid], strict=True))
+        assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
 
 
 def test_threads_do_not_change_the_run(slice_index, samples, tmp_path):
