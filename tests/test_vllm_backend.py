@@ -161,6 +161,30 @@ def test_prompt_longer_than_the_context_fails_the_window_only(engine, windows):
     assert generate(engine, windows[2], 4, recovery=False).completion_tokens == 4
 
 
+def test_scheduler_shortens_a_window_that_does_not_fit_using_the_backends_token_counts(engine, samples):
+    from rearank_cli.formats import read_candidates
+    from rearank_cli.rerank import QueryInput, RerankSettings, rerank_queries
+
+    loop, backend = engine
+    candidates = read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz"))
+    qid = next(iter(candidates.run))
+    hits = candidates.run[qid][:60]
+    query = QueryInput(qid, candidates.topics[qid], hits, {d: candidates.texts[d] for d, _ in hits})
+    # one window of 60 passages: ~18k prompt tokens with the tiny tokenizer, over the 16k context
+    settings = RerankSettings(window=60, step=10, depth=60, sampling=Sampling(max_tokens=4))
+    full = build_messages("rearank", query.query, [query.texts[d] for d, _ in hits])
+    assert backend.count_prompt_tokens(full) > backend.context_length
+    backend.recovery = False
+    try:
+        result = loop.run_until_complete(rerank_queries([query], backend, settings))
+    finally:
+        backend.recovery = True
+    summary = result.stats.as_dict()
+    assert summary["windows"] == {"total": 1, "replayed": 0, "generated": 1, "failed": 0, "shortened": 1,
+                                  "finish_length": 1}
+    assert summary["tokens"]["prompt"] <= backend.context_length - 4
+
+
 def test_cancelled_request_is_aborted_and_the_engine_keeps_serving(engine, windows):
     loop, backend = engine
 
