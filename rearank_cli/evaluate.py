@@ -4,7 +4,8 @@ Measures come from pytrec_eval (trec_eval's own C code). Means follow `trec_eval
 per-query values of the queries in both run and qrels, in qid order as trec_eval adds them, divided by
 the number of qrels queries, so a query missing from the run counts 0. Judged@k (the share of the top-k
 docs that have a qrels label) is computed here, over the queries the run answers. Runs are streamed
-query by query (few MiB of memory at a time) when their lines are grouped by query, else read whole.
+query by query (few MiB of memory at a time) when their lines are grouped by query, else read whole;
+a big plain file is read and evaluated as two halves in two processes when two CPUs are free.
 pytrec_eval, numpy and scipy are imported lazily.
 """
 
@@ -215,7 +216,7 @@ class Evaluator:
                 return self._finish(self._split(path, batch_hits))
             except _Fallback as why:
                 log.debug("%s: evaluating in one process (%s)", path, why)
-        if path != "-":
+        if path != "-" and os.path.isfile(path):  # a pipe cannot be read twice: read it whole
             try:
                 return self._scan(path, iter_run_queries(path), batch_hits)
             except RunNotGrouped:
@@ -254,7 +255,12 @@ class Evaluator:
         """Evaluate [0, mid) here and [mid, end) in a forked child; merge the query cut by `mid`."""
         mid, end = _split_point(path)
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(read_end)
+            os.close(write_end)
+            raise _Fallback(f"cannot fork ({exc})") from exc
         if pid == 0:  # the child: report its half through the pipe, never return
             os.close(read_end)
             _child(write_end, lambda: self._half(path, (mid, end), batch_hits, hold_first=True))
@@ -363,8 +369,10 @@ def _jobs(path: str, jobs: int | None) -> int:
             or (jobs is not None and jobs < 2)):
         return 1
     try:
+        if not os.path.isfile(path):  # a pipe (`<(zcat run.gz)`) must not lose the bytes peeked below
+            return 1
         with open(path, "rb") as handle:
-            if handle.read(2) == b"\x1f\x8b" or not os.path.isfile(path):
+            if handle.read(2) == b"\x1f\x8b":
                 return 1
         big = os.path.getsize(path) >= PARALLEL_MIN_BYTES
     except OSError:

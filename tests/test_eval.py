@@ -429,3 +429,21 @@ def test_two_processes_report_errors_like_one(cli, dl19, tmp_path, where):
         result = cli("eval", path, "--qrels", dl19["qrels"], "--jobs", jobs)
         assert result.returncode == 2
         assert f"bad.trec:{number}: {message}" in result.stderr.decode()
+
+
+def test_run_from_a_pipe(cli, dl19, tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "run.fifo"
+    os.mkfifo(fifo)
+    lines = dl19["gpt35"].read_text().splitlines(keepends=True)
+    shuffled = "".join(random.Random(4).sample(lines, len(lines)))  # not grouped: cannot be streamed
+    writer = threading.Thread(target=lambda: fifo.write_text(shuffled))
+    writer.start()
+    try:
+        result = cli("eval", fifo, "--qrels", dl19["qrels"], "-m", "nDCG@10", "--format", "trec", "--jobs", "2")
+    finally:
+        writer.join(timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert lines_of(result.stdout.decode()) == ["ndcg_cut_10           \tall\t0.6868"]
