@@ -650,10 +650,10 @@ def render(report: EvalReport, fmt: str, per_query: bool) -> str:
     return render_table(report, per_query)
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    """Left-align the first column, right-align the others."""
+def _table(rows: list[list[str]], left: int = 1) -> list[str]:
+    """Left-align the first `left` columns (names), right-align the others (numbers)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths,
+    return ["  ".join(cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths,
             strict=True))).rstrip() for row in rows]
 
 
@@ -696,7 +696,7 @@ def _comparison_lines(report: EvalReport) -> list[str]:
             rows.append([display_name(result.path), measure.name, f"{base.means[measure]:.4f}",
                          f"{result.means[measure]:.4f}", f"{c.delta:+.4f}", f"{c.win}/{c.tie}/{c.loss}",
                          _p(c.p_ttest), _p(c.p_randomization)])
-    return lines + (_table(rows) if len(rows) > 1 else [])
+    return lines + (_table(rows, left=2) if len(rows) > 1 else [])
 
 
 def _p(p: float) -> str:
@@ -721,7 +721,7 @@ def _per_query_lines(report: EvalReport) -> list[str]:
                     delta = _delta(result, base, measure, qid)
                     row.append("-" if delta is None else f"{delta:+.4f}")
             rows.append(row)
-    return ["per query (- = query not in the run; it counts 0 in means and deltas)", *_table(rows)]
+    return ["per query (- = query not in the run; it counts 0 in means and deltas)", *_table(rows, left=2)]
 
 
 def _delta(result: RunResult, base: RunResult, measure: Measure, qid: str) -> float | None:
