@@ -447,3 +447,15 @@ def test_run_from_a_pipe(cli, dl19, tmp_path):
         writer.join(timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert lines_of(result.stdout.decode()) == ["ndcg_cut_10           \tall\t0.6868"]
+
+
+def test_trec_format_refuses_measures_trec_eval_names_alike(dl19, tmp_path):
+    with pytest.raises(InputError, match="cannot show both MRR and MRR@k"):
+        ours(tmp_path, [dl19["bm25"]], dl19["qrels"], ["MRR", "MRR@10"], fmt="trec")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("path,message", [("missing.trec", "file not found"), (".", "is a directory")])
+def test_unreadable_runs(dl19, tmp_path, path, message):
+    with pytest.raises(InputError, match=message):
+        ours(tmp_path, [tmp_path / path], dl19["qrels"], ["nDCG@10"])
