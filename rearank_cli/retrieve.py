@@ -22,6 +22,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -92,6 +93,29 @@ def _java_message(exc: BaseException) -> str:
     """The first line of a Java exception's message, without jnius' prefix."""
     text = str(exc).replace("JVM exception occurred: ", "")
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+class Terminated(RearankError):
+    """SIGTERM (e.g. SLURM preemption) stopped indexing or retrieval; nothing partial was left behind."""
+
+    exit_code = 128 + 15
+
+
+@contextlib.contextmanager
+def _sigterm_cleans_up() -> Iterator[None]:
+    """Within this block SIGTERM raises `Terminated`, so temporary files and folders are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        raise Terminated("terminated by SIGTERM; no output written")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def versions() -> dict[str, str]:
@@ -303,8 +327,17 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
     plan = validate_corpora(corpora, progress)
     if fields and plan.collection != BEIR:
         raise InputError("--fields title needs a BEIR corpus (`_id`, `title`, `text`)", corpora[0])
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    with _sigterm_cleans_up():
+        summary = _build(plan, corpora, out_dir, threads, fields, started, progress)
+    log.info("indexed %d documents in %.1f s -> %s", summary["indexed"], summary["seconds"], out_dir)
+    return summary
+
+
+def _build(plan: CorpusPlan, corpora: Sequence[str], out_dir: str, threads: int, fields: list[str],
+           started: float, progress: bool) -> dict[str, Any]:
+    """Stage, index beside `out_dir`, then rename into place; temporary folders never outlive the call."""
     parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
     name = os.path.basename(os.path.abspath(out_dir))
     staging = tempfile.mkdtemp(prefix=f".{name}.input.", dir=parent)
     building = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
@@ -321,16 +354,25 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(building, "write.lock"))
         os.chmod(building, 0o777 & ~_umask())
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(building, out_dir)
+        _swap_in(building, out_dir)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("indexed %d documents in %.1f s -> %s", summary["indexed"], summary["seconds"], out_dir)
     return summary
+
+
+def _swap_in(built: str, out_dir: str) -> None:
+    """Move the new index to `out_dir`; a previous index there is moved aside first, then deleted."""
+    if not os.path.isdir(out_dir):
+        os.replace(built, out_dir)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.old.",
+                           dir=os.path.dirname(os.path.abspath(out_dir)))
+    os.replace(out_dir, os.path.join(old, "index"))
+    os.replace(built, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -627,7 +669,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
     total_hits = 0
     bar = tqdm(total=len(queries), desc="bm25", unit="q", file=sys.stderr, disable=None if progress else True)
     try:
-        with atomic_output(output) as out:
+        with _sigterm_cleans_up(), atomic_output(output) as out:
             for qid, hits in search_all(searcher, queries, k, threads, bar.update):
                 if remove_query:
                     hits = [hit for hit in hits if hit[0] != qid]
