@@ -459,3 +459,54 @@ def test_trec_format_refuses_measures_trec_eval_names_alike(dl19, tmp_path):
 def test_unreadable_runs(dl19, tmp_path, path, message):
     with pytest.raises(InputError, match=message):
         ours(tmp_path, [tmp_path / path], dl19["qrels"], ["nDCG@10"])
+
+
+def reference_qrels(text: str) -> dict | tuple[int, str]:
+    """A plain line-by-line qrels reader: the result, or (line, message) of the first error."""
+    qrels: dict[str, dict[str, int]] = {}
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
+        parts = line.split()
+        if not parts or (number == 1 and parts[:2] == ["query-id", "corpus-id"]):
+            continue
+        if len(parts) not in (3, 4):
+            return number, "expected 4 columns"
+        qid, docid, label = (parts[0], parts[2], parts[3]) if len(parts) == 4 else parts
+        try:
+            rel = int(label)
+        except ValueError:
+            return number, "is not an integer"
+        if qrels.setdefault(qid, {}).get(docid, rel) != rel:
+            return number, "judged twice with different labels"
+        qrels[qid][docid] = rel
+    return qrels if qrels else (0, "qrels file is empty")
+
+
+_qrels_line = st.one_of(
+    st.tuples(st.sampled_from(["1", "2"]), st.just("0"), st.sampled_from(["a", "b", "c"]),
+              st.sampled_from(["0", "1", "2", "-1", "x"])).map(list),
+    st.tuples(st.sampled_from(["1", "2"]), st.sampled_from(["a", "b"]), st.sampled_from(["1", "2"])).map(list),
+    st.just(["query-id", "corpus-id", "score"]),
+    st.lists(st.sampled_from(["1", "a", "0"]), max_size=6),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(_qrels_line, st.sampled_from([" ", "\t"]), st.sampled_from(["\n", "\r\n"])),
+                     max_size=12), chunk=st.sampled_from([5, 12, 30, 1 << 22]))
+def test_fast_qrels_reader_equals_line_reader(tmp_path_factory, rows, chunk):
+    text = "".join(sep.join(tokens) + end for tokens, sep, end in rows)
+    path = tmp_path_factory.mktemp("q") / "qrels.txt"
+    path.write_text(text, newline="")
+    expected = reference_qrels(text)
+    old = trec_format._CHUNK_BYTES
+    trec_format._CHUNK_BYTES = chunk
+    try:
+        if isinstance(expected, dict):
+            assert read_qrels(str(path)) == expected
+        else:
+            number, message = expected
+            with pytest.raises(InputError, match=message) as err:
+                read_qrels(str(path))
+            assert err.value.line == (number or None)
+    finally:
+        trec_format._CHUNK_BYTES = old

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import IO
 
 from rearank_cli.errors import InputError
-from rearank_cli.formats.textio import atomic_output, iter_lines, open_binary
+from rearank_cli.formats.textio import atomic_output, open_binary
 
 Hit = tuple[str, float]
 Run = dict[str, list[Hit]]
@@ -50,12 +50,15 @@ def _decode(block: bytes) -> str:
     return text
 
 
-def _text_chunks(path: str, span: tuple[int, int] | None = None) -> Iterator[tuple[int, str]]:
+def _text_chunks(path: str, span: tuple[int, int] | None = None,
+                 check_prefix: Callable[[int, str], object] | None = None) -> Iterator[tuple[int, str]]:
     """Yield `(first_line_number, text)` for blocks of whole lines (a few MiB each) of a text input.
 
     `span` = (start, end) reads only those bytes of a plain file (line boundaries; numbers then count
-    from the start of the span).
+    from the start of the span). Before a UTF-8 error, `check_prefix(number, text)` (default: the run
+    parser) parses the lines before the bad bytes so that an earlier line error is reported first.
     """
+    check = check_prefix or (lambda number, text: _RunParser(path).feed(number, text))
     number = 1
     rest = b""
     left = span[1] - span[0] if span else -1
@@ -72,11 +75,11 @@ def _text_chunks(path: str, span: tuple[int, int] | None = None) -> Iterator[tup
             cut = block.rfind(b"\n") + 1
             rest = block[cut:]
             if cut:
-                text = _decode_or_fail(block[:cut], number, path)
+                text = _decode_or_fail(block[:cut], number, path, check)
                 yield number, text
                 number += text.count("\n")
         if rest:
-            yield number, _decode_or_fail(rest, number, path)
+            yield number, _decode_or_fail(rest, number, path, check)
 
 
 def _open_span(path: str, span: tuple[int, int] | None) -> IO[bytes]:
@@ -87,14 +90,14 @@ def _open_span(path: str, span: tuple[int, int] | None) -> IO[bytes]:
     return handle
 
 
-def _decode_or_fail(block: bytes, number: int, path: str) -> str:
+def _decode_or_fail(block: bytes, number: int, path: str, check: Callable[[int, str], object]) -> str:
     """Decode a block; on bad UTF-8 raise InputError (after line errors before it, via the slow parser)."""
     try:
         return _decode(block)
     except UnicodeDecodeError as exc:
         good = block[: block.rfind(b"\n", 0, exc.start) + 1]
         if good:
-            _RunParser(path).feed(number, _decode(good))
+            check(number, _decode(good))
         raise InputError(f"not valid UTF-8 text ({exc.reason})", path) from None
 
 
@@ -246,9 +249,48 @@ def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str) -> None:
 
 
 def read_qrels(path: str) -> Qrels:
-    """Read qrels `qid 0 docid rel` (graded ints); BEIR `query-id corpus-id score` TSV also accepted."""
+    """Read qrels `qid 0 docid rel` (graded ints); BEIR `query-id corpus-id score` TSV also accepted.
+
+    Errors (exit 2, naming the line): wrong column count, a non-integer label, a docid judged twice
+    with different labels in one query, an empty file. Blocks of plain 4-column lines take a fast path.
+    """
     qrels: Qrels = {}
-    for number, line in iter_lines(path):
+    for number, text in _text_chunks(path, check_prefix=lambda number, text: _qrels_lines(text, number, path, {})):
+        if not _qrels_fast(text, qrels):
+            _qrels_lines(text, number, path, qrels)
+    if not qrels:
+        raise InputError("qrels file is empty", path)
+    return qrels
+
+
+def _qrels_fast(text: str, qrels: Qrels) -> bool:
+    """Add a block of 4-column qrels lines at once; False (nothing added) if anything needs a closer look."""
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    local: Qrels = {}
+    current = None
+    judged: dict[str, int] = {}
+    try:
+        for qid, _, docid, rel in map(str.split, lines):
+            if qid != current:
+                current = qid
+                judged = local.setdefault(qid, {})
+            judged[docid] = int(rel)
+    except ValueError:  # blank, 3-column (BEIR) or malformed lines, a bad label: the line parser decides
+        return False
+    if sum(map(len, local.values())) != len(lines):  # a docid judged twice within the block
+        return False
+    if any(qid in qrels and not qrels[qid].keys().isdisjoint(judged) for qid, judged in local.items()):
+        return False
+    for qid, judged in local.items():
+        qrels.setdefault(qid, {}).update(judged)
+    return True
+
+
+def _qrels_lines(text: str, number: int, path: str, qrels: Qrels) -> None:
+    """Add qrels lines one by one, the first being line `number`, naming the line at fault."""
+    for number, line in enumerate(text.split("\n"), number):  # noqa: B020
         parts = line.split()
         if not parts:
             continue
@@ -268,9 +310,6 @@ def read_qrels(path: str) -> Qrels:
         if docid in judged and judged[docid] != rel:
             raise InputError(f"docid {docid!r} judged twice with different labels in {qid!r}", path, number)
         judged[docid] = rel
-    if not qrels:
-        raise InputError("qrels file is empty", path)
-    return qrels
 
 
 def write_qrels(path: str, qrels: Mapping[str, Mapping[str, int]]) -> None:
