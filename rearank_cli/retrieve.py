@@ -189,6 +189,8 @@ def validate_corpora(paths: Sequence[str], progress: bool = True) -> CorpusPlan:
     plan: CorpusPlan | None = None
     bar = tqdm(desc="validate", unit="doc", file=sys.stderr, disable=None if progress else True)
     for path in paths:
+        if path == "-":
+            raise InputError("Anserini indexes files: pass the corpus as a file, not on stdin", path)
         if os.path.isdir(path):
             raise InputError("is a directory, expected a JSONL(.gz) corpus file", path)
         docs, native = 0, True
@@ -659,6 +661,8 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
         raise InputError(f"-k must be at least 1, got {k}")
     if not tag or _WHITESPACE.search(tag):
         raise InputError(f"--tag must be one word, got {tag!r}")
+    if k1 < 0 or not 0 <= b <= 1:
+        raise InputError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1} b={b}")
     query_map = load_topics(topics)
     index_dir = resolve_index(index)
     searcher = Bm25Searcher(index_dir, k1, b)
@@ -666,7 +670,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
     log.info("BM25 (k1=%g, b=%g, fields %s) over %d docs: %d queries, k=%d, %d thread(s)", k1, b,
              "+".join(searcher.fields), searcher.num_docs, len(queries), k, threads)
     started = time.time()
-    total_hits = 0
+    total_hits = no_hits = 0
     bar = tqdm(total=len(queries), desc="bm25", unit="q", file=sys.stderr, disable=None if progress else True)
     try:
         with _sigterm_cleans_up(), atomic_output(output) as out:
@@ -674,6 +678,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
                 if remove_query:
                     hits = [hit for hit in hits if hit[0] != qid]
                 total_hits += len(hits)
+                no_hits += not hits
                 write_run_lines(out, {qid: hits}, tag)
     finally:
         bar.close()
@@ -681,13 +686,15 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
     seconds = time.time() - started
     summary = {
         "index": index, "index_dir": os.path.abspath(index_dir), "topics": topics, "queries": len(queries),
-        "hits": total_hits, "k": k, "k1": k1, "b": b, "fields": searcher.fields, "remove_query": remove_query,
-        "tag": tag, "threads": threads, "seconds": round(seconds, 3),
+        "hits": total_hits, "queries_without_hits": no_hits, "k": k, "k1": k1, "b": b, "fields": searcher.fields,
+        "remove_query": remove_query, "tag": tag, "threads": threads, "seconds": round(seconds, 3),
         "queries_per_second": round(len(queries) / seconds, 1) if seconds > 0 else None, "versions": versions(),
     }
     if output != "-":
         with atomic_output(output + ".manifest.json", "wb") as handle:
             handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    if no_hits:
+        log.warning("%d of %d queries matched no document (they are absent from the run)", no_hits, len(queries))
     log.info("retrieved %d hits for %d queries in %.2f s (%.0f queries/s)", total_hits, len(queries), seconds,
              len(queries) / max(seconds, 1e-9))
     return summary

@@ -194,12 +194,13 @@ def test_threads_do_not_change_the_run(slice_index, samples, tmp_path):
 
 def test_remove_query_and_topics_from_stdin(cli, slice_index, samples):
     docid, text = next(iter(load_texts(str(samples / SLICE)).items()))
-    topics = f"{docid}\t{' '.join(text.split()[:40])}\nq2\t \n".encode()
+    topics = f"{docid}\t{' '.join(text.split()[:40])}\nq2\t \nq3\tzzyzx qwxq\n".encode()
     args = ["retrieve", "--index", slice_index, "--topics", "-", "-k", "5", "--remove-query"]
     result = cli(*args, stdin=topics)
     removed = [line.split()[2] for line in ok(result).splitlines()]
     assert docid not in removed and len(removed) == 4
     assert "skipped 1 topic(s) with an empty query" in result.stderr.decode()
+    assert "1 of 2 queries matched no document" in result.stderr.decode()
     kept = ok(cli(*args[:-1], stdin=topics)).split("\n")[0].split()
     assert kept[:4] == [docid, "Q0", docid, "1"]
 
@@ -279,6 +280,8 @@ def test_retrieve_rejects_non_index_and_unknown_names(cli, samples, tmp_path):
         cli("retrieve", "--index", tmp_path, "--topics", tmp_path / "nope.tsv"))
     assert "--tag must be one word" in error_line(
         cli("retrieve", "--index", tmp_path, "--topics", topics, "--tag", "a b"))
+    assert "0 <= b <= 1" in error_line(cli("retrieve", "--index", tmp_path, "--topics", topics, "--b", "1.5"))
+    assert "not on stdin" in error_line(cli("index", "-", "-o", tmp_path / "i", stdin=b'{"id":"a","contents":"x"}'))
 
 
 @pytest.mark.skipif(not offline(), reason="needs a machine without network (CI)")
