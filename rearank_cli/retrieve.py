@@ -9,7 +9,7 @@ as the JSONL reader (`rearank_cli.formats.corpus.parse_doc` on the stored raw JS
 Search is Lucene BM25 exactly as Anserini's `SearchCollection` does it (Lucene `BM25Similarity`,
 `BagOfWordsQueryGenerator`, score ties broken by docid through the `id` doc values), but without
 loading a stored document per hit: docids come from the sort values, and each query's hits cross
-the JNI boundary as one string, so k=1000 costs about what k=100 does. Queries run on N Python
+the JNI boundary as one string (no Java object per hit reaches Python). Queries run on N Python
 threads (jnius releases the GIL inside Java calls).
 """
 
@@ -168,7 +168,8 @@ def _is_native(record: dict, collection: str) -> bool:
     """True when Anserini reads this record's own fields exactly as `parse_doc` does."""
     if collection == JSON:
         return isinstance(record.get("id"), str) and isinstance(record.get("contents"), str)
-    return all(isinstance(record.get(key), str) for key in ("_id", "title", "text")) and "contents" not in record
+    # parse_doc takes `id` before `_id`; Anserini's BEIR collections read `_id` only.
+    return all(isinstance(record.get(key), str) for key in ("_id", "title", "text")) and "id" not in record
 
 
 def _is_gzip(path: str) -> bool:

@@ -215,6 +215,7 @@ def test_pyserini_corpus_odd_records_and_index_replacement(cli, tmp_path):
     beir_format = jsonl(tmp_path / "beir.jsonl.gz", [
         {"_id": "e", "title": "Titled", "text": "body text about retrieval"},
         {"_id": "f", "text": "no title field at all"},
+        {"id": "g", "title": "t", "text": "id instead of _id"},
     ], gz=True)
     first, second = tmp_path / "idx", tmp_path / "replaced"
     result = cli("index", pyserini_format, "-o", first)
@@ -224,7 +225,7 @@ def test_pyserini_corpus_odd_records_and_index_replacement(cli, tmp_path):
     texts = python("""
         import json, sys
         from rearank_cli.corpus import fetch_texts
-        print(json.dumps([fetch_texts(sys.argv[1], list("abcd")), fetch_texts(sys.argv[2], list("abcdef"))]))
+        print(json.dumps([fetch_texts(sys.argv[1], list("abcd")), fetch_texts(sys.argv[2], list("abcdefg"))]))
     """, str(first), str(second))
     expected = load_texts(str(pyserini_format))
     del expected["c"]
