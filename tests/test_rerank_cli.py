@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from rearank_cli.cli import run as cli_run
-from rearank_cli.formats import read_candidates, read_qrels, read_run
+from rearank_cli.formats import read_candidates, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
@@ -33,15 +33,6 @@ def small_run(samples: Path, out: Path, queries: int) -> Path:
     qids = list(dict.fromkeys(line.split()[0] for line in lines))[:queries]
     out.write_text("".join(line + "\n" for line in lines if line.split()[0] in qids))
     return out
-
-
-def ndcg10(run_path: Path, qrels_path: Path) -> float:
-    import pytrec_eval
-
-    qrels = read_qrels(str(qrels_path))
-    run = {q: {d: s for d, s in hits} for q, hits in read_run(str(run_path)).items()}
-    results = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
-    return sum(v["ndcg_cut_10"] for v in results.values()) / len(results)
 
 
 def records(trace: Path) -> list[dict]:
@@ -74,7 +65,18 @@ def test_hf_backend_end_to_end(cli, samples, tiny_model, tmp_path):
     assert manifest["backend"]["batches"] < 4  # concurrent windows of different queries were batched
     assert manifest["prompt"] == "rearank" and manifest["summary"]["windows"]["generated"] == 4
     assert "windows" in result.stderr.decode() and "parse failures" in result.stderr.decode()
-    assert 0.0 <= ndcg10(out, samples / "dl19-qrels.txt") <= 1.0
+    assert_evaluates(cli, out, samples, 2)
+
+
+def assert_evaluates(cli, out: Path, samples: Path, queries: int, ties: bool = False) -> None:
+    """`rearank eval` reads the output: every reranked query counts, the others are missing (-c)."""
+    result = cli("eval", out, "--qrels", samples / "dl19-qrels.txt", "--format", "json", "-m", "nDCG@10")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)["runs"][0]
+    assert len(report["missed_queries"]) == 43 - queries and report["hits"] == 100 * queries
+    if not ties:  # --score-mode rank: strictly decreasing scores, nothing for trec_eval to re-sort
+        assert report["tied_hits"] == 0
+    assert 0.0 <= report["means"]["nDCG@10"] <= 1.0
 
 
 def test_kill_9_then_resume_regenerates_no_finished_window(samples, tiny_model, tmp_path):
@@ -194,9 +196,10 @@ def test_openai_backend_end_to_end_with_retry(cli, samples, server, tmp_path):
     assert manifest["summary"]["tokens"]["completion"] == 8 * 7
     assert manifest["summary"]["parse_failures"]["not_clean"] == 0
     assert manifest["score_mode"] == "first-stage"
-    bm25_scores = [s for _, s in read_run(str(run))["1037798"]] if "1037798" in read_run(str(run)) else None
-    if bm25_scores:
-        assert sorted(s for _, s in read_run(str(out))["1037798"]) == sorted(bm25_scores)
+    bm25 = read_run(str(run))
+    for qid, hits in read_run(str(out)).items():
+        assert sorted(s for _, s in hits) == sorted(s for _, s in bm25[qid])
+    assert_evaluates(cli, out, samples, 4, ties=True)
 
 
 def test_shards_merged_from_the_cli_equal_unsharded(cli, samples, server, tmp_path):
