@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from rearank_cli import __version__
 from rearank_cli.errors import InputError, MissingDependency, require
-from rearank_cli.formats.textio import atomic_output, iter_lines
+from rearank_cli.formats.jsonl import iter_jsonl
+from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
 from rearank_cli.reward import MissingQrels, check_sample
 
@@ -142,15 +141,7 @@ def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> lis
     `prompts`, when given, counts the rows per (prompt_name, prompt_hash) that augment recorded.
     """
     rows: list[dict[str, Any]] = []
-    for number, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc})", path, number) from None
-        if not isinstance(row, dict):
-            raise InputError("expected a JSON object per line", path, number)
+    for number, row in iter_jsonl(path):
         missing = [name for name in REQUIRED_FIELDS if name not in row]
         if missing:
             raise InputError(f"missing field(s) {', '.join(missing)} (is this `rearank augment` output?)",

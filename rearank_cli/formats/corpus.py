@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterator
 import orjson
 
 from rearank_cli.errors import InputError
+from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.formats.textio import atomic_output, iter_lines
 
 
@@ -19,12 +20,7 @@ def doc_text(title: str | None, text: str) -> str:
 
 def parse_doc(line: str, path: str, number: int) -> tuple[str, str]:
     """One corpus line as `(docid, text)`, or an InputError naming the line."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc})", path, number) from None
-    if not isinstance(record, dict):
-        raise InputError("expected a JSON object", path, number)
+    record = parse_json_object(line, path, number)
     docid = record.get("id", record.get("_id", record.get("docid")))
     if docid is None or str(docid) == "":
         raise InputError('document has no id ("id" or "_id")', path, number)

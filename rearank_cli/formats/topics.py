@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import orjson
-
 from rearank_cli.errors import InputError
+from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.formats.textio import atomic_output, iter_lines
 
 log = logging.getLogger("rearank")
@@ -21,12 +20,7 @@ def _parse_tsv(line: str, path: str, number: int) -> tuple[str, str]:
 
 
 def _parse_json(line: str, path: str, number: int) -> tuple[str, str]:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc})", path, number) from None
-    if not isinstance(record, dict):
-        raise InputError("expected a JSON object", path, number)
+    record = parse_json_object(line, path, number)
     qid = record.get("_id", record.get("qid", record.get("id")))
     text = record.get("text", record.get("query"))
     if qid is None or text is None:
