@@ -705,9 +705,10 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
 # Reading passage text back
 
 
-def read_index_texts(index_dir: str, wanted: Collection[str]) -> dict[str, str]:
+def read_index_texts(index_dir: str, wanted: Collection[str], threads: int | None = None) -> dict[str, str]:
     """Texts of `wanted` docids from an index with stored raw documents, exactly as the JSONL reader gives
-    them (`parse_doc` on the stored raw JSON). Docids not in the index are absent from the result."""
+    them (`parse_doc` on the stored raw JSON). Docids not in the index are absent from the result.
+    Lookups run on `threads` threads (default: the CPUs available)."""
     jvm = _java()
     utils = jvm.autoclass("io.anserini.index.IndexReaderUtils")
     try:
@@ -717,11 +718,44 @@ def read_index_texts(index_dir: str, wanted: Collection[str]) -> dict[str, str]:
     try:
         if jvm.autoclass("org.apache.lucene.index.FieldInfos").getMergedFieldInfos(reader).fieldInfo("raw") is None:
             raise InputError("index stores no raw documents (build it with `rearank index`)", index_dir)
-        texts = {}
-        for docid in wanted:
-            raw = utils.documentRaw(reader, docid)
-            if raw is not None:
-                texts[docid] = parse_doc(raw, f"{index_dir} (stored raw of {docid!r})", None)[1]  # type: ignore[arg-type]
-        return texts
+        docids = list(dict.fromkeys(wanted))
+        raws = _parallel(lambda docid: utils.documentRaw(reader, docid), docids, threads or available_cpus())
+        return {docid: parse_doc(raw, f"{index_dir} (stored raw of {docid!r})", None)[1]  # type: ignore[arg-type]
+                for docid, raw in zip(docids, raws, strict=True) if raw is not None}
     finally:
         reader.close()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects SLURM/cgroup CPU sets on Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _parallel(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
+    """`[function(item) for item in items]` on up to `threads` threads (for Java calls, which release the GIL)."""
+    threads = min(threads, len(items) // 256 + 1)
+    if threads <= 1:
+        return [function(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    failures: list[BaseException] = []
+
+    def work(first: int) -> None:
+        try:
+            for index in range(first, len(items), threads):
+                results[index] = function(items[index])
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failures.append(exc)
+        finally:
+            _detach()
+
+    workers = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise failures[0]
+    return results

@@ -3,21 +3,12 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 _CORPORA = typer.Argument(..., help='Corpus JSONL(.gz): pyserini {"id","contents"} or BEIR {"_id","title","text"}.',
                           show_default=False)
 _FIELDS = typer.Option([], "--fields", help="BEIR multifield: also index `title` as its own field (as Anserini's "
                                            "multifield regressions); default is BEIR flat.")
-
-
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def index(
@@ -28,9 +19,9 @@ def index(
     fields: list[str] = _FIELDS,
 ) -> None:
     """Build a BM25 Lucene index (Anserini, raw docs stored) from JSONL corpora."""
-    from rearank_cli.retrieve import build_index
+    from rearank_cli.retrieve import available_cpus, build_index
 
-    build_index(corpus, output, threads or _default_threads(), fields)
+    build_index(corpus, output, threads or available_cpus(), fields)
 
 
 def retrieve(
@@ -48,7 +39,8 @@ def retrieve(
                                                             "OUT.manifest.json."),
 ) -> None:
     """BM25 top-k (pyserini/Anserini, k1=0.9 b=0.4 by default) for every topic, as a TREC run."""
+    from rearank_cli.retrieve import available_cpus
     from rearank_cli.retrieve import retrieve as run_retrieve
 
-    run_retrieve(index, topics, output, k=k, k1=k1, b=b, threads=threads or _default_threads(),
+    run_retrieve(index, topics, output, k=k, k1=k1, b=b, threads=threads or available_cpus(),
                  remove_query=remove_query, tag=tag)
