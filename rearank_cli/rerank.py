@@ -194,31 +194,40 @@ class Journal:
         self.records: dict[tuple[str, int, int, int], dict[str, Any]] = {}
         self.resumed = False
         self._handle = None
+        self._header_seen = False
         if resume and os.path.exists(path) and os.path.getsize(path) > 0:
             self._load()
-            self.resumed = True
+            self.resumed = self._header_seen  # a journal torn inside its header line starts over
 
     def _load(self) -> None:
+        """Stream the journal once, keeping what replay needs (not the model outputs)."""
+        offset = 0
+        torn = None
         with open(self.path, "rb") as handle:
-            data = handle.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) < len(data):
-            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run",
-                        self.path, len(data) - len(complete))
+            for number, line in enumerate(handle, 1):
+                if not line.endswith(b"\n"):
+                    torn = (offset, len(line))
+                    break
+                offset += len(line)
+                if line.strip():
+                    self._read_line(line, number)
+        if torn is not None:
+            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, torn[1])
             with open(self.path, "r+b") as handle:
-                handle.truncate(len(complete))
-        for number, line in enumerate(complete.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(f"invalid journal record ({exc})", self.path, number) from None
-            if number == 1:
-                self._check_header(record)
-            elif record.get("type") == "window" and not record.get("failed"):
-                key = (str(record["qid"]), int(record["pass"]), int(record["start"]), int(record["end"]))
-                self.records[key] = record
+                handle.truncate(torn[0])
+
+    def _read_line(self, line: bytes, number: int) -> None:
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"invalid journal record ({exc})", self.path, number) from None
+        if number == 1:
+            self._check_header(record)
+            self._header_seen = True
+        elif record.get("type") == "window" and not record.get("failed"):
+            record.pop("output", None)
+            key = (str(record["qid"]), int(record["pass"]), int(record["start"]), int(record["end"]))
+            self.records[key] = record
 
     def _check_header(self, record: dict[str, Any]) -> None:
         if record.get("type") != "header":

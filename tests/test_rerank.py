@@ -456,3 +456,12 @@ def test_two_passes_run_the_schedule_twice_on_the_updated_order(dl19):
     # the second pass starts from the first pass's output
     text = lambda d: clean_passage(queries[0].texts[d], 400)  # noqa: E731
     assert backend.calls[2][1] == [text(d) for d in one_pass.orders["1037798"][10:30]]
+
+
+def test_journal_torn_inside_its_header_starts_over(samples, tmp_path):
+    job = job_for(samples, tmp_path, resume=True)
+    Path(job.trace_path()).write_bytes(b'{"type": "hea')
+    manifest = run_rerank(job, backend=ScriptedBackend())
+    assert manifest["summary"]["windows"]["generated"] == 12
+    header, records = trace_records(job.trace_path())
+    assert header["type"] == "header" and len(records) == 12
