@@ -184,11 +184,14 @@ class Journal:
     by `(qid, pass, start, end)` and validated by the window's docids.
     """
 
-    def __init__(self, path: str, header: dict[str, Any], resume: bool, fsync_every_s: float = 1.0) -> None:
+    def __init__(self, path: str, header: dict[str, Any], resume: bool, fsync: bool = True,
+                 fsync_every_s: float = 1.0) -> None:
         self.path = path
         self.header = header
         #: each record is written with one flush (a killed process loses nothing); fsync (against a
-        #: crashed node) runs at most this often, so a slow shared filesystem never stalls the scheduler
+        #: crashed node) runs at most every `fsync_every_s`, so a slow shared filesystem never stalls
+        #: the scheduler; `fsync=False` leaves syncing to the OS
+        self.fsync = fsync
         self.fsync_every_s = fsync_every_s
         self._synced = 0.0
         self.records: dict[tuple[str, int, int, int], dict[str, Any]] = {}
@@ -276,7 +279,7 @@ class Journal:
         self._handle.write(orjson.dumps(record) + b"\n")
         self._handle.flush()
         now = time.monotonic()
-        if now - self._synced >= self.fsync_every_s:
+        if self.fsync and now - self._synced >= self.fsync_every_s:
             os.fsync(self._handle.fileno())
             self._synced = now
 
@@ -284,7 +287,8 @@ class Journal:
         """Close the file."""
         if self._handle is not None:
             self._handle.flush()
-            os.fsync(self._handle.fileno())
+            if self.fsync:
+                os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
 
