@@ -925,11 +925,11 @@ async def _drive(queries: list[QueryInput], backend: Backend, settings: RerankSe
     bar = tqdm(total=remaining, unit="window", desc="rerank", file=sys.stderr, disable=None, dynamic_ncols=True)
     progress = _Progress(bar, remaining)
     try:
-        if remaining:
-            await _run_until_stopped(backend.start(), stop)
-        if journal is not None:
-            journal.open()
         try:
+            if remaining:
+                await _run_until_stopped(backend.start(), stop)
+            if journal is not None:
+                journal.open()
             return await rerank_queries(queries, backend, settings, journal, progress=progress, stop=stop)
         except Interrupted:
             signum = (getattr(stop, "received", None) or [signal.SIGINT])[0]
