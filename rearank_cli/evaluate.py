@@ -5,7 +5,7 @@ per-query values of the queries in both run and qrels, in qid order as trec_eval
 the number of qrels queries, so a query missing from the run counts 0. Judged@k (the share of the top-k
 docs that have a qrels label) is computed here, over the queries the run answers. Runs are streamed
 query by query (few MiB of memory at a time) when their lines are grouped by query, else read whole;
-a big plain file is read and evaluated as two halves in two processes when two CPUs are free.
+with `jobs=2` a plain file is read and evaluated as two halves in two processes.
 pytrec_eval, numpy and scipy are imported lazily.
 """
 
@@ -208,8 +208,8 @@ class Evaluator:
     def evaluate(self, path: str, batch_hits: int = 200_000, jobs: int | None = None) -> RunResult:
         """Evaluate one run file (`-` = stdin, gzip ok); streams it when it is grouped by query.
 
-        `jobs` = 2 evaluates the two halves of a big plain file in two processes (None: when the
-        file has 64+ MiB and two CPUs are free); any surprise there falls back to one process.
+        `jobs` = 2 evaluates the two halves of a plain file in two processes (worth it for big runs
+        when a second core is really free); any surprise there falls back to one process.
         """
         if _jobs(path, jobs) >= 2:
             try:
@@ -274,7 +274,7 @@ class Evaluator:
         status, theirs = pickle.loads(payload) if payload else ("error", "no answer")
         if status != "ok":
             raise _Fallback(f"second half: {theirs}")
-        return self._merge(path, mine, theirs, batch_hits)
+        return self._merge(mine, theirs, batch_hits)
 
     def _half(self, path: str, span: tuple[int, int], batch_hits: int, hold_first: bool) -> _Half:
         """One half of a run, measured except its boundary query (held back raw)."""
@@ -293,7 +293,7 @@ class Evaluator:
             raise _Fallback("queries are not grouped") from exc
         return _Half(result, held, seen)
 
-    def _merge(self, path: str, first: _Half, second: _Half, batch_hits: int) -> RunResult:
+    def _merge(self, first: _Half, second: _Half, batch_hits: int) -> RunResult:
         """Both halves as one result; the boundary query (split by the cut or not) is measured here."""
         held = [h for h in (first.held, second.held) if h is not None]
         if len(held) == 2 and held[0][0] == held[1][0]:
@@ -349,9 +349,6 @@ class Evaluator:
         return result
 
 
-PARALLEL_MIN_BYTES = 64 << 20
-
-
 class _Fallback(Exception):
     """The two-process path gives up; the run is evaluated in one process instead."""
 
@@ -364,21 +361,17 @@ class _Half:
 
 
 def _jobs(path: str, jobs: int | None) -> int:
-    """Processes for one run: 2 only for a plain (not gzip) file, with fork, no JVM and no other thread."""
-    if (path == "-" or not hasattr(os, "fork") or "jnius" in sys.modules or threading.active_count() > 1
-            or (jobs is not None and jobs < 2)):
+    """Processes for one run: 2 only when asked, for a plain (not gzip) file, with fork, no JVM, no thread."""
+    if (not jobs or jobs < 2 or path == "-" or not hasattr(os, "fork") or "jnius" in sys.modules
+            or threading.active_count() > 1):
         return 1
     try:
         if not os.path.isfile(path):  # a pipe (`<(zcat run.gz)`) must not lose the bytes peeked below
             return 1
         with open(path, "rb") as handle:
-            if handle.read(2) == b"\x1f\x8b":
-                return 1
-        big = os.path.getsize(path) >= PARALLEL_MIN_BYTES
+            return 1 if handle.read(2) == b"\x1f\x8b" else 2
     except OSError:
         return 1  # the one-process path reports it
-    free = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if jobs is not None or (big and free >= 2) else 1
 
 
 def _split_point(path: str) -> tuple[int, int]:

@@ -29,9 +29,8 @@ def evaluate(
     output: str = typer.Option("-", "-o", "--output", help="Output file (`-` = stdout), written atomically."),
     permutations: int = typer.Option(10_000, "--permutations", help="Randomization test permutations."),
     seed: int = typer.Option(0, "--seed", help="Randomization test seed."),
-    jobs: int | None = typer.Option(None, "--jobs", help="Processes per run: 1, or 2 to read and evaluate the "
-                                    "two halves of a plain run file at once [default: 2 for runs of 64+ MiB "
-                                    "when two CPUs are free]."),
+    jobs: int = typer.Option(1, "--jobs", help="Processes per run: 2 reads and evaluates the two halves of a "
+                             "plain run file at once (for big runs, when a second core is free)."),
 ) -> None:
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
     from rearank_cli.evaluate import run_eval
