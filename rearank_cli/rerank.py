@@ -339,7 +339,7 @@ class RerankStats:
             "first_errors": self.errors[:5],
         }
 
-    def count_record(self, record: dict[str, Any]) -> None:
+    def count_record(self, record: dict[str, Any], tags: bool = True) -> None:
         """Add one window record (replayed or new) to the totals."""
         self.windows += 1
         self.prompt_tokens += int(record.get("prompt_tokens") or 0)
@@ -351,28 +351,29 @@ class RerankStats:
             self.shortened += 1
         if record.get("finish_reason") == "length":
             self.finish_length += 1
-        for kind in failure_kinds(record.get("flags") or {}):
+        for kind in failure_kinds(record.get("flags") or {}, tags):
             self.parse[kind] += 1
         for name, value in (record.get("backend_flags") or {}).items():
             if value:
                 self.backend_flags[name] += 1
 
 
-def failure_kinds(flags: dict[str, Any]) -> list[str]:
-    """Parse-failure kinds of one window from its parser flags (see `parse.ParseFlags`)."""
+def failure_kinds(flags: dict[str, Any], tags: bool = True) -> list[str]:
+    """Parse-failure kinds of one window from its parser flags (see `parse.ParseFlags`). `tags`: the
+    prompt asks for `<think>`/`<answer>` (rearank); the zero-shot rankgpt prompt does not, so missing
+    tags are no failure there."""
     kinds = []
-    if not flags.get("answer_tag"):
-        kinds.append("no_answer_tag")
-    if not flags.get("answer_closed"):
-        kinds.append("answer_unclosed")
-    if not flags.get("think_closed"):
-        kinds.append("think_unclosed")
+    if tags:
+        for key, kind in (("answer_tag", "no_answer_tag"), ("answer_closed", "answer_unclosed"),
+                          ("think_closed", "think_unclosed")):
+            if not flags.get(key):
+                kinds.append(kind)
     for key, kind in (("missing", "missing_ids"), ("duplicated", "duplicated_ids"),
                       ("out_of_range", "out_of_range_ids")):
         if flags.get(key):
             kinds.append(kind)
-    if not (flags.get("answer_closed") and not flags.get("missing") and not flags.get("duplicated")
-            and not flags.get("out_of_range")):
+    if (tags and not flags.get("answer_closed")) or any(flags.get(k) for k in ("missing", "duplicated",
+                                                                               "out_of_range")):
         kinds.append("not_clean")
     return kinds
 
@@ -398,6 +399,7 @@ class _Scheduler:
         self.stats = RerankStats(queries=len(self.states))
         self.consecutive_failures = 0
         self.context = getattr(backend, "context_length", None)
+        self.tags = settings.prompt == "rearank"
 
     def replay(self) -> None:
         """Apply every journaled window whose inputs match, query by query, until the first gap."""
@@ -411,7 +413,7 @@ class _Scheduler:
                     break
                 state.apply(window, record["permutation"])
                 self.stats.replayed += 1
-                self.stats.count_record(record)
+                self.stats.count_record(record, self.tags)
 
     def remaining(self) -> int:
         """Windows still to generate."""
@@ -472,7 +474,7 @@ class _Scheduler:
             self.journal.write(record)
         state.apply(window, record["permutation"])
         self.stats.generated += 1
-        self.stats.count_record(record)
+        self.stats.count_record(record, self.tags)
         self.stats.session_prompt_tokens += int(record.get("prompt_tokens") or 0)
         self.stats.session_completion_tokens += int(record.get("completion_tokens") or 0)
         self.progress(1)

@@ -465,3 +465,17 @@ def test_journal_torn_inside_its_header_starts_over(samples, tmp_path):
     assert manifest["summary"]["windows"]["generated"] == 12
     header, records = trace_records(job.trace_path())
     assert header["type"] == "header" and len(records) == 12
+
+
+def test_failure_kinds_depend_on_the_prompt():
+    from rearank_cli.parse import parse_ranking
+    from rearank_cli.rerank import failure_kinds
+
+    _, plain = parse_ranking("[2] > [1] > [3]", 3)  # a clean zero-shot RankGPT answer
+    assert failure_kinds(plain.as_dict(), tags=False) == []
+    assert set(failure_kinds(plain.as_dict(), tags=True)) == {"no_answer_tag", "answer_unclosed", "think_unclosed",
+                                                             "not_clean"}
+    _, good = parse_ranking("<think>x</think> <answer>[2] > [1] > [3]</answer>", 3)
+    assert failure_kinds(good.as_dict()) == []
+    _, bad = parse_ranking("<think>x</think> <answer>[2] > [2] > [7]</answer>", 3)
+    assert failure_kinds(bad.as_dict()) == ["missing_ids", "duplicated_ids", "out_of_range_ids", "not_clean"]
