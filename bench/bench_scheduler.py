@@ -186,18 +186,23 @@ async def run_model_modes(args: argparse.Namespace, queries: list[QueryInput]) -
     # warm-up (first-forward costs), then an empty prefix cache before each mode
     await backend.agenerate(build_messages("rearank", "warm up", ["x"] * 20), Sampling(max_tokens=4))
 
-    modes = {}
-    for name in args.modes:
-        await backend.reset_prefix_cache()
-        wrapper = LockStep(backend, lengths, len(queries)) if name == "lock-step" else HeavyTail(backend, lengths)
-        wall, stats = await timed(queries, wrapper, settings)
-        modes[name] = {"wall_s": round(wall, 2), "windows": stats["windows"]["generated"],
-                       "completion_tokens": stats["tokens"]["session_completion"],
-                       "prompt_tokens": stats["tokens"]["session_prompt"],
-                       "windows_per_s": round(stats["windows"]["generated"] / wall, 3),
-                       "tokens_per_s": round(stats["tokens"]["session_completion"] / wall, 1),
-                       "worst_query_latency_sum_s": round(max(wrapper.latency.values()), 2)}
-        print(f"  {name}: {modes[name]}", file=sys.stderr, flush=True)
+    modes: dict[str, dict[str, Any]] = {}
+    for repeat in range(args.repeats):  # interleaved, best wall per mode: a shared machine is noisy
+        for name in args.modes:
+            await backend.reset_prefix_cache()
+            wrapper = (LockStep(backend, lengths, len(queries)) if name == "lock-step"
+                       else HeavyTail(backend, lengths))
+            wall, stats = await timed(queries, wrapper, settings)
+            walls = modes.get(name, {}).get("walls_s", []) + [round(wall, 2)]
+            if name not in modes or wall < modes[name]["wall_s"]:
+                modes[name] = {"wall_s": round(wall, 2), "windows": stats["windows"]["generated"],
+                               "completion_tokens": stats["tokens"]["session_completion"],
+                               "prompt_tokens": stats["tokens"]["session_prompt"],
+                               "windows_per_s": round(stats["windows"]["generated"] / wall, 3),
+                               "tokens_per_s": round(stats["tokens"]["session_completion"] / wall, 1),
+                               "worst_query_latency_sum_s": round(max(wrapper.latency.values()), 2)}
+            modes[name]["walls_s"] = walls
+            print(f"  {name} (repeat {repeat + 1}): {wall:.2f} s", file=sys.stderr, flush=True)
     out["modes"] = modes
 
     # critical path: the queries with the most tokens to generate, each alone
@@ -273,6 +278,7 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=16384)
     parser.add_argument("--critical-queries", type=int, default=2, help="heaviest queries timed alone")
     parser.add_argument("--modes", nargs="+", default=["lock-step", "continuous"])
+    parser.add_argument("--repeats", type=int, default=1, help="run the modes N times, interleaved; best wall")
     parser.add_argument("--skip-model", action="store_true", help="only the orchestration overhead")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
@@ -327,7 +333,7 @@ def report(results: dict[str, Any]) -> None:
     for name, mode in results["modes"].items():
         print(f"{name:>10}: {mode['wall_s']:8.1f} s  {mode['windows_per_s']:.3f} windows/s  "
               f"{mode['tokens_per_s']:.1f} generated tokens/s  ({mode['windows']} windows, "
-              f"{mode['completion_tokens']} tokens)")
+              f"{mode['completion_tokens']} tokens; walls {mode['walls_s']})")
     print(f"critical path bound: {results['critical_path']['bound_s']:.1f} s")
     print(f"throughput bound (same windows, no dependencies): {results['throughput_bound_s']:.1f} s")
     for name, value in (results.get("ratios") or {}).items():
