@@ -431,7 +431,13 @@ class _Scheduler:
                 while not state.done:
                     await self.run_window(state)
 
-        await asyncio.gather(*(worker() for _ in range(min(limit, len(pending)))))
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(limit, len(pending)))]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one worker failed (or we were cancelled): stop the others before the journal closes
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def fit_messages(self, query: str, texts: list[str]) -> tuple[list[Message], int | None]:
         """Build the prompt; if the backend knows its context and the prompt does not fit, cut every

@@ -375,6 +375,32 @@ def test_consecutive_failures_abort_with_journal_intact(samples, tmp_path):
     assert len(records) == 3 and all(r["failed"] for r in records)
 
 
+class DiesOnOneQuery(ScriptedBackend):
+    """The first query's second window fails at once; other queries answer late, while `close` runs."""
+
+    async def agenerate(self, messages, sampling):
+        query = query_of(messages)
+        self.target = getattr(self, "target", query)
+        if query != self.target:
+            await asyncio.sleep(0.3)
+        elif sum(q == query for q, _ in self.calls) >= 1:
+            self.calls.append((query, []))
+            raise BackendError("dead")
+        return await super().agenerate(messages, sampling)
+
+    async def close(self):
+        await asyncio.sleep(0.6)
+
+
+def test_abort_stops_other_queries_before_the_journal_closes(samples, tmp_path):
+    # a window finishing after the abort used to reopen (and truncate) the closed journal
+    job = job_for(samples, tmp_path, settings=RerankSettings(depth=30, max_consecutive_failures=1))
+    with pytest.raises(RearankError, match="1 windows in a row failed"):
+        run_rerank(job, backend=DiesOnOneQuery())
+    _, records = trace_records(job.trace_path())
+    assert [(r["start"], r["failed"]) for r in records] == [(10, False), (0, True)]
+
+
 # -- shards and merge ---------------------------------------------------------------------------
 
 
