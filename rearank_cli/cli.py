@@ -64,6 +64,15 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _usage_message(exc: Exception) -> str:
+    """A usage error as one line, pointing at the command's help."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if format_message else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "rearank"
+    return f"{message} (see '{command} --help')"
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status instead of exiting."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -74,9 +83,8 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
         return _fail("interrupted", 130)
-    except typer.TyperException as exc:  # typer's (vendored) click usage errors
-        exc.show()
-        return getattr(exc, "exit_code", 2)
+    except typer.TyperException as exc:  # typer's (vendored) click usage errors: one line, exit 2
+        return _fail(_usage_message(exc), getattr(exc, "exit_code", 2))
     except RearankError as exc:
         if _state["debug"]:
             raise

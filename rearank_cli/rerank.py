@@ -514,7 +514,10 @@ class _Scheduler:
         permutation, flags = parse_ranking(generation.text, len(window.docids))
         record = self.base_record(window)
         record.update({
-            "output": generation.text, "permutation": permutation, "flags": flags.as_dict(),
+            "output": generation.text, "permutation": permutation,
+            # parser flags, plus `recovered` (the answer was finished under the answer grammar after the
+            # token limit; the backend's own notes are kept whole in `backend_flags`)
+            "flags": {**flags.as_dict(), "recovered": bool((generation.flags or {}).get("recovered"))},
             "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
             "latency_s": round(latency, 4), "finish_reason": generation.finish_reason,
             "backend_flags": generation.flags or {}, "max_chars": max_chars, "failed": False,

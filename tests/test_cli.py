@@ -40,5 +40,15 @@ def test_unknown_command_is_usage_error(capsys):
     assert run(["nonsense"]) == 2
 
 
-def test_unknown_option_is_usage_error():
+def test_unknown_option_is_usage_error(capsys):
     assert run(["--no-such-flag"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rearank: error: No such option: --no-such-flag (see 'rearank --help')"]
+
+
+def test_bad_flag_value_is_one_line(cli):
+    result = cli("augment", "sample_runs/dl19-bm25-top100.trec", "--qrels", "x", "--samples-per-query", "0")
+    assert result.returncode == 2
+    err = result.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rearank: error: Invalid value for '--samples-per-query'"), err
+    assert "'rearank augment --help'" in err[0]
