@@ -16,7 +16,7 @@ Measured in one run, on one engine (prefix cache emptied before each mode):
   windows (as many in flight as there are queries): no schedule can do the work faster;
 - orchestration: the same 387 windows with a zero-latency backend (prompt build + parse + journal).
 
-    .venv/bin/python bench/bench_scheduler.py [--queries 43] [--min-tokens 16] [--json out.json]
+    .venv/bin/python bench/bench_scheduler.py [--queries 43] [--min-tokens 64] [--json out.json]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ CANDIDATES = ROOT / "sample_runs" / "dl19-bm25-top100.candidates.json.gz"
 class Lengths:
     """Per-window max_tokens: `min_tokens * (1 + X)`, X ~ lognormal with mean `ratio - 1`, capped."""
 
-    min_tokens: int = 16
+    min_tokens: int = 64
     ratio: float = 10.0
     sigma: float = 1.0
     cap_ratio: float = 60.0
@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument("--model", help="model dir (default: build the tiny test model in a temp dir)")
     parser.add_argument("--queries", type=int, default=43)
     parser.add_argument("--depth", type=int, default=100)
-    parser.add_argument("--min-tokens", type=int, default=16)
+    parser.add_argument("--min-tokens", type=int, default=64, help="REARANK-like: mean ~640 tokens")
     parser.add_argument("--ratio", type=float, default=10.0, help="mean length / min length")
     parser.add_argument("--sigma", type=float, default=1.0, help="lognormal sigma (tail weight)")
     parser.add_argument("--seed", type=int, default=0)
