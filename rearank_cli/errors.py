@@ -46,11 +46,10 @@ def display_path(path: str) -> str:
     return "<stdin>" if path == "-" else str(path)
 
 
-def require(module: str, extra: str) -> ModuleType:
-    """Import an optional dependency or raise a one-line hint naming the extra that provides it."""
+def require(module: str, *extras: str) -> ModuleType:
+    """Import an optional dependency or raise a one-line hint naming the extra(s) that provide it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependency(
-            f"`{module}` is not installed ({exc}); install it with: pip install 'rearank-cli[{extra}]'"
-        ) from exc
+        choices = " or ".join(f"pip install 'rearank-cli[{extra}]'" for extra in extras)
+        raise MissingDependency(f"`{module}` is not installed ({exc}); install it with: {choices}") from exc

@@ -346,7 +346,7 @@ class VllmBackend(Backend):
 
     def engine_args(self, replica: int) -> Any:
         """vLLM engine arguments for replica `replica` (its own GPUs when there are several replicas)."""
-        vllm = require("vllm", "vllm")
+        vllm = require("vllm", "vllm", "cpu")
         from vllm.platforms import current_platform
 
         opts = self.options
@@ -371,7 +371,7 @@ class VllmBackend(Backend):
         """Load the tokenizer and start `data_parallel_size` engine replicas (one after the other)."""
         if self._replicas:
             return
-        require("vllm", "vllm")
+        require("vllm", "vllm", "cpu")
         if self.multiprocess() and "jnius" in sys.modules:
             # a running JVM must not be forked (ENVIRONMENT.md): start engine processes with spawn
             os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
