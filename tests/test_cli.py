@@ -52,3 +52,8 @@ def test_bad_flag_value_is_one_line(cli):
     err = result.stderr.decode().strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rearank: error: Invalid value for '--samples-per-query'"), err
     assert "'rearank augment --help'" in err[0]
+
+
+def test_sampling_settings_are_validated():
+    for flag, value in [("--temperature", "-1"), ("--top-p", "-0.1"), ("--top-p", "1.5")]:
+        assert run(["rerank", "sample_runs/dl19-bm25-top100.trec", "--candidates", "x", flag, value, "-o", "-"]) == 2

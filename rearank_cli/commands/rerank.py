@@ -38,8 +38,9 @@ def rerank(
     depth: int = typer.Option(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below."),
     passes: int = typer.Option(1, "--passes", help="Sliding-window passes."),
     max_tokens: int = typer.Option(2048, "--max-tokens", help="Max new tokens per window."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy (the paper)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling (only with --temperature > 0)."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (the paper)."),
+    top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0,
+                                help="Nucleus sampling (only with --temperature > 0)."),
     seed: int = typer.Option(42, "--seed", help="Sampling seed."),
     max_inflight: int | None = typer.Option(
         None, "--max-inflight", help="Requests in flight across queries [default: vllm 256, hf 2x batch, openai 16]."),
