@@ -31,7 +31,8 @@ def to_svg(figure, name: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"rearank-{name}"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    # matplotlib opens links in a new window; on this page they open a query section in place
+    return text[text.index("<svg") :].replace(' target="_blank"', "")
 
 
 def delta_chart(labels: Sequence[str], deltas: Sequence[float], anchors: Sequence[str], measure: str,
