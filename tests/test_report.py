@@ -127,6 +127,14 @@ def test_report_escapes_untrusted_text_and_shows_every_window(cli, made):
         assert f'id="chart-{chart}"><svg' in page
     assert not re.search(r'(?:src|href)\s*=\s*"?(?:https?:)?//', page)  # nothing fetched: no CDN
     assert "no qrels" in page and "scripted failure" in page
+    summary = orjson.loads(Path(str(made["rearank"]) + ".manifest.json").read_bytes())["summary"]
+    row = re.search(r'<table id="window-table">.*?<tr data-run="0">(.*?)</tr>', page, re.S).group(1)
+    cells = re.findall(r'<td class="num">(\d+)</td>', row)
+    windows = summary["windows"]
+    assert cells[:4] == [str(windows["total"]), str(windows["failed"]), str(windows["shortened"]), "0"]
+    assert cells[4] == str(windows["finish_length"]) and int(cells[4]) > 0 and windows["failed"] == 1
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary["parse_failures"].items()) if v)
+    assert f'<td class="small">{kinds}</td>' in row and "duplicated_ids" in kinds
     assert out.stat().st_size < 6_000_000
 
 

@@ -193,7 +193,7 @@ def _page(job: ReportJob, files: list[found.RunFiles], report, baseline: str | N
     for number, (view, run) in enumerate(zip(runs, files, strict=True)):
         if run.journal is not None:
             views = [w for q in queries for w in q.runs[number].windows]
-            view.stats = window_stats(views, run.chains)
+            view.stats = window_stats(views, run.chains, view.prompt)
     passages = _passage_store(queries, texts, runs)
     page = Page(runs, baseline, {m.name: base.means[m] for m in report.measures} if base else {},
                 [m.name for m in report.measures], main.name, job.qrels, len(report.qids), job.level,

@@ -18,6 +18,7 @@ import orjson
 
 from rearank_cli.errors import InputError
 from rearank_cli.formats import Run, read_candidates, read_run, read_topics, write_run
+from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.windows import schedule
 
 log = logging.getLogger("rearank")
@@ -57,13 +58,7 @@ def read_journal(path: str) -> Journal:
     for number, line in enumerate(lines[:-1] if torn else lines, 1):
         if not line.strip():
             continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"invalid journal record ({exc})", path, number) from None
-        if not isinstance(record, dict):
-            raise InputError("invalid journal record (not a JSON object)", path, number)
-        rows.append((number, record))
+        rows.append((number, parse_json_object(line, path, number)))
     if not rows or rows[0][1].get("type") != "header":
         raise InputError("not a rearank journal (no header line)", path, 1)
     records = [record for _, record in rows[1:] if record.get("type") == "window"]

@@ -8,7 +8,6 @@ jinja2 or matplotlib.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from rearank_cli.metrics import ndcg
 from rearank_cli.parse import answer_span
 from rearank_cli.prompts import PASSAGE_CHARS
 from rearank_cli.report.inputs import Chain, Record
-from rearank_cli.rerank import failure_kinds
+from rearank_cli.rerank import RerankStats, failure_kinds
 
 WINDOW_K = 10
 
@@ -114,16 +113,13 @@ class QueryView:
 
 @dataclass
 class WindowStats:
-    """Counts and distributions over the windows of one run."""
+    """A run's windows: `rerank`'s own counters (`RerankStats`, as its manifest reports them) plus the
+    distributions the page draws."""
 
-    windows: int = 0
-    failed: int = 0
-    shortened: int = 0
+    counts: RerankStats = field(default_factory=RerankStats)
     recovered: int = 0
-    finish_length: int = 0
     superseded: int = 0
     unfinished_queries: int = 0
-    kinds: Counter = field(default_factory=Counter)
     prompt_tokens: list[int] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
@@ -162,19 +158,15 @@ def window_view(number: int, record: Record, judged: dict[str, int] | None, prom
                       before, after)
 
 
-def window_stats(views: Sequence[WindowView], chains: dict[str, Chain]) -> WindowStats:
+def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: str) -> WindowStats:
     """Counters and distributions of a run's windows (the records in its chains)."""
     stats = WindowStats()
     for view in views:
         record = view.record
-        stats.windows += 1
-        stats.failed += bool(record.get("failed"))
-        stats.shortened += record.get("max_chars") is not None
-        stats.recovered += bool((record.get("flags") or {}).get("recovered"))
-        stats.finish_length += record.get("finish_reason") == "length"
-        stats.kinds.update(view.kinds)
+        stats.counts.count_record(record, prompt == "rearank")
         if record.get("failed"):
             continue
+        stats.recovered += bool((record.get("flags") or {}).get("recovered"))
         stats.prompt_tokens.append(int(record.get("prompt_tokens") or 0))
         stats.completion_tokens.append(int(record.get("completion_tokens") or 0))
         stats.latency.append(float(record.get("latency_s") or 0.0))
