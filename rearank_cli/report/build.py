@@ -106,7 +106,8 @@ def build_report(job: ReportJob) -> Page:
     for run in files:
         run.journal = found.read_journal(run.trace) if run.trace else None
     with tempfile.TemporaryDirectory(prefix="rearank-report-") as scratch:
-        baseline = job.baseline or found.manifest_input(files, "run") or _candidates_baseline(files, scratch)
+        baseline = (job.baseline or found.manifest_input(files, "run") or found.journal_run(files)
+                    or _candidates_baseline(files, scratch))
         first_stage = found.read_first_stage(baseline)
         notes = _prepare_runs(files, first_stage, scratch)
         report = run_eval([run.eval_path for run in files], job.qrels, job.measures, level=job.level,
@@ -173,7 +174,7 @@ def _page(job: ReportJob, files: list[found.RunFiles], report, baseline: str | N
     base = results.get(baseline) if baseline else None
     start = {qid: {d: r for r, (d, _) in enumerate(hits, 1)} for qid, hits in first_stage.items()} \
         if first_stage is not None else {}
-    qids = _query_order(files, first_stage, report.qids)
+    qids = _query_order(files, first_stage)
     anchors = {qid: f"q-{n}" for n, qid in enumerate(qids)}
     runs, queries = [], []
     for number, run in enumerate(files):
@@ -202,7 +203,7 @@ def _page(job: ReportJob, files: list[found.RunFiles], report, baseline: str | N
     return page
 
 
-def _query_order(files: Sequence[found.RunFiles], first_stage: Run | None, qrels_qids: Sequence[str]) -> list[str]:
+def _query_order(files: Sequence[found.RunFiles], first_stage: Run | None) -> list[str]:
     """Queries in the order of the first-stage run, then any others of the runs (judged or not)."""
     qids = list(first_stage or {})
     for run in files:

@@ -218,6 +218,15 @@ def manifest_input(files: Sequence[RunFiles], name: str) -> str | None:
     return None
 
 
+def journal_run(files: Sequence[RunFiles]) -> str | None:
+    """The first-stage run a journal header records (an interrupted job leaves no manifest)."""
+    for run in files:
+        path = (run.journal.header.get("run") if run.journal is not None else None) or None
+        if path and path != "-" and os.path.isfile(path):
+            return str(path)
+    return None
+
+
 @dataclass
 class Texts:
     """Query texts and raw passage texts, where the report could find them."""
