@@ -2,6 +2,7 @@
 
 from rearank_cli.commands.augment import augment
 from rearank_cli.commands.eval import evaluate
+from rearank_cli.commands.report import report
 from rearank_cli.commands.rerank import merge, rerank
 from rearank_cli.commands.retrieve import index, retrieve
 from rearank_cli.commands.train import train
@@ -14,4 +15,5 @@ COMMANDS = [
     ("merge", merge),
     ("train", train),
     ("eval", evaluate),
+    ("report", report),
 ]
