@@ -42,7 +42,7 @@ rearank_run_requeueable() {
   done
   trap - USR1 TERM
   if [ "$warned" = 1 ] && [ "$status" != 0 ]; then
-    echo "slurm: time limit near (exit status $status): requeueing job $SLURM_JOB_ID" >&2
+    echo "slurm: stopped on SIGUSR1 (time limit near), exit status $status: requeueing job $SLURM_JOB_ID" >&2
     scontrol requeue "$SLURM_JOB_ID" || return "$status"
     return 0
   fi
