@@ -23,16 +23,10 @@
 set -euo pipefail
 
 usage="usage: sbatch --array=0-(N-1) slurm_rerank.sh RUN OUT_DIR [rearank rerank options]"
-if [ -z "${REARANK_HOME:-}" ]; then
-  # sbatch runs a copy of this script from the node's spool folder: ask SLURM for the original path
-  # (the job's Command is the script path followed by its arguments).
-  script=$0
-  if [ -n "${SLURM_JOB_ID:-}" ]; then
-    script=$(scontrol show job "$SLURM_JOB_ID" | sed -n 's/^ *Command=//p' | head -n 1)
-    [ $# -eq 0 ] || script=${script% "$*"}
-  fi
-  REARANK_HOME=$(cd "$(dirname "$script")/.." && pwd)
-fi
+# sbatch runs a copy of this script from the node's spool folder; the job's Command is the original's
+# path followed by the arguments.
+cmd=$(scontrol show job "${SLURM_JOB_ID:?submit with sbatch}" | sed -n 's/^ *Command=//p' | head -n 1)
+REARANK_HOME=${REARANK_HOME:-$(cd "$(dirname "${cmd% "$*"}")/.." && pwd)}
 # shellcheck source=slurm_common.sh
 source "$REARANK_HOME/scripts/slurm_common.sh"
 

@@ -216,11 +216,10 @@ class QuietServer(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def slow_server():
-    httpd = QuietServer(("127.0.0.1", 0), CountingServer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with QuietServer(("127.0.0.1", 0), CountingServer) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        httpd.shutdown()
 
 
 def request_key(record: dict) -> str:
