@@ -34,7 +34,7 @@ SHARDS = 4
 QUERIES = 8
 WINDOW_ARGS = ["--depth", "20", "--window", "10", "--step", "5", "--prompt", "rankgpt"]
 #: seconds the server takes per window while the array runs: 6 windows per shard one at a time
-DELAY = 8.0
+DELAY = 9.0
 
 
 def missing_requirement() -> str | None:
