@@ -351,19 +351,22 @@ def _qrels_lines(text: str, number: int, path: str, qrels: Qrels, layout: list[i
         try:
             rel = int(rel_text)
         except ValueError:
-            raise InputError(f"relevance {rel_text!r} is not an integer", path, number) from None
+            raise InputError(f"relevance {rel_text!r} is not an integer{_comment_hint(parts)}", path, number) from None
         judged = qrels.setdefault(qid, {})
         if docid in judged and judged[docid] != rel:
             raise InputError(f"docid {docid!r} judged twice with different labels in {qid!r}", path, number)
         judged[docid] = rel
 
 
+def _comment_hint(parts: list[str]) -> str:
+    return " (trec_eval reads no comment lines)" if parts[0].startswith("#") else ""
+
+
 def _check_qrels_layout(parts: list[str], layout: list[int], path: str, number: int) -> None:
     """Refuse a line whose column count is not the file's layout (set here by the first line)."""
     if len(parts) not in (3, 4):
-        hint = " (trec_eval reads no comment lines)" if parts[0].startswith("#") else ""
-        raise InputError(f"expected 4 columns 'qid 0 docid rel' (or 3 in a BEIR TSV), found {len(parts)}{hint}",
-                         path, number)
+        raise InputError(f"expected 4 columns 'qid 0 docid rel' (or 3 in a BEIR TSV), found {len(parts)}"
+                         f"{_comment_hint(parts)}", path, number)
     if not layout:
         layout.append(len(parts))
     elif len(parts) != layout[0]:
