@@ -127,10 +127,10 @@ class _RunParser:
         if not lines:
             return True
         try:
-            local, current, tag = _parse_six(lines)
+            local, current, tag = _parse_rows(map(str.split, lines))
         except ValueError:  # more than 6 fields (ignored, as trec_eval does), or a line the slow path names
             try:
-                local, current, tag = _parse_six_or_more(lines)
+                local, current, tag = _parse_rows(parts[:6] for parts in map(str.split, lines))
             except ValueError:
                 return False
         if sum(map(len, local.values())) != len(lines):  # a docid repeated within the block
@@ -185,25 +185,12 @@ class _RunParser:
             self.tag = tag
 
 
-def _parse_six(lines: list[str]) -> tuple[RunScores, str | None, str | None]:
-    """Lines of exactly 6 fields -> (`{qid: {docid: score}}`, last qid, last tag); ValueError otherwise."""
+def _parse_rows(rows: Iterable[list[str]]) -> tuple[RunScores, str | None, str | None]:
+    """Rows of exactly 6 fields -> (`{qid: {docid: score}}`, last qid, last tag); ValueError otherwise."""
     local: RunScores = {}
     current = tag = None
     docs: dict[str, float] = {}
-    for qid, _, docid, _, score, tag in map(str.split, lines):
-        if qid != current:
-            current = qid
-            docs = local.setdefault(qid, {})
-        docs[docid] = float(score)
-    return local, current, tag
-
-
-def _parse_six_or_more(lines: list[str]) -> tuple[RunScores, str | None, str | None]:
-    """As `_parse_six`, ignoring fields 7 and beyond (trec_eval's own test runs carry text there)."""
-    local: RunScores = {}
-    current = tag = None
-    docs: dict[str, float] = {}
-    for qid, _, docid, _, score, tag, *_ in map(str.split, lines):
+    for qid, _, docid, _, score, tag in rows:  # noqa: B007 - the last line's tag is the runid
         if qid != current:
             current = qid
             docs = local.setdefault(qid, {})
