@@ -933,9 +933,9 @@ def _per_query_lines(report: EvalReport) -> list[str]:
             for result in report.results:
                 got = result.per_query[measure].get(qid)
                 row.append("-" if got is None else format_value(measure, got))
-                if base is not None and result is not base and not measure.text:
-                    delta = _delta(result, base, measure, qid)
-                    row.append("-" if delta is None else f"{delta:+.4f}")
+                if base is not None and result is not base:
+                    delta = None if measure.text else _delta(result, base, measure, qid)
+                    row.append("" if measure.text else "-" if delta is None else f"{delta:+.4f}")
             rows.append(row)
     return ["per query (- = query not in the run; it counts 0 in means and deltas)", *_table(rows, left=2)]
 

@@ -307,3 +307,17 @@ def test_c_is_accepted_and_documented(cli):
     assert result.returncode == 0
     text = " ".join(result.stdout.decode().split())
     assert "-c" in text and "always trec_eval -c" in text and "-M" in text and "--exclude" in text
+
+
+def test_table_and_json_carry_text_measures(samples, dl19, tmp_path):
+    """runid and relstring (text, not numbers) next to numbers, with a baseline, in table and json."""
+    run = samples / "dl19-rankgpt-gpt35.trec"
+    common = dict(baseline=str(dl19["bm25"]), per_query=True, permutations=100)
+    out = tmp_path / "table.txt"
+    ev.run_eval([str(run)], str(dl19["qrels"]), ["official", "relstring"], output=str(out), **common)
+    assert "'3000000000'" in out.read_text() and "num_rel_ret" in out.read_text().splitlines()[0]
+    ev.run_eval([str(run)], str(dl19["qrels"]), ["official", "relstring"], output=str(out), fmt="json", **common)
+    data = orjson.loads(out.read_bytes())
+    base = data["runs"][0]
+    assert base["runid"] == "rank" and base["per_query"]["1037798"]["relstring"] == "3000000000"
+    assert "runid" not in base["means"] and "relstring" not in data["runs"][1]["vs_baseline"]

@@ -17,7 +17,8 @@ _MEASURES = typer.Option(
 
 def evaluate(
     runs: list[str] = _RUNS,
-    qrels: str = typer.Option(..., "--qrels", help="Qrels file (qid 0 docid rel; graded labels)."),
+    qrels: str = typer.Option(..., "--qrels", help="Qrels file: TREC (qid 0 docid rel; graded labels) or BEIR "
+                              "TSV (query-id corpus-id score), one layout per file."),
     measures: list[str] | None = _MEASURES,
     level: int = typer.Option(1, "-l", "--level",
                               help="trec_eval -l: lowest label that counts as relevant for binary measures "
