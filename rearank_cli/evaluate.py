@@ -2,7 +2,8 @@
 
 Measures come from pytrec_eval (trec_eval's own C code). Means follow `trec_eval -c`: the sum of the
 per-query values of the queries in both run and qrels, in qid order as trec_eval adds them, divided by
-the number of qrels queries, so a query missing from the run counts 0. Judged@k (the share of the top-k
+the number of qrels queries, so a query missing from the run counts as an empty ranking (0 for
+almost every measure; counts are summed, gm_* are geometric means). Judged@k (the share of the top-k
 docs that have a qrels label) is computed here, over the queries the run answers. Runs are streamed
 query by query (few MiB of memory at a time) when their lines are grouped by query, else read whole;
 with `jobs=2` a plain file is read and evaluated as two halves in two processes.
