@@ -247,6 +247,13 @@ def test_randomization_test_against_exact_enumeration():
     ("recip_rank", ["recip_rank"]), ("Judged@10", ["judged_10"]), ("judged.10", ["judged_10"]),
     ("ndcg_cut.5,10", ["ndcg_cut_5", "ndcg_cut_10"]), ("nDCG@10,MAP", ["ndcg_cut_10", "map"]),
     ("success", ["success_1", "success_5", "success_10"]), ("bpref", ["bpref"]), ("nDCG", ["ndcg"]),
+    ("gm_map", ["gm_map"]), ("P.5,7,3", ["P_5", "P_7", "P_3"]), ("ndcg_cut.23.4", ["ndcg_cut_23"]),
+    ("ndcg.1=3,2=9", ["ndcg_1=3,2=9"]), ("utility.2,-1,0,0", ["utility_2,-1,0,0"]),
+    ("iprec_at_recall..10,.25", ["iprec_at_recall_0.10", "iprec_at_recall_0.25"]),
+    ("Rprec_mult.5.0", ["Rprec_mult_5.00"]), ("11pt_avg..25,.5", ["11pt_avg_.25,.5"]),
+    ("official", ["runid", "num_q", "num_ret", "num_rel", "num_rel_ret", "map", "gm_map", "Rprec", "bpref",
+                  "recip_rank", *(f"iprec_at_recall_{i / 10:.2f}" for i in range(11)),
+                  *(f"P_{k}" for k in (5, 10, 15, 20, 30, 100, 200, 500, 1000))]),
 ])
 def test_measure_names(text, keys):
     assert [m.key for m in ev.parse_measures([text])] == keys
@@ -257,9 +264,10 @@ def test_measure_display_and_depth():
     assert names == [("nDCG@10", None), ("MAP@1000", None), ("MRR@10", 10), ("bpref", None)]
 
 
-@pytest.mark.parametrize("text", ["nDCG@0", "foo", "judged", "map.10", "P@x", "gm_map"])
+@pytest.mark.parametrize("text", ["nDCG@0", "foo", "judged", "map.10", "P@x", "P.0", "ndcg.2", "utility.1",
+                                  "set_F.x", "relstring.0", "all_trec.5"])
 def test_unknown_measures(text):
-    with pytest.raises(InputError, match="unknown measure|cutoff|needs a cutoff"):
+    with pytest.raises(InputError, match="unknown measure|cutoff|needs a cutoff|parameter"):
         ev.parse_measures([text])
 
 
@@ -273,7 +281,7 @@ def reference_read(text: str) -> dict | tuple[int, str]:
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 6:
+        if len(parts) < 6:  # fields 7+ are ignored, as trec_eval ignores them
             return number, "expected 6 columns"
         try:
             score = float(parts[4])
@@ -464,12 +472,18 @@ def test_unreadable_runs(dl19, tmp_path, path, message):
 def reference_qrels(text: str) -> dict | tuple[int, str]:
     """A plain line-by-line qrels reader: the result, or (line, message) of the first error."""
     qrels: dict[str, dict[str, int]] = {}
+    layout = None
     for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
         parts = line.split()
+        if number == 1 and parts[:2] == ["query-id", "corpus-id"]:
+            layout = 3
         if not parts or (number == 1 and parts[:2] == ["query-id", "corpus-id"]):
             continue
         if len(parts) not in (3, 4):
             return number, "expected 4 columns"
+        layout = layout or len(parts)
+        if len(parts) != layout:  # one layout per file: 3 columns among 4 is a missing field
+            return number, f"{len(parts)} columns in a {layout}-column"
         qid, docid, label = (parts[0], parts[2], parts[3]) if len(parts) == 4 else parts
         try:
             rel = int(label)

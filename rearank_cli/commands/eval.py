@@ -8,20 +8,32 @@ _RUNS = typer.Argument(..., metavar="RUN", show_default=False,
                        help="TREC run files (`-` = stdin; gzip is detected).")
 _MEASURES = typer.Option(
     None, "-m", "--measure", show_default=False,
-    help="Measure (repeatable): trec_eval names (ndcg_cut.10, map, recall.100, P.10, recip_rank, ...) or short "
-    "forms (nDCG@10, MAP, MAP@1000, R@100, P@10, MRR@10, Judged@10). "
-    "[default: nDCG@10 nDCG@5 MAP@1000 R@100 Judged@10]",
+    help="Measure (repeatable): any trec_eval 9.0.x measure with its parameters as trec_eval takes them "
+    "(ndcg_cut.10, map, recall.100, P.5,10, ndcg.1=3,2=9, iprec_at_recall..25, utility.2,-1,0,0, ...), "
+    "the nicknames all_trec, official and set, or short forms (nDCG@10, MAP, MAP@1000, R@100, P@10, "
+    "MRR@10, Judged@10). [default: nDCG@10 nDCG@5 MAP@1000 R@100 Judged@10]",
 )
 
 
 def evaluate(
     runs: list[str] = _RUNS,
-    qrels: str = typer.Option(..., "--qrels", help="Qrels file (qid 0 docid rel; graded labels)."),
+    qrels: str = typer.Option(..., "--qrels", help="Qrels file: TREC (qid 0 docid rel; graded labels) or BEIR "
+                              "TSV (query-id corpus-id score), one layout per file."),
     measures: list[str] | None = _MEASURES,
     level: int = typer.Option(1, "-l", "--level",
                               help="trec_eval -l: lowest label that counts as relevant for binary measures "
                               "(MAP, recall, P, MRR); DL convention: 2. nDCG always uses the graded labels."),
-    per_query: bool = typer.Option(False, "--per-query", help="Also print per-query values (and deltas)."),
+    per_query: bool = typer.Option(False, "-q", "--per-query", help="Also print per-query values (and deltas)."),
+    max_docs: int | None = typer.Option(None, "-M", "--max-docs", show_default=False,
+                                        help="trec_eval -M: only the top N docs of each query (trec_eval's "
+                                        "order) count, for every measure."),
+    exclude: str | None = typer.Option(
+        None, "--exclude", show_default=False,
+        help="(qid, docid) pairs dropped from every run before scoring (BRIGHT's excluded_ids): a two-column "
+        "'qid docid' file or BRIGHT's examples JSONL (fields id, excluded_ids). The count goes to stderr."),
+    complete: bool = typer.Option(False, "-c", help="Accepted and ignored, for trec_eval command lines: "
+                                  "the aggregation is always trec_eval -c (a query missing from a run counts "
+                                  "as an empty ranking)."),
     baseline: str | None = typer.Option(
         None, "--baseline", help="Run to compare the others with: win/tie/loss, paired t-test and randomization "
         "test per measure (* and + mark p < 0.05)."),
@@ -35,5 +47,6 @@ def evaluate(
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
     from rearank_cli.evaluate import run_eval
 
+    del complete  # always -c
     run_eval(runs, qrels, measures, level=level, per_query=per_query, baseline=baseline, fmt=fmt,
-             output=output, permutations=permutations, seed=seed, jobs=jobs)
+             output=output, permutations=permutations, seed=seed, jobs=jobs, max_docs=max_docs, exclude=exclude)

@@ -113,6 +113,7 @@ class _RunParser:
         self.run: RunScores = {}
         self.flushed = flushed
         self.last_qid: str | None = None
+        self.tag: str | None = None  # the tag (6th field) of the last line: trec_eval's runid
 
     def feed(self, number: int, text: str) -> None:
         """Parse the lines of `text`, the first being line `number` of the file."""
@@ -123,17 +124,15 @@ class _RunParser:
         lines = text.split("\n")
         if lines and not lines[-1]:
             lines.pop()
-        local: RunScores = {}
-        current = None
-        docs: dict[str, float] = {}
+        if not lines:
+            return True
         try:
-            for qid, _, docid, _, score, _ in map(str.split, lines):
-                if qid != current:
-                    current = qid
-                    docs = local.setdefault(qid, {})
-                docs[docid] = float(score)
-        except ValueError:  # a line without 6 columns, a blank line or a bad score: the slow path says which
-            return False
+            local, current, tag = _parse_rows(map(str.split, lines))
+        except ValueError:  # more than 6 fields (ignored, as trec_eval does), or a line the slow path names
+            try:
+                local, current, tag = _parse_rows(parts[:6] for parts in map(str.split, lines))
+            except ValueError:
+                return False
         if sum(map(len, local.values())) != len(lines):  # a docid repeated within the block
             return False
         if not all(math.isfinite(sum(docs.values())) for docs in local.values()) or not self._fits(local):
@@ -145,6 +144,7 @@ class _RunParser:
             else:
                 have.update(docs)
         self.last_qid = current
+        self.tag = tag
         return True
 
     def _fits(self, local: RunScores) -> bool:
@@ -165,13 +165,14 @@ class _RunParser:
         path, run = self.path, self.run
         for number, line in enumerate(text.split("\n"), number):  # noqa: B020
             parts = line.split()
-            if len(parts) != 6:
+            if len(parts) < 6:
                 if not parts:
                     continue
                 raise InputError(
-                    f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}", path, number
+                    f"expected 6 columns 'qid Q0 docid rank score tag' (more are ignored), found {len(parts)}",
+                    path, number,
                 )
-            qid, _, docid, _, score_text, _ = parts
+            qid, _, docid, _, score_text, tag = parts[:6]
             score = parse_score(score_text, path, number)
             docs = run.get(qid)
             if docs is None:
@@ -181,32 +182,53 @@ class _RunParser:
                 raise InputError(f"docid {docid!r} appears twice in query {qid!r}", path, number)
             docs[docid] = score
             self.last_qid = qid
+            self.tag = tag
 
 
-def read_run_scores(path: str, *, allow_empty: bool = False) -> RunScores:
+def _parse_rows(rows: Iterable[list[str]]) -> tuple[RunScores, str | None, str | None]:
+    """Rows of exactly 6 fields -> (`{qid: {docid: score}}`, last qid, last tag); ValueError otherwise."""
+    local: RunScores = {}
+    current = tag = None
+    docs: dict[str, float] = {}
+    for qid, _, docid, _, score, tag in rows:  # noqa: B007 - the last line's tag is the runid
+        if qid != current:
+            current = qid
+            docs = local.setdefault(qid, {})
+        docs[docid] = float(score)
+    return local, current, tag
+
+
+def read_run_scores(path: str, *, allow_empty: bool = False, info: dict | None = None) -> RunScores:
     """Read a TREC run as `{qid: {docid: score}}` (qids and docids in file order), fast.
 
-    The same checks and errors as `read_run`; this is the form pytrec_eval takes.
+    The same checks and errors as `read_run`; this is the form pytrec_eval takes. `info`, if given,
+    gets `tag`: the tag of the last line (what trec_eval prints as `runid`).
     """
     parser = _RunParser(path)
     for number, text in _text_chunks(path):
         parser.feed(number, text)
+    if info is not None:
+        info["tag"] = parser.tag
     if not parser.run and not allow_empty:
         raise InputError("run is empty", path)
     return parser.run
 
 
-def iter_run_queries(path: str, span: tuple[int, int] | None = None) -> Iterator[tuple[str, dict[str, float]]]:
+def iter_run_queries(path: str, span: tuple[int, int] | None = None,
+                     info: dict | None = None) -> Iterator[tuple[str, dict[str, float]]]:
     """Stream a run whose lines are grouped by query: yield `(qid, {docid: score})` per finished query.
 
     Memory stays at a few MiB of lines however big the run. Raises `RunNotGrouped` when a query
     comes back after another query's lines (queries yielded so far are then incomplete: re-read the
     file with `read_run_scores`), and the errors of `read_run` otherwise. `span` = (start, end):
     only those bytes of a plain file, cut at line boundaries (an empty span yields nothing).
+    `info`, if given, gets `tag` (the last line's tag so far) as `read_run_scores` gives it.
     """
     parser = _RunParser(path, flushed=set())
     for number, text in _text_chunks(path, span):
         parser.feed(number, text)
+        if info is not None:
+            info["tag"] = parser.tag
         done = [qid for qid in parser.run if qid != parser.last_qid]
         for qid in done:
             parser.flushed.add(qid)  # type: ignore[union-attr]
@@ -219,8 +241,9 @@ def iter_run_queries(path: str, span: tuple[int, int] | None = None) -> Iterator
 def read_run(path: str, *, allow_empty: bool = False) -> Run:
     """Read a TREC run: `{qid: [(docid, score), ...]}` in trec_eval order, qids in file order.
 
-    Errors (exit 2, naming the line): wrong column count, non-numeric or non-finite score,
-    a docid repeated within a query, and an empty run (unless `allow_empty`).
+    Errors (exit 2, naming the line): fewer than 6 columns (columns 7 and beyond are ignored, as
+    trec_eval ignores them), non-numeric or non-finite score, a docid repeated within a query, and an
+    empty run (unless `allow_empty`).
     """
     return {
         qid: trec_order(list(docs.items()))
@@ -249,15 +272,25 @@ def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str) -> None:
 
 
 def read_qrels(path: str) -> Qrels:
-    """Read qrels `qid 0 docid rel` (graded ints); BEIR `query-id corpus-id score` TSV also accepted.
+    """Read qrels: `qid 0 docid rel` lines (graded ints), or a BEIR TSV `query-id corpus-id score`.
 
-    Errors (exit 2, naming the line): wrong column count, a non-integer label, a docid judged twice
-    with different labels in one query, an empty file. Blocks of plain 4-column lines take a fast path.
+    One layout per file, set by its first line (a BEIR header line `query-id corpus-id score` is
+    optional): a 3-column line among 4-column lines (a missing field) is an error, never BEIR.
+    As in trec_eval, fields 5+ are an error and there are no comment lines. Other errors (exit 2,
+    naming the line): a non-integer label, a docid judged twice with different labels in one query,
+    an empty file. Blank lines are skipped. Blocks of plain 4-column lines take a fast path.
     """
     qrels: Qrels = {}
-    for number, text in _text_chunks(path, check_prefix=lambda number, text: _qrels_lines(text, number, path, {})):
-        if not _qrels_fast(text, qrels):
-            _qrels_lines(text, number, path, qrels)
+    layout: list[int] = []  # [4] (TREC) or [3] (BEIR) once the first line is read
+
+    def check(number: int, text: str) -> None:
+        _qrels_lines(text, number, path, {}, list(layout))
+
+    for number, text in _text_chunks(path, check_prefix=check):
+        if layout != [3] and _qrels_fast(text, qrels):
+            layout[:] = [4]
+        else:
+            _qrels_lines(text, number, path, qrels, layout)
     if not qrels:
         raise InputError("qrels file is empty", path)
     return qrels
@@ -288,28 +321,47 @@ def _qrels_fast(text: str, qrels: Qrels) -> bool:
     return True
 
 
-def _qrels_lines(text: str, number: int, path: str, qrels: Qrels) -> None:
-    """Add qrels lines one by one, the first being line `number`, naming the line at fault."""
+def _qrels_lines(text: str, number: int, path: str, qrels: Qrels, layout: list[int]) -> None:
+    """Add qrels lines one by one, the first being line `number`, naming the line at fault.
+
+    `layout` is [] until the first line decides it: [4] for TREC qrels, [3] for a BEIR TSV.
+    """
     for number, line in enumerate(text.split("\n"), number):  # noqa: B020
         parts = line.split()
         if not parts:
             continue
         if number == 1 and parts[:2] == ["query-id", "corpus-id"]:
+            layout[:] = [3]
             continue
-        if len(parts) == 4:
-            qid, _, docid, rel_text = parts
-        elif len(parts) == 3:
-            qid, docid, rel_text = parts
-        else:
-            raise InputError(f"expected 4 columns 'qid 0 docid rel', found {len(parts)}", path, number)
+        _check_qrels_layout(parts, layout, path, number)
+        qid, docid, rel_text = (parts[0], parts[2], parts[3]) if len(parts) == 4 else parts
         try:
             rel = int(rel_text)
         except ValueError:
-            raise InputError(f"relevance {rel_text!r} is not an integer", path, number) from None
+            raise InputError(f"relevance {rel_text!r} is not an integer{_comment_hint(parts)}", path, number) from None
         judged = qrels.setdefault(qid, {})
         if docid in judged and judged[docid] != rel:
             raise InputError(f"docid {docid!r} judged twice with different labels in {qid!r}", path, number)
         judged[docid] = rel
+
+
+def _comment_hint(parts: list[str]) -> str:
+    return " (trec_eval reads no comment lines)" if parts[0].startswith("#") else ""
+
+
+def _check_qrels_layout(parts: list[str], layout: list[int], path: str, number: int) -> None:
+    """Refuse a line whose column count is not the file's layout (set here by the first line)."""
+    if len(parts) not in (3, 4):
+        raise InputError(f"expected 4 columns 'qid 0 docid rel' (or 3 in a BEIR TSV), found {len(parts)}"
+                         f"{_comment_hint(parts)}", path, number)
+    if not layout:
+        layout.append(len(parts))
+    elif len(parts) != layout[0]:
+        if layout[0] == 4:
+            raise InputError("3 columns in a 4-column TREC qrels file: expected 'qid 0 docid rel' "
+                             "(a missing field?)", path, number)
+        raise InputError("4 columns in a 3-column BEIR qrels file: expected 'query-id corpus-id score'",
+                         path, number)
 
 
 def write_qrels(path: str, qrels: Mapping[str, Mapping[str, int]]) -> None:
