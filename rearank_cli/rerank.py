@@ -525,7 +525,6 @@ class _Scheduler:
         window = state.next_window()
         texts = [state.query.texts[docid] for docid in window.docids]
         began = time.perf_counter()
-        max_chars = None
         try:
             generation, max_chars = await self.generate(state.query.query, texts)
         except BackendError as exc:
@@ -611,7 +610,9 @@ async def rerank_queries(
 
     Windows found in `journal` (with identical inputs) are replayed, not generated; every new window
     is appended to it. When `stop` is set, in-flight requests are cancelled and `Interrupted` is
-    raised (exit status 130); the journal then holds every window finished so far.
+    raised (exit status 130); the journal then holds every window finished so far. A `BackendError`
+    fails its window only (`ContextTooLong` first shortens the window and sends it again); a
+    `BackendFatal` cancels the requests in flight and propagates.
     """
     settings.check()
     context = getattr(backend, "context_length", None)
@@ -943,8 +944,8 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
 
 
 def check_complete(manifest: dict[str, Any]) -> None:
-    """IncompleteWork (exit status 3) when windows of the run failed: the output is written, with those
-    windows (and the later windows of their queries) in their input order."""
+    """IncompleteWork (exit status 3) when windows of the run failed: the output is written, each failed
+    window's passages left in the order they entered it."""
     summary = manifest["summary"]
     failed, total = summary["windows"]["failed"], summary["windows"]["total"]
     if failed:

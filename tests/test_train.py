@@ -245,7 +245,8 @@ def test_gpu_only_options_fail_early_on_the_cpu(samples, tiny_model, dl19_sample
 
     if torch.cuda.is_available():
         pytest.skip("a CPU-only check")
-    args = ["train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt", "-o", tmp_path]
+    args = ["train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt", "-o", tmp_path,
+            "--prompts-per-step", "2", "--num-generations", "4"]  # a plan that makes steps from the 23 samples
     assert in_process(*args, "--use-vllm") == 2
     assert "--use-vllm needs a CUDA GPU" in capsys.readouterr().err
     if importlib.util.find_spec("tensorboard") is None:
@@ -256,7 +257,8 @@ def test_gpu_only_options_fail_early_on_the_cpu(samples, tiny_model, dl19_sample
 @pytest.mark.slow
 def test_prompts_over_the_limit_are_dropped(samples, tiny_model, dl19_samples, tmp_path, capsys, caplog):
     code = in_process("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
-                      "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1")
+                      "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1",
+                      "--prompts-per-step", "2", "--num-generations", "4")
     assert code == 2
     assert "every prompt is longer than --max-prompt-length 100" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -1,16 +1,19 @@
 """Any OpenAI-compatible `/v1/chat/completions` server (vLLM serve, SGLang, a hosted API).
 
 Concurrent requests over one HTTP/1.1 connection pool (httpx), retries with exponential backoff and
-jitter on 429, 5xx, timeouts and connection errors (a `Retry-After` header is honoured), the API key
-from an environment variable, and token counts from the server's `usage`. `start` checks that the
-server answers (`GET /models`) before any work, so a wrong URL fails at once with a clear message.
-No local tokenizer or weights are needed.
+jitter on 429, 5xx, timeouts, connection errors and 200s whose body is not a whole completion (a
+`Retry-After` header is honoured), the API key from an environment variable, and token counts from the
+server's `usage`. A context-length error is `ContextTooLong` (the scheduler shortens the window); any
+other 4xx is `BackendFatal` (every window would repeat it). `start` checks the server (`GET /models`)
+before any work: a wrong URL or a model it does not serve fails at once with one line. No local
+tokenizer or weights are needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -236,8 +239,6 @@ def _retry_after(value: str | None) -> float | None:
 def _error_message(text: str) -> str:
     """The `message` of an OpenAI-style error body (`{"error": {"message": ...}}` or `{"message": ...}`),
     else the text itself."""
-    import json
-
     try:
         data = json.loads(text)
     except ValueError:
