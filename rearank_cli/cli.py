@@ -2,7 +2,8 @@
 
 Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; logic is imported lazily
 from the core modules), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
-Exit codes: 0 success, 2 bad usage or bad input, 1 other failures.
+Exit codes: 0 success, 2 bad usage or bad input, 3 output written but part of the work failed,
+1 other failures, 130/143 stopped by SIGINT/SIGTERM (see the README's Conventions).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Error types and their exit codes.
 
 `InputError` (exit 2) is for bad usage or bad input and names the file and line at fault;
-every other failure exits 1. The CLI prints one line per error; `--debug` shows the traceback.
+`IncompleteWork` (exit 3) means the outputs were written but part of the work failed; every other
+failure exits 1. The CLI prints one line per error; `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class InputError(RearankError):
                 where += f":{self.line}"
             where += ": "
         return where + self.message
+
+
+class IncompleteWork(RearankError):
+    """The outputs were written but part of the work failed (exit status 3): failed rerank windows, a
+    training run that made fewer optimizer steps than planned. Never exit 0 for such a job."""
+
+    exit_code = 3
 
 
 class MissingDependency(RearankError):

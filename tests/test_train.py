@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -203,6 +204,8 @@ def test_train_runs_and_logs_each_reward(trained):
     assert manifest["batch"]["gradient_accumulation_steps"] == 2
     assert manifest["samples"]["dropped_long_prompt"] == 0 and manifest["samples"]["used"] > 2
     assert manifest["result"]["global_step"] == 2 and "trl" in manifest["versions"]
+    assert manifest["plan"]["total_steps"] == manifest["result"]["trainer_max_steps"] == 2
+    assert manifest["result"]["complete"] is True and "batch plan: " in trained["stderr"]
     [(prompt, count)] = manifest["prompts"].items()  # one prompt, recorded by augment
     assert prompt.startswith("rearank ") and count == manifest["samples"]["read"]
     assert [p.name for p in trained["out"].glob("checkpoint-*")] == ["checkpoint-2"]  # save_total_limit = 1
@@ -242,7 +245,8 @@ def test_gpu_only_options_fail_early_on_the_cpu(samples, tiny_model, dl19_sample
 
     if torch.cuda.is_available():
         pytest.skip("a CPU-only check")
-    args = ["train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt", "-o", tmp_path]
+    args = ["train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt", "-o", tmp_path,
+            "--prompts-per-step", "2", "--num-generations", "4"]  # a plan that makes steps from the 23 samples
     assert in_process(*args, "--use-vllm") == 2
     assert "--use-vllm needs a CUDA GPU" in capsys.readouterr().err
     if importlib.util.find_spec("tensorboard") is None:
@@ -253,7 +257,8 @@ def test_gpu_only_options_fail_early_on_the_cpu(samples, tiny_model, dl19_sample
 @pytest.mark.slow
 def test_prompts_over_the_limit_are_dropped(samples, tiny_model, dl19_samples, tmp_path, capsys, caplog):
     code = in_process("train", dl19_samples, "--model", tiny_model, "--qrels", samples / "dl19-qrels.txt",
-                      "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1")
+                      "-o", tmp_path / "out", "--max-prompt-length", "100", "--max-steps", "1",
+                      "--prompts-per-step", "2", "--num-generations", "4")
     assert code == 2
     assert "every prompt is longer than --max-prompt-length 100" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -328,3 +333,85 @@ def test_final_model_is_rewritten_in_bf16_after_gpu_training(tiny_model, tmp_pat
     before = (folder / "model.safetensors").stat().st_mtime_ns
     rewrite_dtype(folder, "bfloat16")  # already bf16: untouched
     assert (folder / "model.safetensors").stat().st_mtime_ns == before
+
+
+# --- the batch plan: checked before any model is loaded, and held to at the end ----------------------------
+
+
+def test_batch_plan_counts_steps_as_trl_does():
+    from rearank_cli.train import batch_plan
+
+    s = TrainSettings(train_file="t.jsonl", num_generations=4, prompts_per_step=2, per_device_batch_size=4)
+    plan = batch_plan(s, 5, 1)  # TRL's sampler drops the last, incomplete batch of prompts
+    assert (plan.steps_per_epoch, plan.total_steps, plan.gradient_accumulation_steps) == (2, 2, 2)
+    assert batch_plan(dataclasses.replace(s, epochs=1.5), 5, 1).total_steps == 3
+    assert batch_plan(dataclasses.replace(s, max_steps=7), 5, 1).total_steps == 7
+    assert batch_plan(dataclasses.replace(s, trl={"num_iterations": 2}), 5, 1).total_steps == 4
+    assert "2 prompts x 4 completions per step" in plan.describe() and ": 2 optimizer step(s)" in plan.describe()
+    with pytest.raises(InputError, match=r"t\.jsonl: 1 training sample\(s\) make no optimizer step of "
+                                         r"--prompts-per-step 2: lower --prompts-per-step to at most 1"):
+        batch_plan(s, 1, 1)
+
+
+def test_too_few_samples_for_one_step_is_exit_2_before_loading_any_model(cli, tmp_path):
+    rows = write_rows(tmp_path / "t.jsonl", [make_row("q1", ["b", "a", "c", "d"])] * 9)
+    qrels = write_qrels(tmp_path / "qrels.txt")
+    out = tmp_path / "out"
+    # the default 128 prompts per step; the model does not exist: nothing may try to load it
+    result = cli("train", rows, "--model", tmp_path / "no-such-model", "--qrels", qrels, "-o", out)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        f"rearank: error: {rows}: 9 training sample(s) make no optimizer step of --prompts-per-step 128: "
+        "lower --prompts-per-step to at most 9, or add samples"]
+    assert not out.exists()
+
+
+def test_too_few_samples_after_dropping_long_prompts_is_exit_2(tiny_model, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from rearank_cli.train import prompt_lengths
+
+    rows = [make_row("q1", ["b", "a", "c", "d"]), make_row("q2", ["y", "x"]), make_row("q1", ["a", "b"])]
+    rows[0]["prompt"] = build_messages("rearank", "query q1", ["a long text " * 50] * 4)
+    lengths = prompt_lengths(rows, AutoTokenizer.from_pretrained(tiny_model))
+    path = write_rows(tmp_path / "t.jsonl", rows)
+    out = tmp_path / "out"
+    code = in_process("train", path, "--model", tiny_model, "--qrels", write_qrels(tmp_path / "q.txt"), "-o", out,
+                      "--prompts-per-step", "3", "--num-generations", "4", "--max-prompt-length", max(lengths) - 1)
+    assert code == 2
+    assert (f"2 training sample(s) (after dropping 1 with prompts over --max-prompt-length {max(lengths) - 1}) make "
+            "no optimizer step of --prompts-per-step 3") in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_run_that_stops_before_the_planned_steps_exits_3(tiny_model, tmp_path, monkeypatch, capsys):
+    """Training that ends early (here a callback stops it after step 1 of 3) is never exit 0; the plan,
+    printed at the start, is recorded and agrees with the step count of TRL's own trainer."""
+    import rearank_cli.train as core
+
+    logger = core.metrics_callback
+
+    def stop_after_one_step(path):
+        class StopAfterOne(type(logger(path))):
+            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' signature
+                control.should_training_stop = True
+
+        return StopAfterOne()
+
+    monkeypatch.setattr(core, "metrics_callback", stop_after_one_step)
+    rows = [make_row("q1", ["b", "a", "c", "d"]), make_row("q2", ["y", "x"]), make_row("q1", ["a", "z"]),
+            make_row("q1", ["c", "b"]), make_row("q2", ["x", "y"])]
+    out = tmp_path / "out"
+    code = in_process("train", write_rows(tmp_path / "t.jsonl", rows), "--model", tiny_model, "--qrels",
+                      write_qrels(tmp_path / "q.txt"), "-o", out, "--epochs", "1.5", "--num-generations", "4",
+                      "--prompts-per-step", "2", "--max-completion-length", "8", "--max-prompt-length", "32768")
+    err = capsys.readouterr().err
+    assert code == 3, err[-3000:]
+    assert "batch plan: 5 samples, 2 prompts x 4 completions per step" in err and "3 optimizer step(s)" in err
+    assert f"rearank: error: training stopped after 1 of 3 planned optimizer steps; the model in {out}" in err
+    manifest = json.loads((out / "rearank_train.json").read_text())
+    assert manifest["plan"]["total_steps"] == manifest["result"]["trainer_max_steps"] == 3
+    assert manifest["plan"]["steps_per_epoch"] == 2 and manifest["plan"]["samples"] == 5
+    assert manifest["result"]["global_step"] == 1 and manifest["result"]["complete"] is False
+    assert (out / "model.safetensors").exists()

