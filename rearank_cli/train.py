@@ -5,8 +5,9 @@ Reads the JSONL written by `rearank augment` (one sample per line: `qid`, `docid
 `--max-prompt-length` tokens (counted with the model's chat template), and trains with the settings of
 spec section 8, every TRL option that matters set explicitly (`grpo_kwargs`). The final model (LoRA
 merged), tokenizer and chat template are saved to OUT_DIR, loadable by `rearank rerank --model OUT_DIR`
-(with `--lora --no-merge`, the adapter alone: `rearank rerank --model BASE --lora OUT_DIR`), with `rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl`
-(one line per logged step). torch, transformers, TRL and PEFT are imported inside functions only.
+(with `--lora --no-merge`, the adapter alone: `rearank rerank --model BASE --lora OUT_DIR`), with
+`rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl` (one line per
+logged step). torch, transformers, TRL and PEFT are imported inside functions only.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Subcommand signatures, one module each. Modules here import only typer and the standard library."""
 
 from rearank_cli.commands.augment import augment
+from rearank_cli.commands.doctor import doctor
 from rearank_cli.commands.eval import evaluate
 from rearank_cli.commands.rerank import merge, rerank
 from rearank_cli.commands.retrieve import index, retrieve
@@ -14,4 +15,5 @@ COMMANDS = [
     ("merge", merge),
     ("train", train),
     ("eval", evaluate),
+    ("doctor", doctor),
 ]
