@@ -253,7 +253,8 @@ def test_rerank_and_train_fail_in_one_line_on_an_uncached_model(cli, samples, tm
                  samples / "dl19-bm25-top100.candidates.json.gz", "--model", "org/not-downloaded", "-o", out, env=env)
     assert result.returncode == 2 and not out.exists()
     [line] = result.stderr.decode().splitlines()
-    assert line.startswith("rearank: error: model 'org/not-downloaded' is not a local path and not") and "HF_HUB" in line
+    assert line.startswith("rearank: error: model 'org/not-downloaded' is not a local path and not")
+    assert "HF_HUB_OFFLINE is set" in line
     from tests.test_train import make_row, write_qrels, write_rows
 
     rows = write_rows(tmp_path / "t.jsonl", [make_row("q1", ["a", "b", "c"])])
