@@ -839,13 +839,14 @@ def read_job_inputs(job: RerankJob) -> LoadedInputs:
 
 
 def check_model_files(job: RerankJob, load: bool = True) -> None:
-    """Before anything loads: the adapter (if any) is a LoRA folder (hashed for the manifest), and the model
-    is a local path or in the HF cache (`model_check`; not for openai, whose --model is the server's)."""
+    """Before anything loads: the adapter (if any) is a LoRA folder (hashed for the manifest and journal),
+    and, with `load`, the model is a local path or in the HF cache (`model_check`; not for openai, whose
+    --model is the server's). Called with `load` only when a backend is about to load the model."""
     from rearank_cli.model_check import check_adapter, locate_model
 
-    if job.lora:
+    if job.lora and job.adapter is None:
         job.adapter = check_adapter(job.lora)
-    if job.backend == "openai" and job.adapter is not None:
+    if not load and job.backend == "openai" and job.adapter is not None:
         log.info("--lora with --backend openai is recorded only: the server applies the adapter that --model %s "
                  "names (vllm serve BASE --enable-lora --lora-modules %s=%s)", job.model, job.model, job.lora)
     if not load or job.backend == "openai":
@@ -875,7 +876,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
     remaining windows, write the run (atomically) and the manifest. `backend` overrides
     `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here."""
     job.check()
-    check_model_files(job, load=backend is None)
+    check_model_files(job, load=False)
     began = time.perf_counter()
     inputs = read_job_inputs(job)
     trace = job.trace_path()
@@ -888,6 +889,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
     if backend is None and remaining:
         from rearank_cli.backends import load_backend
 
+        check_model_files(job)
         backend = load_backend(job.backend, job.model, **job.backend_options)
     elif backend is None:
         backend = Backend()

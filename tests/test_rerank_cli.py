@@ -292,10 +292,10 @@ def corpus_files(samples, tmp_path_factory):
     return folder, qids, dropped, run
 
 
-def test_bad_input_is_exit_2_naming_the_culprit(cli, corpus_files, tiny_model, tmp_path):
+def test_bad_input_is_exit_2_naming_the_culprit(cli, corpus_files, tmp_path):
     folder, qids, dropped, run = corpus_files
     args = ["rerank", run, "--topics", folder / "topics.tsv", "--corpus", folder / "corpus.jsonl.gz",
-            "--backend", "hf", "--model", tiny_model, "-o", tmp_path / "o.trec"]
+            "--backend", "hf", "--model", "/nonexistent", "-o", tmp_path / "o.trec"]
     result = cli(*args)
     assert result.returncode == 2 and qids[1].encode() in result.stderr and b"no topic" in result.stderr
     (tmp_path / "topics.tsv").write_text((folder / "topics.tsv").read_text() + f"{qids[1]}\tsome query\n")
