@@ -292,7 +292,7 @@ def check_model(model: str, backend: str) -> Check:
 
     try:
         source = locate_model(model)
-    except InputError as exc:
+    except RearankError as exc:
         fix = f"hf download {model}" if "cache" in str(exc) else "pass --model an existing folder or a hub id"
         return Check("model", "fail", str(exc), fix)
     if source.kind == "hub":

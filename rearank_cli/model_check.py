@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.errors import InputError
+from rearank_cli.errors import InputError, require
 from rearank_cli.provenance import files_sha256
 
 #: how a hub id looks (`org/name` or a bare legacy `name`)
@@ -57,6 +57,7 @@ def locate_model(name: str, probe_timeout: float = HUB_PROBE_TIMEOUT_S) -> Model
         raise InputError(f"model {name} is a file; pass a model folder, a .gguf file or a hub id")
     if path.endswith(".gguf") or not REPO_ID_RE.match(name):
         raise InputError(f"model {name}: no such file or folder")
+    require("huggingface_hub", "hf")
     snapshot = cached_snapshot(name)
     if snapshot is not None:
         return ModelSource(name, "hf cache", snapshot)
