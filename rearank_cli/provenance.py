@@ -38,3 +38,11 @@ def file_sha256(path: str | None) -> str | None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def files_sha256(root: str, names: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """One digest over several files of a folder (an adapter, a model), independent of listing order:
+    sha256 of the sorted `name<TAB>sha256` lines; also returns each file's own sha256."""
+    files = {name: file_sha256(os.path.join(root, name)) or "" for name in sorted(set(names))}
+    lines = "".join(f"{name}\t{digest}\n" for name, digest in files.items())
+    return hashlib.sha256(lines.encode()).hexdigest(), files

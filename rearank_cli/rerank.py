@@ -42,7 +42,7 @@ SCORE_MODES = ("rank", "first-stage")
 #: journal settings that must match for `--resume` to reuse a journal's windows
 RESUME_KEYS = (
     "model", "prompt", "prompt_hash", "window", "step", "depth", "passes", "window_schedule",
-    "max_tokens", "temperature", "top_p", "seed",
+    "max_tokens", "temperature", "top_p", "seed", "lora",
 )
 #: parse-failure kinds counted per window (a window can count in several)
 FAILURE_KINDS = ("no_answer_tag", "answer_unclosed", "think_unclosed", "missing_ids", "duplicated_ids",
@@ -837,7 +837,11 @@ class RerankJob:
     tag: str = "rearank"
     score_mode: str = "rank"
     skip_missing: bool = False
+    #: a PEFT LoRA adapter folder applied on top of `model` (openai: only recorded; the server applies it)
+    lora: str | None = None
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: the checked adapter (set by `check_model_files`)
+    adapter: Any = None
 
     def trace_path(self) -> str | None:
         """`--trace`, else `OUT.trace.jsonl`; None for `-o -` without `--trace`."""
@@ -893,11 +897,31 @@ def read_job_inputs(job: RerankJob) -> LoadedInputs:
     )
 
 
+def check_model_files(job: RerankJob, load: bool = True) -> None:
+    """Before anything loads: the adapter (if any) is a LoRA folder (hashed for the manifest and journal),
+    and, with `load`, the model is a local path or in the HF cache (`model_check`; not for openai, whose
+    --model is the server's). Called with `load` only when a backend is about to load the model."""
+    from rearank_cli.model_check import check_adapter, locate_model
+
+    if job.lora and job.adapter is None:
+        job.adapter = check_adapter(job.lora)
+    if not load and job.backend == "openai" and job.adapter is not None:
+        log.info("--lora with --backend openai is recorded only: the server applies the adapter that --model %s "
+                 "names (vllm serve BASE --enable-lora --lora-modules %s=%s)", job.model, job.model, job.lora)
+    if not load or job.backend == "openai":
+        return
+    source = locate_model(job.model)
+    base = job.adapter.base_model if job.adapter is not None else None
+    if base and base not in (job.model, source.path) and os.path.abspath(base) != source.path:
+        log.warning("the adapter was trained on %s, not on --model %s", base, job.model)
+
+
 def journal_header(job: RerankJob) -> dict[str, Any]:
     """The first line of a journal: what produced it (checked on `--resume`)."""
     return {
         "type": "header",
-        "settings": job.settings.journal_settings(job.model),
+        "settings": {**job.settings.journal_settings(job.model),
+                     "lora": job.adapter.sha256 if job.adapter is not None else None},
         "backend": job.backend,
         "shard": job.shard,
         "run": job.run,
@@ -911,6 +935,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
     remaining windows, write the run (atomically) and the manifest. `backend` overrides
     `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here."""
     job.check()
+    check_model_files(job, load=False)
     began = time.perf_counter()
     inputs = read_job_inputs(job)
     trace = job.trace_path()
@@ -923,6 +948,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
     if backend is None and remaining:
         from rearank_cli.backends import load_backend
 
+        check_model_files(job)
         backend = load_backend(job.backend, job.model, **job.backend_options)
     elif backend is None:
         backend = Backend()
@@ -1018,6 +1044,7 @@ def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backen
         "output": job.output,
         "trace": trace,
         "model": job.model,
+        "lora": job.adapter.record() if job.adapter is not None else None,
         "backend": backend.describe() if backend.name != "base" else {"backend": job.backend},
         "prompt": job.settings.prompt,
         "prompt_hash": prompt_hash(job.settings.prompt),

@@ -4,9 +4,10 @@ Reads the JSONL written by `rearank augment` (one sample per line: `qid`, `docid
 `r_best`, `prompt` = chat messages, ...), checks every sample against `--qrels`, drops prompts longer than
 `--max-prompt-length` tokens (counted with the model's chat template), and trains with the settings of
 spec section 8, every TRL option that matters set explicitly (`grpo_kwargs`). The final model (LoRA
-merged), tokenizer and chat template are saved to OUT_DIR, loadable by `rearank rerank --model OUT_DIR`,
-with `rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl`
-(one line per logged step). torch, transformers, TRL and PEFT are imported inside functions only.
+merged), tokenizer and chat template are saved to OUT_DIR, loadable by `rearank rerank --model OUT_DIR`
+(with `--lora --no-merge`, the adapter alone: `rearank rerank --model BASE --lora OUT_DIR`), with
+`rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl` (one line per
+logged step). torch, transformers, TRL and PEFT are imported inside functions only.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class TrainSettings:
     save_steps: int = 20
     lora: bool = False
     lora_r: int = 16
+    #: with `lora`: save the adapter alone (for `rerank --lora`) instead of the merged model
+    no_merge: bool = False
     use_vllm: bool = False
     vllm_mode: str = "colocate"
     resume_from: str | None = None
@@ -93,6 +96,8 @@ class TrainSettings:
                      "save_steps", "lora_r"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.no_merge and not self.lora:
+            raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")
         if self.report_to not in REPORT_TO:
             raise InputError(f"--report-to must be one of {', '.join(REPORT_TO)}")
         if self.vllm_mode not in VLLM_MODES:
@@ -413,6 +418,9 @@ def train(s: TrainSettings) -> dict[str, Any]:
     prompts: Counter = Counter()
     rows = read_samples(s.train_file, qrels, prompts)
     batch_plan(s, len(rows), world_size())  # a plan that cannot make one step fails before any loading
+    from rearank_cli.model_check import locate_model
+
+    locate_model(s.model)  # a missing model fails here in a second (exit 2), not after the hub's retries
     torch = require("torch", "hf")
     require("trl", "train")
     transformers = require("transformers", "hf")
@@ -435,6 +443,10 @@ def train(s: TrainSettings) -> dict[str, Any]:
         result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan)
     manifest["prompts"] = dict(prompts)
+    if s.lora and s.no_merge:
+        from rearank_cli.model_check import check_adapter
+
+        manifest["adapter"] = check_adapter(s.output).record()
     with atomic_output(os.path.join(s.output, MANIFEST)) as out:
         out.write(json.dumps(manifest, indent=2) + "\n")
     check_steps(result, plan, s.output)
@@ -492,8 +504,9 @@ def save_final(trainer: Any, s: TrainSettings, tokenizer: Any, dtype: str) -> No
     """Save the final model + tokenizer + chat template into OUT_DIR (LoRA merged into the base weights).
 
     The files are written to a temporary folder inside OUT_DIR and moved into place at the end, so OUT_DIR
-    never holds a half-written model. With LoRA the adapter is kept in OUT_DIR/adapter as well. `dtype` is
-    the dtype of the saved weights (bfloat16 after CUDA training, float32 on the CPU).
+    never holds a half-written model. With LoRA the adapter is kept in OUT_DIR/adapter as well; with
+    `no_merge` OUT_DIR holds the adapter alone (plus the tokenizer), for `rearank rerank --model BASE --lora
+    OUT_DIR`. `dtype` is the dtype of the saved weights (bfloat16 after CUDA training, float32 on the CPU).
     """
     out = Path(s.output)
     tmp = out / ".final.tmp"
@@ -502,10 +515,11 @@ def save_final(trainer: Any, s: TrainSettings, tokenizer: Any, dtype: str) -> No
     trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(tmp))  # every process takes part (ZeRO-3 / FSDP gather the full weights)
     if trainer.accelerator.is_main_process:
-        if s.lora:
+        if s.lora and not s.no_merge:
             merge_lora(s.model, tmp, dtype)
-        else:
+        elif not s.lora:
             rewrite_dtype(tmp, dtype)
+        # (--lora --no-merge: PEFT saved the adapter alone, adapter_config.json + adapter_model.safetensors)
         tokenizer.save_pretrained(str(tmp))
         for item in tmp.iterdir():
             target = out / item.name

@@ -67,6 +67,8 @@ class OpenAIBackend(Backend):
         self.check_timeout = check_timeout
         self.context_length: int | None = None
         self.retried = 0
+        #: the model ids the server lists at `GET /models` (None until `start` read them)
+        self.served_models: list[str] | None = None
         self._client: Any = None
         self._headers = {"Content-Type": "application/json"}
         key = os.environ.get(api_key_env or DEFAULT_KEY_ENV)
@@ -113,6 +115,7 @@ class OpenAIBackend(Backend):
         except (ValueError, AttributeError):
             return
         ids = [str(item.get("id")) for item in models if isinstance(item, dict)]
+        self.served_models = ids
         for item in models:
             if isinstance(item, dict) and item.get("id") == self.model and item.get("max_model_len"):
                 self.context_length = int(item["max_model_len"])  # vLLM reports it

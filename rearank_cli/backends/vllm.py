@@ -100,6 +100,26 @@ def route_key(messages: Sequence[Message]) -> str:
     return hashlib.blake2b(head.encode(), digest_size=8).hexdigest()
 
 
+#: the values vLLM accepts for `max_lora_rank`
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank(adapter: str, given: int | None) -> int:
+    """`--max-lora-rank`, or the adapter's rank rounded up to a value vLLM accepts."""
+    if given is not None:
+        if given not in VLLM_LORA_RANKS:
+            raise InputError(f"--max-lora-rank must be one of {', '.join(map(str, VLLM_LORA_RANKS))}, got {given}")
+        return given
+    from rearank_cli.model_check import check_adapter
+
+    rank = check_adapter(adapter).rank
+    fitting = [value for value in VLLM_LORA_RANKS if value >= rank]
+    if not fitting:
+        raise InputError(f"the adapter's rank {rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}",
+                         adapter)
+    return fitting[0]
+
+
 # ----------------------------------------------------------------------------------------------
 # engines: one awaitable `generate(prompt, params) -> RequestOutput` over two vLLM engine kinds
 
@@ -109,15 +129,16 @@ class _AsyncEngine:
 
     kind = "AsyncLLM"
 
-    def __init__(self, engine_args: Any) -> None:
+    def __init__(self, engine_args: Any, lora_request: Any = None) -> None:
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        self.lora_request = lora_request
         self.engine = AsyncLLM.from_engine_args(engine_args)
         self.model_config = self.engine.model_config
 
     async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
         final = None
-        async for output in self.engine.generate(prompt, params, request_id):
+        async for output in self.engine.generate(prompt, params, request_id, lora_request=self.lora_request):
             final = output
         return final
 
@@ -148,7 +169,8 @@ class _ThreadedEngine:
 
     kind = "LLMEngine (in-process)"
 
-    def __init__(self, engine_args: Any) -> None:
+    def __init__(self, engine_args: Any, lora_request: Any = None) -> None:
+        self.lora_request = lora_request
         self._cond = threading.Condition()
         self._pending: list[tuple[str, Any, Any]] = []
         self._aborts: list[str] = []
@@ -235,7 +257,7 @@ class _ThreadedEngine:
                 aborts, self._aborts = self._aborts, []
             for request_id, prompt, params in pending:
                 try:
-                    engine.add_request(request_id, prompt, params)
+                    engine.add_request(request_id, prompt, params, lora_request=self.lora_request)
                 except Exception as exc:  # noqa: BLE001  (a bad request fails alone)
                     self._resolve(request_id, error=BackendError(f"{type(exc).__name__}: {exc}"))
             if aborts:
@@ -326,8 +348,11 @@ class VllmBackend(Backend):
         seed: int | None = 42,
         ignore_eos: bool = False,
         enable_prefix_caching: bool = True,
+        lora: str | None = None,
+        max_lora_rank: int | None = None,
     ) -> None:
-        """`ignore_eos` (generate exactly `max_tokens`) exists for benchmarks; the rest are engine options."""
+        """`ignore_eos` (generate exactly `max_tokens`) exists for benchmarks; the rest are engine options.
+        `lora`: a PEFT LoRA adapter folder applied to every request (vLLM `enable_lora` + a `LoRARequest`)."""
         for flag, value in (("--tensor-parallel-size", tensor_parallel_size),
                             ("--data-parallel-size", data_parallel_size)):
             if value < 1:
@@ -348,6 +373,8 @@ class VllmBackend(Backend):
             "enable_prefix_caching": enable_prefix_caching,
             "seed": seed,
         }
+        if lora:
+            self.options.update(lora=lora, max_lora_rank=lora_rank(lora, max_lora_rank))
         self.recovery = recovery
         self.ignore_eos = ignore_eos
         self.preferred_inflight = (max_num_seqs or DEFAULT_INFLIGHT) * data_parallel_size
@@ -387,6 +414,8 @@ class VllmBackend(Backend):
         for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
             if opts[key] is not None:
                 kwargs[key] = opts[key]
+        if opts.get("lora"):
+            kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=opts["max_lora_rank"])
         if opts["data_parallel_size"] > 1 and current_platform.is_cuda_alike():
             width = opts["tensor_parallel_size"]
             kwargs["device_ids"] = list(range(replica * width, (replica + 1) * width))
@@ -405,7 +434,7 @@ class VllmBackend(Backend):
         self._engine_kind = engine_class.kind
         try:
             for index in range(self.options["data_parallel_size"]):
-                engine = await asyncio.to_thread(engine_class, self.engine_args(index))
+                engine = await asyncio.to_thread(engine_class, self.engine_args(index), self.lora_request())
                 self._replicas.append(_Replica(index, engine))
         except Exception as exc:
             await self.close()
@@ -413,6 +442,14 @@ class VllmBackend(Backend):
         self.context_length = int(self._replicas[0].engine.model_config.max_model_len)
         log.info("vLLM: %d replica(s) of %s (%s), context %d tokens", len(self._replicas), self.model,
                  self._engine_kind, self.context_length)
+
+    def lora_request(self) -> Any:
+        """The vLLM `LoRARequest` of `lora` (None without an adapter)."""
+        if not self.options.get("lora"):
+            return None
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest("rearank-lora", 1, os.path.abspath(self.options["lora"]))
 
     async def close(self) -> None:
         """Shut every replica down."""

