@@ -258,7 +258,9 @@ def test_rerank_and_train_fail_in_one_line_on_an_uncached_model(cli, samples, tm
     from tests.test_train import make_row, write_qrels, write_rows
 
     rows = write_rows(tmp_path / "t.jsonl", [make_row("q1", ["a", "b", "c"])])
+    # a batch plan that can make a step (the plan is checked first), so the model check is what fails
     result = cli("train", rows, "--model", "org/not-downloaded", "--qrels", write_qrels(tmp_path / "q.txt"),
+                 "--prompts-per-step", "1", "--num-generations", "2", "--per-device-batch-size", "2",
                  "-o", tmp_path / "trained", env=env)
     assert result.returncode == 2 and not (tmp_path / "trained").exists()
     assert len(result.stderr.decode().splitlines()) == 1 and b"org/not-downloaded" in result.stderr
