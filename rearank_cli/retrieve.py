@@ -9,19 +9,23 @@ as the JSONL reader (`rearank_cli.formats.corpus.parse_doc` on the stored raw JS
 Search is Lucene BM25 exactly as Anserini's `SearchCollection` does it (Lucene `BM25Similarity`,
 `BagOfWordsQueryGenerator`, score ties broken by docid through the `id` doc values), but without
 loading a stored document per hit: docids come from the sort values, and each query's hits cross
-the JNI boundary as one string (no Java object per hit reaches Python). Queries run on N Python
-threads (jnius releases the GIL inside Java calls).
+the JNI boundary as one string (no Java object per hit reaches Python). Scores are then adjusted
+as Anserini's `ScoreTiesAdjusterReranker` does (4 decimals, ties lowered by 1e-6 each) and written
+with 6 decimals, as pyserini's `search` CLI writes them, so the run is Anserini's, byte for byte.
+Queries run on N Python threads (jnius releases the GIL inside Java calls).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import re
 import shutil
 import signal
+import struct
 import sys
 import tempfile
 import threading
@@ -45,6 +49,7 @@ MANIFEST = "rearank-index.json"
 JSON, BEIR = "JsonCollection", "BeirFlatCollection"
 MULTIFIELD = "BeirMultifieldCollection"
 _WHITESPACE = re.compile(r"\s")
+_F32_1E_4, _F32_1E_6 = (struct.unpack("f", struct.pack("f", x))[0] for x in (1e-4, 1e-6))  # 1e-4f, 1e-6f
 # Lucene's FieldDoc.toString(): "doc=12 score=3.4 shardIndex=-1 fields=[3.4, [31 32]]" (the id as hex bytes).
 _HIT = re.compile(r"doc=\d+ score=(\S+) shardIndex=-?\d+ fields=\[[^,\]]*, \[([0-9a-f ]*)\]\]")
 
@@ -547,8 +552,8 @@ class Bm25Searcher:
             cls("java.util.function.Function"), handle.asType(types.methodType(any_type, any_type)))
         return jnius.cast("java.util.function.Function", function)
 
-    def search(self, text: str, k: int) -> list[Hit]:
-        """Top-k hits for one query (score descending, ties by docid as Anserini breaks them)."""
+    def search_lucene(self, text: str, k: int) -> list[Hit]:
+        """Top-k hits with Lucene's own float32 scores (score descending, ties by docid ascending)."""
         function = self._function(k)
         try:
             found = function.apply(text)
@@ -557,9 +562,53 @@ class Bm25Searcher:
                                "with an `id` field?)") from None
         return parse_hits(found)
 
+    def search(self, text: str, k: int) -> list[Hit]:
+        """Top-k hits as Anserini's `SimpleSearcher.search` returns them: Lucene's order, scores
+        rounded to 4 decimals with ties lowered by 1e-6 each (`anserini_scores`)."""
+        hits = self.search_lucene(text, k)
+        return list(zip([docid for docid, _ in hits], anserini_scores([score for _, score in hits]), strict=True))
+
     def close(self) -> None:
         """Close the index reader."""
         self._reader.close()
+
+
+def _f32(value: float) -> float:
+    """`value` rounded to the nearest float32 (one IEEE operation on float32 inputs, as Java does it)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _java_round(value: float) -> int:
+    """Java's `Math.round(double)`: the nearest integer, halves rounded up."""
+    floor = math.floor(value)
+    return floor + 1 if value - floor >= 0.5 else floor
+
+
+def anserini_scores(scores: Sequence[float]) -> list[float]:
+    """Scores as Anserini's `ScoreTiesAdjusterReranker` leaves them (what `SimpleSearcher.search` returns).
+
+    In hit order (score descending, ties by docid ascending), each float32 score is rounded to 4
+    decimals in double precision and stored back as a float32 (`(float) (Math.round(score * 1e4) /
+    1e4)`); a score at most `1e-4f` below the previous stored score (itself lowered, if it was a tie)
+    is a tie, and the d-th tie in a row is lowered by `1e-6f * d` in float32 arithmetic. The same
+    operations in the same precisions as Anserini 1.7.1's bytecode, so 6 decimals print the same text.
+    """
+    adjusted: list[float] = []
+    ties = 0
+    for score in scores:
+        value = _f32(_java_round(_f32(score) * 1e4) / 1e4)
+        if adjusted and not _f32(adjusted[-1] - value) > _F32_1E_4:
+            ties += 1
+            value = _f32(value - _f32(_F32_1E_6 * ties))
+        else:
+            ties = 0
+        adjusted.append(value)
+    return adjusted
+
+
+def anserini_score_text(score: float) -> str:
+    """A score as pyserini's `search` CLI writes it (6 decimals)."""
+    return f"{score:.6f}"
 
 
 def parse_hits(text: str) -> list[Hit]:
@@ -676,7 +725,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
                     hits = [hit for hit in hits if hit[0] != qid]
                 total_hits += len(hits)
                 no_hits += not hits
-                write_run_lines(out, {qid: hits}, tag)
+                write_run_lines(out, {qid: hits}, tag, anserini_score_text)
     finally:
         bar.close()
         searcher.close()

@@ -239,11 +239,12 @@ def write_run(path: str, run: Mapping[str, Sequence[Hit]], tag: str = "rearank")
         write_run_lines(out, run, tag)
 
 
-def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str) -> None:
-    """Write run lines to an open text stream."""
+def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str,
+                    score_text: Callable[[float], str] = format_score) -> None:
+    """Write run lines to an open text stream (`score_text` writes each score; shortest exact repr by default)."""
     for qid, hits in run.items():
         out.writelines(
-            f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}\n"
+            f"{qid} Q0 {docid} {rank} {score_text(score)} {tag}\n"
             for rank, (docid, score) in enumerate(hits, 1)
         )
 
