@@ -22,6 +22,13 @@ def trec_order(hits: list[Hit]) -> list[Hit]:
     return hits
 
 
+def first_stage_order(hits: list[Hit]) -> list[Hit]:
+    """Sort hits as a reranker reads a first-stage ranking: score descending, ties in the given order
+    (the file's order; spec section 2). In place, stable."""
+    hits.sort(key=itemgetter(1), reverse=True)
+    return hits
+
+
 def parse_score(text: str, path: str, number: int) -> float:
     """A finite float score, or an InputError naming the line."""
     try:
@@ -327,3 +334,12 @@ def run_from_lists(lists: Iterable[tuple[str, Sequence[str]]]) -> Run:
         n = len(docids)
         run[qid] = [(docid, float(n - i)) for i, docid in enumerate(docids)]
     return run
+
+
+def read_first_stage(path: str) -> Run:
+    """Read a TREC run as a reranker's input: `{qid: [(docid, score), ...]}`, score descending with
+    equal scores in the order the file lists them (not trec_eval's docid rule), qids in file order.
+
+    The same checks and errors as `read_run`.
+    """
+    return {qid: first_stage_order(list(docs.items())) for qid, docs in read_run_scores(path).items()}
