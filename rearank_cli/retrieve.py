@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -578,32 +579,29 @@ def _f32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
-def _java_round(value: float) -> int:
-    """Java's `Math.round(double)`: the nearest integer, halves rounded up."""
-    floor = math.floor(value)
-    return floor + 1 if value - floor >= 0.5 else floor
-
-
 def anserini_scores(scores: Sequence[float]) -> list[float]:
     """Scores as Anserini's `ScoreTiesAdjusterReranker` leaves them (what `SimpleSearcher.search` returns).
 
     In hit order (score descending, ties by docid ascending), each float32 score is rounded to 4
     decimals in double precision and stored back as a float32 (`(float) (Math.round(score * 1e4) /
-    1e4)`); a score at most `1e-4f` below the previous stored score (itself lowered, if it was a tie)
-    is a tie, and the d-th tie in a row is lowered by `1e-6f * d` in float32 arithmetic. The same
-    operations in the same precisions as Anserini 1.7.1's bytecode, so 6 decimals print the same text.
+    1e4)`, `Math.round` = floor(x + 0.5), exact here); a score at most `1e-4f` below the previous stored
+    score (itself lowered, if it was a tie) is a tie, and the d-th tie in a row is lowered by
+    `1e-6f * d`, in float32 arithmetic. The same operations in the same precisions as Anserini 1.7.1's
+    bytecode, so 6 decimals print the same text. Bulk float32 conversions go through `array("f")`.
     """
-    adjusted: list[float] = []
-    ties = 0
-    for score in scores:
-        value = _f32(_java_round(_f32(score) * 1e4) / 1e4)
-        if adjusted and not _f32(adjusted[-1] - value) > _F32_1E_4:
+    values = array("f", [math.floor(x * 1e4 + 0.5) / 1e4 for x in array("f", scores)]).tolist()
+    gaps = array("f", [a - b for a, b in zip(values, values[1:], strict=False)]).tolist()  # float32(prev - this)
+    last = 0  # the last position a run of ties reached
+    for first in [i for i, gap in enumerate(gaps, 1) if not gap > _F32_1E_4]:
+        if first <= last:
+            continue
+        ties, i = 0, first
+        while i < len(values) and not (gaps[i - 1] if not ties else _f32(values[i - 1] - values[i])) > _F32_1E_4:
             ties += 1
-            value = _f32(value - _f32(_F32_1E_6 * ties))
-        else:
-            ties = 0
-        adjusted.append(value)
-    return adjusted
+            values[i] = _f32(values[i] - _f32(_F32_1E_6 * ties))
+            i += 1
+        last = i - 1
+    return values
 
 
 def anserini_score_text(score: float) -> str:

@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rearank_cli.formats import load_texts, read_run, read_topics
 from rearank_cli.retrieve import anserini_score_text, anserini_scores
@@ -177,6 +180,40 @@ def test_anserini_scores_round_and_lower_ties():
     # Math.round(double) on the float32 value (7.12555f is 7.1255497...): 7.1255, not 7.1256.
     assert anserini_score_text(anserini_scores([7.12555])[0]) == "7.125500"
     assert anserini_scores([]) == []
+
+
+def f32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def adjust_one_by_one(scores: list[float]) -> list[float]:
+    """ScoreTiesAdjusterReranker.rerank, one hit at a time, every operation in Java's precision."""
+    out: list[float] = []
+    dup = 0
+    for score in scores:
+        product = f32(score) * 10000.0  # f2d, dmul
+        value = f32(math.floor(product) + (product - math.floor(product) >= 0.5)) / 10000.0  # Math.round, l2d, ddiv
+        value = f32(value)  # d2f
+        if not out or f32(out[-1] - value) > f32(1e-4):  # fsub, fcmpl with 1e-4f
+            dup = 0
+        else:
+            dup += 1
+            value = f32(value - f32(f32(1e-6) * dup))  # i2f, fmul, fsub
+        out.append(value)
+    return out
+
+
+# Descending lists with many exact and near ties (steps of 0 to 3e-4) over magnitudes 0.1 to 100.
+TIE_STEPS = st.lists(st.sampled_from([0.0, 0.0, 0.0, 2e-5, 5e-5, 1e-4, 1.0001e-4, 3e-4, 0.01]), max_size=60)
+
+
+@given(st.floats(min_value=0.1, max_value=100.0), TIE_STEPS)
+def test_anserini_scores_equal_the_hit_by_hit_rule(top, steps):
+    scores = [top]
+    for step in steps:
+        scores.append(max(scores[-1] - step, 0.0))
+    scores = [f32(x) for x in scores]
+    assert anserini_scores(scores) == adjust_one_by_one(scores)
 
 
 TIED_CORPUS = [  # duplicate documents: exactly equal BM25 scores
