@@ -14,7 +14,7 @@ One JSONL row per kept sample (the field names are a contract read by `rearank t
     qid, query            the query
     docids, passages      the sample in presented (first-stage) order; passages are the RAW doc texts,
                           `prompts.build_messages` cleans and truncates them for the prompt
-    first_stage_ranks     1-based rank of each doc in the RUN (trec_eval order)
+    first_stage_ranks     1-based rank of each doc in the RUN (score descending, ties in file order)
     first_stage_scores    its RUN score
     labels                qrels label of each doc, 0 when unjudged
     r_init, r_best        as above; idcg = the query's ideal DCG@10 over all judged docs
@@ -57,8 +57,8 @@ from rearank_cli.formats import (
     Run,
     atomic_output,
     read_candidates,
+    read_first_stage,
     read_qrels,
-    read_run,
     read_topics,
 )
 from rearank_cli.metrics import ideal_dcg, ndcg
@@ -206,7 +206,7 @@ def load_inputs(
         raise InputError("give either --topics and --corpus, or --candidates, not both")
     if candidates_path is None and (topics_path is None or corpus_path is None):
         raise InputError("query and passage texts are needed: give --topics and --corpus, or --candidates")
-    run = read_run(run_path)
+    run = read_first_stage(run_path)
     qrels = read_qrels(qrels_path)
     if candidates_path is not None:
         candidates = read_candidates(candidates_path)

@@ -6,7 +6,6 @@ import re
 from dataclasses import asdict, dataclass
 
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-NUMBER_RE = re.compile(r"\d+")
 
 
 @dataclass
@@ -33,17 +32,40 @@ class ParseFlags:
 
 
 def answer_span(text: str) -> str:
-    """The part of the text the ranking is read from (spec section 5, steps 1-2)."""
-    if "<answer>" in text:
-        match = ANSWER_RE.search(text)
-        return match.group(1) if match else text
-    if "<think>" in text:
-        return text.rsplit("</think>", 1)[-1] if "</think>" in text else text
-    return text
+    """The part of the text the ranking is read from (spec section 5, steps 1 then 2).
+
+    Step 1: with `<answer>` in the text, the first closed `<answer>…</answer>` block, else the whole
+    text (stripped). Step 2, on what step 1 kept: with `<think>` in it, only what follows its last
+    `</think>` (all of it when there is none).
+    """
+    span = text
+    if "<answer>" in span:
+        match = ANSWER_RE.search(span)
+        span = (match.group(1) if match else span).strip()
+    if "<think>" in span:
+        span = span.rsplit("</think>", 1)[-1]
+    return span
+
+
+def answer_numbers(span: str) -> list[int]:
+    """The integers of `span` as the authors read them (spec section 5, step 3).
+
+    Every character that `str.isdigit()` rejects becomes a space; each whitespace-separated token is
+    converted with `int()`, and a token `int()` rejects (e.g. one holding a superscript digit, or longer
+    than the interpreter's integer string limit) is skipped whole.
+    """
+    cleaned = "".join(char if char.isdigit() else " " for char in span)
+    numbers = []
+    for token in cleaned.split():
+        try:
+            numbers.append(int(token))
+        except ValueError:
+            continue
+    return numbers
 
 
 def parse_ranking(text: str, size: int) -> tuple[list[int], ParseFlags]:
-    """Parse `text` into a permutation of `range(size)` plus flags (spec section 5, steps 3-5).
+    """Parse `text` into a permutation of `range(size)` plus flags (spec section 5).
 
     Ids are 1-based in the text. The first occurrence of an id counts; ids outside the window
     are dropped; passages the model left out follow in their current order.
@@ -56,9 +78,9 @@ def parse_ranking(text: str, size: int) -> tuple[list[int], ParseFlags]:
     flags.truncated = not flags.answer_closed
     order: list[int] = []
     placed = [False] * size
-    for token in NUMBER_RE.findall(answer_span(text)):
+    for number in answer_numbers(answer_span(text)):
         flags.ids_found += 1
-        index = int(token) - 1
+        index = number - 1
         if not 0 <= index < size:
             flags.out_of_range += 1
         elif placed[index]:

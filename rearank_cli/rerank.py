@@ -873,12 +873,12 @@ class RerankJob:
 
 def read_job_inputs(job: RerankJob) -> LoadedInputs:
     """Read the run, topics and texts of `job` (candidates JSON or topics + corpus/index)."""
-    from rearank_cli.formats import read_candidates, read_run, read_topics
+    from rearank_cli.formats import read_candidates, read_first_stage, read_topics
 
     shard = parse_shard(job.shard)
     if job.candidates is not None:
         candidates = read_candidates(job.candidates)
-        run = read_run(job.run) if job.run is not None else candidates.run
+        run = read_first_stage(job.run) if job.run is not None else candidates.run
         return load_queries(
             run, candidates.topics, lambda wanted: {d: candidates.texts[d] for d in wanted if d in candidates.texts},
             depth=job.settings.depth, prompt=job.settings.prompt, shard=shard, skip_missing=job.skip_missing,
@@ -887,7 +887,7 @@ def read_job_inputs(job: RerankJob) -> LoadedInputs:
     from rearank_cli.corpus import fetch_texts
 
     assert job.run is not None and job.topics is not None and job.corpus is not None
-    run = read_run(job.run)
+    run = read_first_stage(job.run)
     topics = read_topics(job.topics)
     corpus = job.corpus
     return load_queries(

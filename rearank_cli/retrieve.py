@@ -9,23 +9,28 @@ as the JSONL reader (`rearank_cli.formats.corpus.parse_doc` on the stored raw JS
 Search is Lucene BM25 exactly as Anserini's `SearchCollection` does it (Lucene `BM25Similarity`,
 `BagOfWordsQueryGenerator`, score ties broken by docid through the `id` doc values), but without
 loading a stored document per hit: docids come from the sort values, and each query's hits cross
-the JNI boundary as one string (no Java object per hit reaches Python). Queries run on N Python
-threads (jnius releases the GIL inside Java calls).
+the JNI boundary as one string (no Java object per hit reaches Python). Scores are then adjusted
+as Anserini's `ScoreTiesAdjusterReranker` does (4 decimals, ties lowered by 1e-6 each) and written
+with 6 decimals, as pyserini's `search` CLI writes them, so the run is Anserini's, byte for byte.
+Queries run on N Python threads (jnius releases the GIL inside Java calls).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import re
 import shutil
 import signal
+import struct
 import sys
 import tempfile
 import threading
 import time
+from array import array
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +50,7 @@ MANIFEST = "rearank-index.json"
 JSON, BEIR = "JsonCollection", "BeirFlatCollection"
 MULTIFIELD = "BeirMultifieldCollection"
 _WHITESPACE = re.compile(r"\s")
+_F32_1E_4, _F32_1E_6 = (struct.unpack("f", struct.pack("f", x))[0] for x in (1e-4, 1e-6))  # 1e-4f, 1e-6f
 # Lucene's FieldDoc.toString(): "doc=12 score=3.4 shardIndex=-1 fields=[3.4, [31 32]]" (the id as hex bytes).
 _HIT = re.compile(r"doc=\d+ score=(\S+) shardIndex=-?\d+ fields=\[[^,\]]*, \[([0-9a-f ]*)\]\]")
 
@@ -547,8 +553,8 @@ class Bm25Searcher:
             cls("java.util.function.Function"), handle.asType(types.methodType(any_type, any_type)))
         return jnius.cast("java.util.function.Function", function)
 
-    def search(self, text: str, k: int) -> list[Hit]:
-        """Top-k hits for one query (score descending, ties by docid as Anserini breaks them)."""
+    def search_lucene(self, text: str, k: int) -> list[Hit]:
+        """Top-k hits with Lucene's own float32 scores (score descending, ties by docid ascending)."""
         function = self._function(k)
         try:
             found = function.apply(text)
@@ -557,9 +563,50 @@ class Bm25Searcher:
                                "with an `id` field?)") from None
         return parse_hits(found)
 
+    def search(self, text: str, k: int) -> list[Hit]:
+        """Top-k hits as Anserini's `SimpleSearcher.search` returns them: Lucene's order, scores
+        rounded to 4 decimals with ties lowered by 1e-6 each (`anserini_scores`)."""
+        hits = self.search_lucene(text, k)
+        return list(zip([docid for docid, _ in hits], anserini_scores([score for _, score in hits]), strict=True))
+
     def close(self) -> None:
         """Close the index reader."""
         self._reader.close()
+
+
+def _f32(value: float) -> float:
+    """`value` rounded to the nearest float32 (one IEEE operation on float32 inputs, as Java does it)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def anserini_scores(scores: Sequence[float]) -> list[float]:
+    """Scores as Anserini's `ScoreTiesAdjusterReranker` leaves them (what `SimpleSearcher.search` returns).
+
+    In hit order (score descending, ties by docid ascending), each float32 score is rounded to 4
+    decimals in double precision and stored back as a float32 (`(float) (Math.round(score * 1e4) /
+    1e4)`, `Math.round` = floor(x + 0.5), exact here); a score at most `1e-4f` below the previous stored
+    score (itself lowered, if it was a tie) is a tie, and the d-th tie in a row is lowered by
+    `1e-6f * d`, in float32 arithmetic. The same operations in the same precisions as Anserini 1.7.1's
+    bytecode, so 6 decimals print the same text. Bulk float32 conversions go through `array("f")`.
+    """
+    values = array("f", [math.floor(x * 1e4 + 0.5) / 1e4 for x in array("f", scores)]).tolist()
+    gaps = array("f", [a - b for a, b in zip(values, values[1:], strict=False)]).tolist()  # float32(prev - this)
+    last = 0  # the last position a run of ties reached
+    for first in [i for i, gap in enumerate(gaps, 1) if not gap > _F32_1E_4]:
+        if first <= last:
+            continue
+        ties, i = 0, first
+        while i < len(values) and not (gaps[i - 1] if not ties else _f32(values[i - 1] - values[i])) > _F32_1E_4:
+            ties += 1
+            values[i] = _f32(values[i] - _f32(_F32_1E_6 * ties))
+            i += 1
+        last = i - 1
+    return values
+
+
+def anserini_score_text(score: float) -> str:
+    """A score as pyserini's `search` CLI writes it (6 decimals)."""
+    return f"{score:.6f}"
 
 
 def parse_hits(text: str) -> list[Hit]:
@@ -676,7 +723,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
                     hits = [hit for hit in hits if hit[0] != qid]
                 total_hits += len(hits)
                 no_hits += not hits
-                write_run_lines(out, {qid: hits}, tag)
+                write_run_lines(out, {qid: hits}, tag, anserini_score_text)
     finally:
         bar.close()
         searcher.close()

@@ -30,14 +30,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rearank_cli.metrics import dcg, ideal_dcg, ndcg
-from rearank_cli.parse import parse_ranking
+from rearank_cli.parse import ANSWER_RE, parse_ranking
 
 WEIGHTS = {"rank": 0.8, "format": 0.1, "list": 0.1}
 K = 10
 TOLERANCE = 1e-6
 
 FORMAT_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
-ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 LIST_RE = re.compile(r"(\[\d+\]\s*>\s*)*\[\d+\]")
 
 QueryQrels = Mapping[str, int]

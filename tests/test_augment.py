@@ -393,3 +393,28 @@ def test_stdout_jsonl_matches_file(tmp_path, cli):
     augment(str(paths["run"]), str(paths["qrels"]), str(out), Settings(window=3, depth=4),
             topics_path=str(paths["topics"]), corpus_path=str(paths["corpus"]))
     assert result.stdout == out.read_bytes() != b""
+
+
+def test_tied_scores_keep_the_run_file_order(tmp_path):
+    """Spec section 2: equal scores are read in the file's order (d3, d1, d4, d2), not trec_eval's docid
+    rule (d4, d3, d2, d1): samples, first-stage ranks and r_init follow the file."""
+    paths = write_case(tmp_path)
+    paths["run"].write_text("".join(f"q1 Q0 {docid} {rank} 5.0 bm25\n"
+                                    for rank, docid in enumerate(["d3", "d1", "d4", "d2"], 1)))
+    out = tmp_path / "tied.jsonl"
+    augment(str(paths["run"]), str(paths["qrels"]), str(out), SMALL,
+            topics_path=str(paths["topics"]), corpus_path=str(paths["corpus"]))
+    rows = read_rows(out)
+    file_rank = {"d3": 1, "d1": 2, "d4": 3, "d2": 4}
+    labels = QRELS["q1"]
+    assert sorted(tuple(row["docids"]) for row in rows) == [
+        ("d1", "d4", "d2"), ("d3", "d1", "d2"), ("d3", "d1", "d4"), ("d3", "d4", "d2")]
+    for row in rows:
+        assert row["first_stage_ranks"] == [file_rank[docid] for docid in row["docids"]] == sorted(
+            row["first_stage_ranks"])
+        init = sum(labels.get(d, 0) / math.log2(i + 2) for i, d in enumerate(row["docids"]))
+        assert row["r_init"] == pytest.approx(init / IDCG_Q1)
+    by_docs = {tuple(row["docids"]): row for row in rows}
+    # {d1, d2, d3}: file order d3 d1 d2 -> labels 0 0 2; trec_eval's order d3 d2 d1 would give 0 2 0
+    assert by_docs[("d3", "d1", "d2")]["labels"] == [0, 0, 2]
+    assert by_docs[("d3", "d1", "d2")]["r_init"] == pytest.approx((2 / 2) / IDCG_Q1)

@@ -122,6 +122,23 @@ def test_missing_queries_ties_unjudged_equal_trec_eval(trec_eval, dl19, tmp_path
     assert not any(f"\t{qid}\t" in line for qid in facts["dropped"] for line in per_query)
 
 
+def test_ties_in_file_order_still_evaluate_as_trec_eval(trec_eval, dl19, tmp_path):
+    """A first-stage file whose tied scores are listed in docid-ascending order (as Anserini ranks them):
+    eval keeps trec_eval's rule (docid descending), so it equals the C trec_eval, not the file order."""
+    run = read_run(str(dl19["bm25"]))
+    path, file_order = tmp_path / "tied.trec", tmp_path / "file-order.trec"
+    tied = {qid: sorted(((d, float(round(s))) for d, s in hits), key=lambda hit: (-hit[1], hit[0]))
+            for qid, hits in run.items()}
+    write_run(str(path), tied, tag="tied")
+    assert read_run_scores(str(path)) == {q: dict(h) for q, h in tied.items()}  # lines as listed
+    write_run(str(file_order), {q: [(d, float(len(h) - i)) for i, (d, _) in enumerate(h)] for q, h in tied.items()})
+    args = ["-c", *DEFAULT_TREC]
+    expected = trec_eval(*args, dl19["qrels"], path)
+    assert lines_of(ours(tmp_path, [path], dl19["qrels"], ["nDCG@5", "nDCG@10", "MAP@1000", "R@100"],
+                         fmt="trec")) == expected
+    assert expected != trec_eval(*args, dl19["qrels"], file_order)  # the tie rule matters on this file
+
+
 def test_mrr_at_10_is_trec_eval_with_depth_10(trec_eval, dl19, tmp_path):
     path, _ = messy_run(dl19, tmp_path)
     expected = trec_eval("-c", "-M", "10", "-m", "recip_rank", dl19["qrels"], path)

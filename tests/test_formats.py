@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import sys
 
@@ -16,6 +17,7 @@ from rearank_cli.formats import (
     iter_corpus,
     load_texts,
     read_candidates,
+    read_first_stage,
     read_qrels,
     read_run,
     read_topics,
@@ -94,6 +96,22 @@ def test_run_ties_follow_trec_eval(tmp_path):
     path = tmp_path / "ties.trec"
     path.write_text("q Q0 a 1 1.0 t\nq Q0 c 2 1.0 t\nq Q0 b 3 2.0 t\n")
     assert [d for d, _ in read_run(str(path))["q"]] == ["b", "c", "a"]
+
+
+def test_first_stage_ties_keep_file_order(tmp_path):
+    """A reranker's input (spec section 2): score descending, equal scores in file (or list) order."""
+    path = tmp_path / "ties.trec"
+    path.write_text("q Q0 c 1 1.0 t\nr Q0 x 1 3.0 t\nq Q0 a 2 1.0 t\nq Q0 d 3 1.0 t\nq Q0 b 4 2.0 t\n")
+    assert {q: [d for d, _ in hits] for q, hits in read_first_stage(str(path)).items()} == {
+        "q": ["b", "c", "a", "d"], "r": ["x"]}
+    assert [d for d, _ in read_run(str(path))["q"]] == ["b", "d", "c", "a"]  # trec_eval's rule, for eval
+    hits = [{"content": "t", "qid": "q", "docid": d, "rank": 1, "score": s} for d, s in
+            [("c", 1.0), ("a", 1.0), ("b", 2.0), ("d", 1.0)]]
+    (tmp_path / "c.json").write_text(json.dumps([{"query": "q", "hits": hits}]))
+    assert [d for d, _ in read_candidates(str(tmp_path / "c.json")).run["q"]] == ["b", "c", "a", "d"]
+    with pytest.raises(InputError, match="run is empty"):
+        (tmp_path / "empty.trec").write_text("")
+        read_first_stage(str(tmp_path / "empty.trec"))
 
 
 def test_run_from_stdin(monkeypatch):

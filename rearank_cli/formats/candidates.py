@@ -12,7 +12,7 @@ import orjson
 
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output, open_binary
-from rearank_cli.formats.trec import Run, parse_score, trec_order
+from rearank_cli.formats.trec import Run, first_stage_order, parse_score
 
 
 @dataclass
@@ -35,7 +35,10 @@ def _hit_fields(hit: object, path: str, where: str) -> tuple[str, str, str, floa
 
 
 def read_candidates(path: str) -> Candidates:
-    """Read a rank_llm/RankGPT candidates JSON (gzip accepted)."""
+    """Read a rank_llm/RankGPT candidates JSON (gzip accepted).
+
+    Each query's hits are a first-stage ranking: score descending, equal scores in list order.
+    """
     with open_binary(path) as handle:
         try:
             data = orjson.loads(handle.read())
@@ -63,7 +66,7 @@ def read_candidates(path: str) -> Candidates:
             result.texts.setdefault(docid, content)
         if qid is None:
             continue
-        result.run[qid] = trec_order(hits)
+        result.run[qid] = first_stage_order(hits)
         result.topics[qid] = str(item["query"])
     if not result.run:
         raise InputError("no candidates found", path)

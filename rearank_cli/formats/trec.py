@@ -22,6 +22,13 @@ def trec_order(hits: list[Hit]) -> list[Hit]:
     return hits
 
 
+def first_stage_order(hits: list[Hit]) -> list[Hit]:
+    """Sort hits as a reranker reads a first-stage ranking: score descending, ties in the given order
+    (the file's order; spec section 2). In place, stable."""
+    hits.sort(key=itemgetter(1), reverse=True)
+    return hits
+
+
 def parse_score(text: str, path: str, number: int) -> float:
     """A finite float score, or an InputError naming the line."""
     try:
@@ -262,11 +269,12 @@ def write_run(path: str, run: Mapping[str, Sequence[Hit]], tag: str = "rearank")
         write_run_lines(out, run, tag)
 
 
-def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str) -> None:
-    """Write run lines to an open text stream."""
+def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str,
+                    score_text: Callable[[float], str] = format_score) -> None:
+    """Write run lines to an open text stream (`score_text` writes each score; shortest exact repr by default)."""
     for qid, hits in run.items():
         out.writelines(
-            f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}\n"
+            f"{qid} Q0 {docid} {rank} {score_text(score)} {tag}\n"
             for rank, (docid, score) in enumerate(hits, 1)
         )
 
@@ -378,3 +386,12 @@ def run_from_lists(lists: Iterable[tuple[str, Sequence[str]]]) -> Run:
         n = len(docids)
         run[qid] = [(docid, float(n - i)) for i, docid in enumerate(docids)]
     return run
+
+
+def read_first_stage(path: str) -> Run:
+    """Read a TREC run as a reranker's input: `{qid: [(docid, score), ...]}`, score descending with
+    equal scores in the order the file lists them (not trec_eval's docid rule), qids in file order.
+
+    The same checks and errors as `read_run`.
+    """
+    return {qid: first_stage_order(list(docs.items())) for qid, docs in read_run_scores(path).items()}
