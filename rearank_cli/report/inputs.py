@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
+from rearank_cli import formats
 from rearank_cli.errors import InputError
-from rearank_cli.formats import Run, read_candidates, read_run, read_topics, write_run
+from rearank_cli.formats import Run, read_candidates, read_topics, write_run
 from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.windows import schedule
 
@@ -259,5 +260,5 @@ def first_stage_from_candidates(candidates: str, folder: str) -> str:
 
 
 def read_first_stage(path: str | None) -> Run | None:
-    """The first-stage run, in trec_eval order (None without one)."""
-    return read_run(path) if path is not None else None
+    """The first-stage run in the order `rerank` read it (ties in file order; None without one)."""
+    return formats.read_first_stage(path) if path is not None else None
