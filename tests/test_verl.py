@@ -31,7 +31,7 @@ PKG = "pkg://rearank_cli.reward"
 OLD_VERSIONS = ["0.4.1", "0.6.1", "0.7.0", "0.7.1"]
 PKG_SINCE = (0, 7, 0)
 
-pytestmark = pytest.mark.skipif(
+needs_verl = pytest.mark.skipif(
     not (VERL_PYTHON and os.access(VERL_PYTHON, os.X_OK)),
     reason="no VeRL virtualenv: set REARANK_VERL_PYTHON (`eval \"$(bash scripts/ci_verl.sh)\"` makes one)",
 )
@@ -199,6 +199,13 @@ def loader_runs(work, cases) -> dict[str, dict]:
 # --- the tests --------------------------------------------------------------------------------------------
 
 
+def test_launch_scripts_parse():
+    for script in (LAUNCH, LAUNCH.with_name("slurm_ray.sbatch")):
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True)
+        assert result.returncode == 0, result.stderr.decode()
+
+
+@needs_verl
 def test_launch_script_composes_with_the_papers_settings(full_run):
     config = full_run["config"]
     assert config == {**config, "n": 32, "train_batch_size": 128, "lr": 1e-6, "lr_scheduler_type": "constant",
@@ -209,6 +216,7 @@ def test_launch_script_composes_with_the_papers_settings(full_run):
                       "reward_name": "compute_score", "use_reference_policy": True, "use_critic": False}
 
 
+@needs_verl
 def test_launch_script_rejects_an_unknown_key(work):
     env = verl_env([], work)
     env["PYTHON"] = VERL_PYTHON
@@ -218,6 +226,7 @@ def test_launch_script_rejects_an_unknown_key(work):
     assert b"max_prompt_len" in result.stderr
 
 
+@needs_verl
 def test_verl_dataset_reads_augment_parquet(full_run, parquet_rows, prompt_lengths, chosen):
     limit, _ = chosen
     _, rows = parquet_rows
@@ -235,6 +244,7 @@ def test_verl_dataset_reads_augment_parquet(full_run, parquet_rows, prompt_lengt
         assert item["qid"] == row["extra_info"]["qid"]
 
 
+@needs_verl
 def test_verl_reward_manager_scores_crafted_responses(full_run, chosen):
     _, rows = chosen
     judged = qrels_by_hand(SAMPLES / "dl19-qrels.txt")
@@ -256,6 +266,7 @@ def test_verl_reward_manager_scores_crafted_responses(full_run, chosen):
     assert (first[0], first[1], first[3]) == pytest.approx((1.0, 0.2, 0.0))
 
 
+@needs_verl
 def test_installed_verl_loads_the_reward_file_without_rearank_installed(loader_runs, cases):
     run = loader_runs["installed"]
     assert run["version"] == "0.9.1" and not run["rearank_importable"]
@@ -263,12 +274,14 @@ def test_installed_verl_loads_the_reward_file_without_rearank_installed(loader_r
     assert [s["score"] for s in scores] == pytest.approx([c["expected"] for c in cases], abs=1e-9)
 
 
+@needs_verl
 def test_installed_verl_loads_the_reward_by_pkg(loader_runs, cases):
     run = loader_runs["installed-pkg"]
     scores = run["results"][PKG]["scores"]
     assert [s["score"] for s in scores] == pytest.approx([c["expected"] for c in cases], abs=1e-9)
 
 
+@needs_verl
 @pytest.mark.parametrize("version", OLD_VERSIONS)
 def test_older_verl_loaders(loader_runs, cases, version):
     if version not in loader_runs:
