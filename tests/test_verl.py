@@ -13,6 +13,7 @@ import math
 import os
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,30 @@ def loader_runs(work, cases) -> dict[str, dict]:
 
 
 # --- the tests --------------------------------------------------------------------------------------------
+
+
+def test_reward_imports_only_the_standard_library_and_loads_as_an_unregistered_file(tmp_path):
+    """What a VeRL worker does (>= 0.7: exec the file under a name missing from sys.modules), without
+    VeRL, in a Python without site-packages (`-S`: neither rearank nor any third-party package)."""
+    code = (
+        "import importlib.util, json, sys\n"
+        "assert importlib.util.find_spec('rearank_cli') is None\n"
+        f"spec = importlib.util.spec_from_file_location('custom_module_1', {REWARD_FILE!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "truth = {'labels': [0, 1, 2, 3, 0], 'idcg': 5.0, 'r_init': 0.1, 'r_best': 0.9}\n"
+        "score = module.compute_score('rearank', '<think>t</think><answer>[4] > [3]</answer>', truth)\n"
+        "own = set(sys.stdlib_module_names) | {'rearank_cli', '__main__'}\n"
+        "third = sorted({m.split('.')[0] for m in sys.modules} - own)\n"
+        "print(json.dumps({'score': score['score'], 'third_party': third}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
+    out = json.loads(result.stdout)
+    r_rerank = dcg10([3, 2, 0, 1, 0]) / 5.0
+    assert out["score"] == pytest.approx(0.8 * (r_rerank - 0.1) / 0.8 + 0.2)
+    assert out["third_party"] == []
 
 
 def test_launch_scripts_parse():
