@@ -169,8 +169,9 @@ def cases(chosen) -> list[dict]:
     """Loader cases: the four crafted responses on the first chosen row, with the expected reward."""
     row = chosen[1][0]
     truth = row["reward_model"]["ground_truth"]
+    idcg = dcg10(sorted(qrels_by_hand(SAMPLES / "dl19-qrels.txt")[row["extra_info"]["qid"]], reverse=True))
     return [{"solution_str": text, "ground_truth": truth,
-             "expected": expected_reward(truth["labels"], truth["idcg"], order, fmt, lst)}
+             "expected": expected_reward(truth["labels"], idcg, order, fmt, lst)}
             for _, text, order, fmt, lst in responses_for(truth["labels"])]
 
 
