@@ -16,21 +16,41 @@ against the qrels so that a training run with the wrong qrels file fails up fron
 
 Three entry points: `score` (one response, all components), the TRL reward functions `rank_reward`,
 `format_reward`, `list_reward` (weights 0.8/0.1/0.1 via GRPOConfig.reward_weights, so the logs show each
-component), and VeRL's `compute_score`.
+component), and VeRL's `compute_score`. VeRL loads this module as `pkg://rearank_cli.reward` or by file
+path, where VeRL >= 0.7 executes it without a `sys.modules` entry and perhaps without rearank installed:
+hence no dataclass here and the path set-up below (see README "Training with VeRL").
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from rearank_cli.metrics import dcg, ideal_dcg, ndcg
-from rearank_cli.parse import ANSWER_RE, parse_ranking
+
+def _make_package_importable() -> None:
+    """Let this file run when VeRL loads it by path from an environment without rearank installed.
+
+    VeRL's `custom_reward_function.path=/path/to/rearank_cli/reward.py` executes the file under a name of
+    its own (`custom_module`, or in VeRL >= 0.7 an unregistered `custom_module_<hash>`); the imports below
+    then need the `rearank_cli` package, so add the folder that holds it when Python cannot find it.
+    Imported normally (`rearank_cli.reward`, VeRL's `pkg://rearank_cli.reward`) this does nothing.
+    """
+    if __name__ == "rearank_cli.reward" or importlib.util.find_spec("rearank_cli") is not None:
+        return
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+
+_make_package_importable()
+
+from rearank_cli.metrics import dcg, ideal_dcg, ndcg  # noqa: E402 (after the path set-up above)
+from rearank_cli.parse import ANSWER_RE, parse_ranking  # noqa: E402
 
 WEIGHTS = {"rank": 0.8, "format": 0.1, "list": 0.1}
 K = 10
@@ -49,9 +69,12 @@ class MissingQrels(KeyError):
         return str(self.args[0]) if self.args else "missing qrels"
 
 
-@dataclass(frozen=True)
-class RewardParts:
-    """The three components of one response's reward and their weighted sum."""
+class RewardParts(NamedTuple):
+    """The three components of one response's reward and their weighted sum.
+
+    A NamedTuple, not a dataclass: `@dataclass` looks its module up in `sys.modules`, and VeRL >= 0.7
+    executes a reward file by path without registering it there (AttributeError at load time).
+    """
 
     rank: float
     format: float
@@ -65,7 +88,7 @@ class RewardParts:
 
     def as_dict(self) -> dict[str, float]:
         """The components plus `total`."""
-        return {**asdict(self), "total": self.total}
+        return {**self._asdict(), "total": self.total}
 
 
 def format_reward_value(text: str) -> float:
