@@ -10,7 +10,9 @@ import hashlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from rearank_cli import __version__
 
@@ -46,3 +48,32 @@ def files_sha256(root: str, names: Iterable[str]) -> tuple[str, dict[str, str]]:
     files = {name: file_sha256(os.path.join(root, name)) or "" for name in sorted(set(names))}
     lines = "".join(f"{name}\t{digest}\n" for name, digest in files.items())
     return hashlib.sha256(lines.encode()).hexdigest(), files
+
+
+def block(kind: str, inputs: Mapping[str, str | None], packages: Iterable[str] = (),
+          command: Sequence[str] | None = None) -> dict[str, Any]:
+    """The provenance block every manifest starts with: its `schema` (`rearank.KIND/N`, see SCHEMAS),
+    rearank's version, the command line, the time, the inputs (path and sha256; None paths left out)
+    and the package versions."""
+    return {
+        "schema": SCHEMAS[kind],
+        "rearank_version": __version__,
+        "command": list(sys.argv if command is None else command),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "inputs": {name: {"path": path, "sha256": file_sha256(path)} for name, path in inputs.items()
+                   if path is not None},
+        "versions": versions(packages),
+    }
+
+
+#: the schema of each record rearank writes to disk; bump N when a field changes meaning or goes away
+SCHEMAS = {
+    "rerank.manifest": "rearank.rerank.manifest/1",
+    "rerank.journal": "rearank.rerank.journal/1",
+    "merge.manifest": "rearank.merge.manifest/1",
+    "retrieve.manifest": "rearank.retrieve.manifest/1",
+    "index.manifest": "rearank.index.manifest/1",
+    "eval.json": "rearank.eval/1",
+    "augment.summary": "rearank.augment.summary/1",
+    "train.manifest": "rearank.train.manifest/1",
+}
