@@ -42,7 +42,7 @@ def evaluate(
     permutations: int = typer.Option(10_000, "--permutations", help="Randomization test permutations."),
     seed: int = typer.Option(0, "--seed", help="Randomization test seed."),
     jobs: int = typer.Option(1, "--jobs", help="Accepted and ignored, so older command lines still run: "
-                             "runs are evaluated in one process (a second one never paid for itself)."),
+                             "runs are evaluated in one process (a second one gained too little to keep)."),
 ) -> None:
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
     from rearank_cli.evaluation import run_eval
