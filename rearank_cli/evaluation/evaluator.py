@@ -156,12 +156,28 @@ def _scores(qid: str, docs: Mapping[str, float] | Sequence[tuple[str, float]], n
     pairs = list(docs.items()) if isinstance(docs, Mapping) else list(docs)
     out: dict[str, float] = {}
     for docid, score in pairs:
-        value = float(score)
+        key = str(docid)
+        try:
+            value = float(score)
+        except (TypeError, ValueError):
+            raise InputError(f"query {qid!r}: score of {key!r} is not a number ({score!r})", name) from None
         if not math.isfinite(value):
-            raise InputError(f"query {qid!r}: score of {docid!r} is not finite ({score!r})", name)
-        if docid in out:
-            raise InputError(f"query {qid!r}: docid {docid!r} appears twice", name)
-        out[str(docid)] = value
+            raise InputError(f"query {qid!r}: score of {key!r} is not finite ({score!r})", name)
+        if key in out:
+            raise InputError(f"query {qid!r}: docid {key!r} appears twice", name)
+        out[key] = value
+    return out
+
+
+def _labels(qrels: Mapping[str, Mapping[str, int]]) -> Qrels:
+    """In-memory qrels as `{qid: {docid: int label}}`; a label that is not an integer is an error."""
+    out: Qrels = {}
+    for qid, judged in qrels.items():
+        out[str(qid)] = {}
+        for docid, label in judged.items():
+            if isinstance(label, bool) or not (isinstance(label, int) or str(label).lstrip("-").isdigit()):
+                raise InputError(f"qrels query {qid!r}: label of {docid!r} is not an integer ({label!r})")
+            out[str(qid)][str(docid)] = int(label)
     return out
 
 
@@ -209,8 +225,7 @@ def evaluate(run: RunScores | str | os.PathLike, qrels: Mapping[str, Mapping[str
     if isinstance(qrels, str | os.PathLike):
         judged = load_qrels(str(qrels), level)
     else:
-        judged = check_qrels({str(q): {str(d): int(rel) for d, rel in docs.items()} for q, docs in qrels.items()},
-                             level)
+        judged = check_qrels(_labels(qrels), level)
     evaluator = Evaluator(judged, chosen, level)
     if isinstance(run, str | os.PathLike):
         result = evaluator.evaluate_file(os.fspath(run))

@@ -569,6 +569,8 @@ def test_evaluate_takes_dicts_or_paths(dl19):
     ({"2": {"d1": 1.0}}, {"1": {"d1": 1}}, "none of the run's queries is in the qrels"),
     ({"1": {"d1": 1.0}}, {"1": {"d1": 0}}, "no relevant document"),
     ({"1": {"d1": 1.0}}, {}, "qrels are empty"),
+    ({"1": {"d1": "x"}}, {"1": {"d1": 1}}, "score of 'd1' is not a number"),
+    ({"1": {"d1": 1.0}}, {"1": {"d1": 1.5}}, "label of 'd1' is not an integer"),
 ])
 def test_evaluate_refuses_bad_input(run, qrels, message):
     with pytest.raises(InputError, match=message):
