@@ -4,8 +4,7 @@ Measured in the same run, on the same files in a temporary folder:
   1. reading TREC text: `read_run_scores` and the streaming `iter_run_queries` (lines/s) against
      pytrec_eval.parse_run, the usual way to read a run for pytrec_eval;
   2. end to end, each as a fresh process (wall time and peak RSS of the process tree):
-     `rearank eval RUN --qrels QRELS` (5 default measures: nDCG@10, nDCG@5, MAP@1000, R@100, Judged@10)
-     in one process (--jobs 1) and two (--jobs 2);
+     `rearank eval RUN --qrels QRELS` (5 default measures: nDCG@10, nDCG@5, MAP@1000, R@100, Judged@10);
      pyserini's trec_eval (`pyserini.eval.trec_eval`, the 4 trec_eval measures; it also reads the run
      with pandas); and the bare C trec_eval that pyserini wraps (`java -cp anserini.jar trec_eval`).
 Prints ratios (ours / baseline: below 1 is faster or smaller). Usage:
@@ -118,8 +117,7 @@ def main() -> None:
               f"(made in {time.perf_counter() - start:.0f} s)")
         env, jar = java_env()
         command = [sys.executable, "-m", "rearank_cli", "eval", str(run), "--qrels", str(qrels), "--format", "trec"]
-        ours = timed_process(command + ["--jobs", "1"])
-        two = timed_process(command + ["--jobs", "2"])
+        ours = timed_process(command)
         bare = timed_process(["java", "-cp", jar, "trec_eval", "-c", *TREC_MEASURES, str(qrels), str(run)], env)
         baselines = [("trec_eval, bare C via java", bare)]
         if not args.skip_pyserini:
@@ -129,14 +127,12 @@ def main() -> None:
             baselines.append(("pyserini trec_eval", pyserini))
         print("end to end, 5 measures for rearank, 4 for trec_eval (fresh processes; CPU = user + sys of the"
               " process tree, peak RSS = its largest process):")
-        for name, (wall, cpu, rss, _) in [("rearank eval --jobs 1", ours), ("rearank eval --jobs 2", two),
-                                          *baselines]:
+        for name, (wall, cpu, rss, _) in [("rearank eval", ours), *baselines]:
             print(f"  {name:28s} wall {wall:7.2f} s  CPU {cpu:7.2f} s  {rss:6.0f} MiB")
         print("ratios rearank / baseline (below 1: rearank is faster or smaller):")
-        for name, mine in (("--jobs 1", ours), ("--jobs 2", two)):
-            for base_name, base in baselines:
-                print(f"  {name} / {base_name:28s} wall x{mine[0] / base[0]:.2f}  CPU x{mine[1] / base[1]:.2f}  "
-                      f"memory x{mine[2] / base[2]:.2f}")
+        for base_name, base in baselines:
+            print(f"  rearank / {base_name:28s} wall x{ours[0] / base[0]:.2f}  CPU x{ours[1] / base[1]:.2f}  "
+                  f"memory x{ours[2] / base[2]:.2f}")
         same = sorted(line.split("\t")[0].strip() + line.split("\t")[2]
                       for line in bare[3].splitlines()) == sorted(
             line.split("\t")[0].strip() + line.split("\t")[2] for line in ours[3].splitlines()

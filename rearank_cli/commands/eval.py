@@ -1,4 +1,4 @@
-"""`rearank eval`: flags only; the logic lives in `rearank_cli.evaluate` (imported lazily)."""
+"""`rearank eval`: flags only; the logic lives in `rearank_cli.evaluation` (imported lazily)."""
 
 from __future__ import annotations
 
@@ -41,12 +41,12 @@ def evaluate(
     output: str = typer.Option("-", "-o", "--output", help="Output file (`-` = stdout), written atomically."),
     permutations: int = typer.Option(10_000, "--permutations", help="Randomization test permutations."),
     seed: int = typer.Option(0, "--seed", help="Randomization test seed."),
-    jobs: int = typer.Option(1, "--jobs", help="Processes per run: 2 reads and evaluates the two halves of a "
-                             "plain run file at once (for big runs, when a second core is free)."),
+    jobs: int = typer.Option(1, "--jobs", help="Accepted and ignored, so older command lines still run: "
+                             "runs are evaluated in one process (a second one gained too little to keep)."),
 ) -> None:
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
-    from rearank_cli.evaluate import run_eval
+    from rearank_cli.evaluation import run_eval
 
-    del complete  # always -c
+    del complete, jobs  # always -c; one process
     run_eval(runs, qrels, measures, level=level, per_query=per_query, baseline=baseline, fmt=fmt,
-             output=output, permutations=permutations, seed=seed, jobs=jobs, max_docs=max_docs, exclude=exclude)
+             output=output, permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import IO
 
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output, open_binary
@@ -57,23 +56,20 @@ def _decode(block: bytes) -> str:
     return text
 
 
-def _text_chunks(path: str, span: tuple[int, int] | None = None,
-                 check_prefix: Callable[[int, str], object] | None = None) -> Iterator[tuple[int, str]]:
+def _text_chunks(path: str, check_prefix: Callable[[int, str], object] | None = None
+                 ) -> Iterator[tuple[int, str]]:
     """Yield `(first_line_number, text)` for blocks of whole lines (a few MiB each) of a text input.
 
-    `span` = (start, end) reads only those bytes of a plain file (line boundaries; numbers then count
-    from the start of the span). Before a UTF-8 error, `check_prefix(number, text)` (default: the run
+    Before a UTF-8 error, `check_prefix(number, text)` (default: the run
     parser) parses the lines before the bad bytes so that an earlier line error is reported first.
     """
     check = check_prefix or (lambda number, text: _RunParser(path).feed(number, text))
     number = 1
     rest = b""
-    left = span[1] - span[0] if span else -1
-    with _open_span(path, span) as handle:
-        while left:
+    with open_binary(path) as handle:
+        while True:
             try:
-                block = handle.read(_CHUNK_BYTES if left < 0 else min(left, _CHUNK_BYTES))
-                left -= len(block) if left > 0 else 0
+                block = handle.read(_CHUNK_BYTES)
             except (OSError, EOFError) as exc:
                 raise InputError(f"cannot read ({exc})", path) from None
             if not block:
@@ -87,14 +83,6 @@ def _text_chunks(path: str, span: tuple[int, int] | None = None,
                 number += text.count("\n")
         if rest:
             yield number, _decode_or_fail(rest, number, path, check)
-
-
-def _open_span(path: str, span: tuple[int, int] | None) -> IO[bytes]:
-    if span is None:
-        return open_binary(path)
-    handle = open(path, "rb")  # noqa: SIM115
-    handle.seek(span[0])
-    return handle
 
 
 def _decode_or_fail(block: bytes, number: int, path: str, check: Callable[[int, str], object]) -> str:
@@ -221,18 +209,16 @@ def read_run_scores(path: str, *, allow_empty: bool = False, info: dict | None =
     return parser.run
 
 
-def iter_run_queries(path: str, span: tuple[int, int] | None = None,
-                     info: dict | None = None) -> Iterator[tuple[str, dict[str, float]]]:
+def iter_run_queries(path: str, info: dict | None = None) -> Iterator[tuple[str, dict[str, float]]]:
     """Stream a run whose lines are grouped by query: yield `(qid, {docid: score})` per finished query.
 
     Memory stays at a few MiB of lines however big the run. Raises `RunNotGrouped` when a query
     comes back after another query's lines (queries yielded so far are then incomplete: re-read the
-    file with `read_run_scores`), and the errors of `read_run` otherwise. `span` = (start, end):
-    only those bytes of a plain file, cut at line boundaries (an empty span yields nothing).
+    file with `read_run_scores`), and the errors of `read_run` otherwise.
     `info`, if given, gets `tag` (the last line's tag so far) as `read_run_scores` gives it.
     """
     parser = _RunParser(path, flushed=set())
-    for number, text in _text_chunks(path, span):
+    for number, text in _text_chunks(path):
         parser.feed(number, text)
         if info is not None:
             info["tag"] = parser.tag
@@ -240,7 +226,7 @@ def iter_run_queries(path: str, span: tuple[int, int] | None = None,
         for qid in done:
             parser.flushed.add(qid)  # type: ignore[union-attr]
             yield qid, parser.run.pop(qid)
-    if not parser.run and not parser.flushed and span is None:
+    if not parser.run and not parser.flushed:
         raise InputError("run is empty", path)
     yield from parser.run.items()
 

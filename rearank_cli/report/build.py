@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli.errors import InputError
-from rearank_cli.evaluate import TIE_EPSILON, run_eval
+from rearank_cli.evaluation import TIE_EPSILON, run_eval
 from rearank_cli.formats import Qrels, Run, read_qrels, read_run, write_run
 from rearank_cli.prompts import PASSAGE_CHARS, clean_passage
 from rearank_cli.report import inputs as found
@@ -178,7 +178,7 @@ def _page(job: ReportJob, files: list[found.RunFiles], report, baseline: str | N
     anchors = {qid: f"q-{n}" for n, qid in enumerate(qids)}
     runs, queries = [], []
     for number, run in enumerate(files):
-        runs.append(_run_view(number, run, results[run.eval_path], report.measures))
+        runs.append(_run_view(number, run, results[run.eval_path], report.measures, report.comparison))
     for qid in qids:
         judged = qrels.get(qid)
         per_run = []
@@ -211,7 +211,7 @@ def _query_order(files: Sequence[found.RunFiles], first_stage: Run | None) -> li
     return list(dict.fromkeys(qids))
 
 
-def _run_view(number: int, run: found.RunFiles, result, measures) -> RunView:
+def _run_view(number: int, run: found.RunFiles, result, measures, comparisons) -> RunView:
     manifest = run.manifest or {}
     header = run.journal.header if run.journal is not None else {}
     settings = manifest.get("settings") or header.get("settings") or {}
@@ -226,7 +226,7 @@ def _run_view(number: int, run: found.RunFiles, result, measures) -> RunView:
         "command": " ".join(manifest.get("command") or []),
         "score_mode": manifest.get("score_mode"),
     }
-    comparison = {m.name: c for m, c in result.comparison.items()}
+    comparison = {m.name: c for m, c in comparisons(result).items()}
     return RunView(number, run.path, run, {m.name: result.means[m] for m in measures}, comparison,
                    len(result.missed), None, str(prompt), settings, meta)
 

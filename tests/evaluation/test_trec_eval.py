@@ -17,8 +17,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rearank_cli import evaluate as ev
+from rearank_cli import evaluation as ev
 from rearank_cli.errors import InputError
+from rearank_cli.evaluation import measures
 from rearank_cli.formats.exclude import read_exclusions
 from rearank_cli.formats.trec import read_qrels, read_run
 
@@ -193,18 +194,31 @@ def test_the_same_command_line_through_the_cli(cli, trec_eval, dl19, missing_run
     assert result.stdout.decode().splitlines() == trec_eval(*args, dl19["qrels"], missing_run)
 
 
+def test_evaluate_in_memory_equals_trec_eval(trec_eval, dl19, missing_run):
+    """`evaluate()` on dicts (the public API) gives trec_eval -c's summary numbers for every numeric measure."""
+    from rearank_cli.evaluation.render import format_value
+
+    expected = [line for line in trec_eval("-c", "-l", "2", "-m", "all_trec", dl19["qrels"], missing_run)
+                if not line.startswith("runid")]
+    chosen = ev.parse_measures(["all_trec"])
+    got = ev.evaluate(read_run(str(missing_run)), read_qrels(str(dl19["qrels"])), chosen, level=2)
+    assert len(got) == len(expected) > 90
+    ordered = measures.trec_measures([m for m in chosen if not m.text])
+    assert [f"{m.key:<22}\tall\t{format_value(m, got[m.name])}" for m in ordered] == expected
+
+
 def test_nicknames_follow_pytrec_eval():
     import pytrec_eval
 
-    for name, families in ev.NICKNAMES.items():
+    for name, families in measures.NICKNAMES.items():
         assert set(families) == set(pytrec_eval.supported_nicknames[name]), name
-    assert set(ev.TREC_ORDER) == set(pytrec_eval.supported_measures)
+    assert set(measures.TREC_ORDER) == set(pytrec_eval.supported_measures)
 
 
 def test_every_family_once_in_a_kind():
-    kinds = [set(ev.PLAIN), set(ev.CUTOFF), set(ev.POINTS), set(ev.SINGLE)]
-    assert set().union(*kinds) == set(ev.TREC_ORDER)
-    assert sum(map(len, kinds)) == len(ev.TREC_ORDER)
+    kinds = [set(measures.PLAIN), set(measures.CUTOFF), set(measures.POINTS), set(measures.SINGLE)]
+    assert set().union(*kinds) == set(measures.TREC_ORDER)
+    assert sum(map(len, kinds)) == len(measures.TREC_ORDER)
 
 
 # ---------------------------------------------------------------- --exclude (BRIGHT's excluded_ids)

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rearank_cli import evaluate as ev
+from rearank_cli import evaluation as ev
 from rearank_cli.errors import InputError
+from rearank_cli.evaluation import providers, significance
 from rearank_cli.formats import trec as trec_format
 from rearank_cli.formats.trec import read_qrels, read_run, read_run_scores, write_run
 
@@ -68,7 +69,7 @@ def lines_of(text: str) -> list[str]:
 @pytest.mark.parametrize("name,published", [("bm25", 0.5058), ("vicuna", 0.6682), ("gpt35", 0.6868)])
 def test_published_dl19_ndcg10(dl19, name, published):
     qrels = read_qrels(str(dl19["qrels"]))
-    result = ev.Evaluator(qrels, ev.parse_measures(["nDCG@10"])).evaluate(str(dl19[name]))
+    result = ev.Evaluator(qrels, ev.parse_measures(["nDCG@10"])).evaluate_file(str(dl19[name]))
     assert f"{result.means[ev.Measure('ndcg_cut', 10)]:.4f}" == f"{published:.4f}"
 
 
@@ -151,7 +152,7 @@ def test_judged_at_10_equals_pyserini_without_extra_queries(trec_eval, dl19, tmp
     run = {q: h for q, h in read_run(str(path)).items() if q != "999999"}
     write_run(str(path), run)
     expected = trec_eval("-c", "-m", "judged.10", dl19["qrels"], path)
-    result = ev.Evaluator(read_qrels(str(dl19["qrels"])), ev.parse_measures(["Judged@10"])).evaluate(str(path))
+    result = ev.Evaluator(read_qrels(str(dl19["qrels"])), ev.parse_measures(["Judged@10"])).evaluate_file(str(path))
     assert expected == [f"judged_10             \tall\t{result.means[ev.Measure('judged', 10)]:.4f}"]
     assert result.missed == facts["dropped"]
     assert result.means[ev.Measure("judged", 10)] < 0.95
@@ -174,9 +175,9 @@ def test_unordered_gzip_and_stdin_runs_give_the_same_numbers(dl19, tmp_path, mon
 def test_streaming_in_small_batches_changes_nothing(dl19, monkeypatch):
     qrels = read_qrels(str(dl19["qrels"]))
     evaluator = ev.Evaluator(qrels, ev.parse_measures(ev.DEFAULT_MEASURES))
-    whole = evaluator.evaluate(str(dl19["vicuna"]))
+    whole = evaluator.evaluate_file(str(dl19["vicuna"]))
     monkeypatch.setattr(trec_format, "_CHUNK_BYTES", 333)
-    small = evaluator.evaluate(str(dl19["vicuna"]), batch_hits=150)
+    small = evaluator.evaluate_file(str(dl19["vicuna"]), batch_hits=150)
     assert small.per_query == whole.per_query and small.means == whole.means
 
 
@@ -230,10 +231,10 @@ def test_paired_t_test_matches_scipy():
     rng = random.Random(3)
     a = [rng.random() for _ in range(50)]
     b = [x + rng.gauss(0.05, 0.2) for x in a]
-    assert ev.paired_t_test([y - x for x, y in zip(a, b, strict=True)]) == pytest.approx(
+    assert significance.paired_t_test([y - x for x, y in zip(a, b, strict=True)]) == pytest.approx(
         ttest_rel(b, a).pvalue, rel=1e-9)
-    assert ev.paired_t_test([0.0] * 10) == 1.0
-    assert ev.paired_t_test([0.1] * 10) == 0.0
+    assert significance.paired_t_test([0.0] * 10) == 1.0
+    assert significance.paired_t_test([0.1] * 10) == 0.0
 
 
 def exact_sign_flip_p(diffs: list[float]) -> float:
@@ -247,11 +248,11 @@ def test_randomization_test_against_exact_enumeration():
     rng = random.Random(5)
     diffs = [rng.gauss(0.05, 0.1) for _ in range(12)]
     exact = exact_sign_flip_p(diffs)
-    p = ev.randomization_test(diffs, permutations=20_000, seed=1)
+    p = significance.randomization_test(diffs, permutations=20_000, seed=1)
     assert abs(p - exact) < 0.015
-    assert p == ev.randomization_test(diffs, permutations=20_000, seed=1)
-    assert ev.randomization_test([0.0] * 5) == 1.0
-    assert ev.randomization_test([0.2] * 30, permutations=1000) == pytest.approx(1 / 1001)
+    assert p == significance.randomization_test(diffs, permutations=20_000, seed=1)
+    assert significance.randomization_test([0.0] * 5) == 1.0
+    assert significance.randomization_test([0.2] * 30, permutations=1000) == pytest.approx(1 / 1001)
 
 
 # ---------------------------------------------------------------- measure names
@@ -408,39 +409,33 @@ def test_cli_bad_input(cli, tmp_path, kind, content, message):
        k=st.integers(1, 12))
 def test_query_facts_top_k_follows_trec_eval_order(scores, k):
     docs = {f"d{i:02d}": s for i, s in enumerate(scores)}
-    ties, tops = ev.query_facts(docs, [k])
+    ties, tops = providers.query_facts(docs, [k])
     assert ties == len(scores) - len(set(scores))
     hits = trec_format.trec_order(list(docs.items()))
     assert sorted(tops[k]) == sorted(d for d, _ in hits[:k])
-    assert ev.top_k(docs, k) == [d for d, _ in hits[:k]]
+    assert providers.top_k(docs, k) == [d for d, _ in hits[:k]]
 
 
-# ---------------------------------------------------------------- two processes (--jobs 2) change nothing
+# ---------------------------------------------------------------- streamed, whole, --jobs
 
 
-def eval_json(cli, *args) -> dict:
-    result = cli("eval", *map(str, args), "--format", "json", "--per-query")
-    assert result.returncode == 0, result.stderr.decode()
-    data = json.loads(result.stdout)
-    return {key: [{k: v for k, v in run.items() if k != "run"} for run in data["runs"]] if key == "runs" else v
-            for key, v in data.items()}
-
-
-def test_two_processes_equal_one(cli, dl19, tmp_path):
-    path, _ = messy_run(dl19, tmp_path)  # missing, extra, tied queries; the cut falls inside a query
-    lines = path.read_text().splitlines(keepends=True)
-    shuffled = tmp_path / "shuffled.trec"
-    shuffled.write_text("".join(random.Random(2).sample(lines, len(lines))))
-    for run in (path, shuffled, dl19["vicuna"]):
-        args = [run, "--qrels", dl19["qrels"], "-m", "nDCG@10,MAP,MRR@10,Judged@10", "-l", "2"]
-        assert eval_json(cli, *args, "--jobs", "2") == eval_json(cli, *args, "--jobs", "1")
+def test_jobs_is_accepted_and_changes_nothing(cli, dl19, tmp_path):
+    """--jobs (once a two-process path, now a no-op) still runs and prints the same lines."""
+    path, _ = messy_run(dl19, tmp_path)
+    args = [path, "--qrels", dl19["qrels"], "-m", "nDCG@10,MAP,MRR@10,Judged@10", "-l", "2", "--format", "trec",
+            "--per-query"]
+    plain, two = cli("eval", *args), cli("eval", *args, "--jobs", "2")
+    assert plain.returncode == two.returncode == 0, two.stderr.decode()
+    assert two.stdout == plain.stdout and len(lines_of(plain.stdout.decode())) > 100
 
 
 @pytest.mark.parametrize("where", ["first", "second", "cut"])
-def test_two_processes_report_errors_like_one(cli, dl19, tmp_path, where):
+def test_errors_name_the_line_in_streamed_and_whole_reads(cli, dl19, tmp_path, where):
+    """A bad line early or late (streamed), or a docid repeated after the query seemed done (the stream
+    gives up and the run is read whole): the same file:line either way."""
     lines = dl19["vicuna"].read_text().splitlines(keepends=True)
     middle = len(lines) // 2
-    if where == "cut":  # a docid repeated across the middle of the file
+    if where == "cut":  # a docid repeated in the middle of the file
         qid, _, docid = lines[middle - 1].split()[:3]
         lines.insert(middle + 1, f"{qid} Q0 {docid} 999 -5.0 x\n")
         number, message = middle + 2, f"docid '{docid}' appears twice"
@@ -450,10 +445,9 @@ def test_two_processes_report_errors_like_one(cli, dl19, tmp_path, where):
         message = "expected 6 columns"
     path = tmp_path / "bad.trec"
     path.write_text("".join(lines))
-    for jobs in ("1", "2"):
-        result = cli("eval", path, "--qrels", dl19["qrels"], "--jobs", jobs)
-        assert result.returncode == 2
-        assert f"bad.trec:{number}: {message}" in result.stderr.decode()
+    result = cli("eval", path, "--qrels", dl19["qrels"])
+    assert result.returncode == 2
+    assert f"bad.trec:{number}: {message}" in result.stderr.decode()
 
 
 def test_run_from_a_pipe(cli, dl19, tmp_path):
@@ -467,7 +461,7 @@ def test_run_from_a_pipe(cli, dl19, tmp_path):
     writer = threading.Thread(target=lambda: fifo.write_text(shuffled))
     writer.start()
     try:
-        result = cli("eval", fifo, "--qrels", dl19["qrels"], "-m", "nDCG@10", "--format", "trec", "--jobs", "2")
+        result = cli("eval", fifo, "--qrels", dl19["qrels"], "-m", "nDCG@10", "--format", "trec")
     finally:
         writer.join(timeout=60)
     assert result.returncode == 0, result.stderr.decode()
@@ -541,3 +535,65 @@ def test_fast_qrels_reader_equals_line_reader(tmp_path_factory, rows, chunk):
             assert err.value.line == (number or None)
     finally:
         trec_format._CHUNK_BYTES = old
+
+
+# ---------------------------------------------------------------- runs in memory, evaluate(), provenance
+
+
+def test_in_memory_runs_equal_files(dl19, tmp_path):
+    """The same per-query values and means from {qid: {docid: score}}, from read_run's lists and from the file."""
+    path, _ = messy_run(dl19, tmp_path)
+    evaluator = ev.Evaluator(read_qrels(str(dl19["qrels"])), ev.parse_measures(["all_trec", "MRR@10", "Judged@10"]),
+                             level=2, max_docs=50)
+    from_file = evaluator.evaluate_file(str(path))
+    for run in (read_run_scores(str(path)), read_run(str(path))):
+        in_memory = evaluator.evaluate(run, name="messy", tag="messy")
+        assert in_memory.per_query == from_file.per_query and in_memory.means == from_file.means
+        assert (in_memory.missed, in_memory.extra_queries, in_memory.tied_hits, in_memory.tag) == (
+            from_file.missed, from_file.extra_queries, from_file.tied_hits, from_file.tag)
+
+
+def test_evaluate_takes_dicts_or_paths(dl19):
+    qrels = read_qrels(str(dl19["qrels"]))
+    run = read_run_scores(str(dl19["vicuna"]))
+    got = ev.evaluate(run, qrels, ["nDCG@10", "ndcg_cut.5", "relstring", "MAP"], level=2)
+    assert list(got) == ["nDCG@10", "nDCG@5", "MAP"]  # display names; text measures have no mean
+    assert f"{got['nDCG@10']:.4f}" == "0.6682"
+    assert ev.evaluate(str(dl19["vicuna"]), dl19["qrels"], ["nDCG@10", "nDCG@5", "MAP"], level=2) == got
+    assert ev.evaluate(run, qrels) == {"nDCG@10": got["nDCG@10"]}
+
+
+@pytest.mark.parametrize("run,qrels,message", [
+    ({"1": {"d1": float("nan")}}, {"1": {"d1": 1}}, "score of 'd1' is not finite"),
+    ({"1": [("d1", 2.0), ("d1", 1.0)]}, {"1": {"d1": 1}}, "docid 'd1' appears twice"),
+    ({"2": {"d1": 1.0}}, {"1": {"d1": 1}}, "none of the run's queries is in the qrels"),
+    ({"1": {"d1": 1.0}}, {"1": {"d1": 0}}, "no relevant document"),
+    ({"1": {"d1": 1.0}}, {}, "qrels are empty"),
+    ({"1": {"d1": "x"}}, {"1": {"d1": 1}}, "score of 'd1' is not a number"),
+    ({"1": {"d1": 1.0}}, {"1": {"d1": 1.5}}, "label of 'd1' is not an integer"),
+])
+def test_evaluate_refuses_bad_input(run, qrels, message):
+    with pytest.raises(InputError, match=message):
+        ev.evaluate(run, qrels, ["nDCG@10"])
+
+
+def test_comparisons_leave_results_alone(dl19):
+    evaluator = ev.Evaluator(read_qrels(str(dl19["qrels"])), ev.parse_measures(["nDCG@10", "relstring"]))
+    base, run = (evaluator.evaluate_file(str(dl19[name])) for name in ("bm25", "vicuna"))
+    means = dict(run.means)
+    got = ev.compare(run, base, evaluator.qids, permutations=200)
+    assert list(got) == [ev.Measure("ndcg_cut", 10)] and run.means == means
+    assert got[ev.Measure("ndcg_cut", 10)].delta == pytest.approx(means[ev.Measure("ndcg_cut", 10)] - 0.5058, abs=1e-4)
+
+
+def test_json_starts_with_provenance(dl19, tmp_path):
+    import hashlib
+
+    data = json.loads(ours(tmp_path, [dl19["vicuna"]], dl19["qrels"], ["nDCG@10"], baseline=str(dl19["bm25"]),
+                           fmt="json"))
+    assert data["schema"] == "rearank.eval/1" and list(data)[0] == "schema"
+    assert data["inputs"]["qrels"] == {"path": str(dl19["qrels"]),
+                                       "sha256": hashlib.sha256(dl19["qrels"].read_bytes()).hexdigest()}
+    assert [data["inputs"][key]["path"] for key in ("run1", "run2")] == [str(dl19["bm25"]), str(dl19["vicuna"])]
+    assert "pytrec-eval-terrier" in data["versions"] and data["rearank_version"] == data["versions"]["rearank-cli"]
+    assert data["qrels"] == str(dl19["qrels"]) and data["runs"][1]["vs_baseline"]["nDCG@10"]["win"] > 0

@@ -1,0 +1,78 @@
+"""`rearank eval`: files -> Evaluator -> comparisons -> one report, written atomically."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from rearank_cli.errors import InputError, display_path
+from rearank_cli.evaluation.evaluator import Evaluator, RunResult, load_qrels
+from rearank_cli.evaluation.measures import DEFAULT_MEASURES, parse_measures, trec_measures
+from rearank_cli.evaluation.render import FORMATS, EvalReport, render
+from rearank_cli.evaluation.significance import compare
+
+log = logging.getLogger("rearank")
+
+
+def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
+             level: int = 1, per_query: bool = False, baseline: str | None = None, fmt: str = "table",
+             output: str = "-", permutations: int = 10_000, seed: int = 0, max_docs: int | None = None,
+             exclude: str | None = None) -> EvalReport:
+    """`rearank eval`: evaluate runs, compare them with a baseline, write the report atomically.
+
+    `max_docs` is trec_eval's -M; `exclude` a file of (qid, docid) pairs dropped from every run.
+    """
+    from rearank_cli.formats.exclude import read_exclusions
+    from rearank_cli.formats.textio import atomic_output
+
+    if fmt not in FORMATS:
+        raise InputError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if permutations < 1:
+        raise InputError("--permutations must be at least 1")
+    measures = parse_measures(measure_names or DEFAULT_MEASURES)
+    if fmt == "trec":
+        trec_measures(measures)  # refuse what trec_eval's layout cannot show before any work
+    paths = _run_order(runs, baseline)
+    qrels = load_qrels(qrels_path, level)
+    pairs = read_exclusions(exclude) if exclude is not None else None
+    evaluator = Evaluator(qrels, measures, level, max_docs=max_docs, exclude=pairs)
+    results = [evaluator.evaluate_file(path) for path in paths]
+    for result in results:
+        warn_about(result, len(qrels))
+    base = results[paths.index(baseline)] if baseline is not None else None
+    comparisons = {result.path: compare(result, base, evaluator.qids, permutations=permutations, seed=seed)
+                   for result in results if base is not None and result is not base}
+    report = EvalReport(qrels_path, level, evaluator.qids, measures, results, base, permutations, seed, max_docs,
+                        comparisons, exclude)
+    text = render(report, fmt, per_query)
+    with atomic_output(output) as out:
+        out.write(text)
+    return report
+
+
+def _run_order(runs: Sequence[str], baseline: str | None) -> list[str]:
+    """Row order: the baseline first when it is not among the runs, then the runs, without repeats."""
+    paths = list(dict.fromkeys(runs))
+    if baseline is not None and baseline not in paths:
+        paths.insert(0, baseline)
+    if not paths:
+        raise InputError("no run given")
+    return paths
+
+
+def warn_about(result: RunResult, n_qrels: int) -> None:
+    """stderr notes on what a run misses or what trec_eval silently does with it."""
+    name = display_path(result.path)
+    if result.excluded:
+        log.info("%s: %d hits dropped by --exclude", name, result.excluded)
+    if result.missed:
+        log.warning("%s: %d of %d qrels queries are not in the run (each counts 0 in the means)",
+                    name, len(result.missed), n_qrels)
+    if result.extra_queries:
+        log.warning("%s: %d run queries are not in the qrels (ignored)", name, result.extra_queries)
+    if result.tied_hits:
+        log.warning(
+            "%s: %d hits in %d queries tie on score with another hit of their query; trec_eval orders "
+            "ties by docid (descending), not by rank, which can undo a reranker's order", name,
+            result.tied_hits, result.tied_queries,
+        )
