@@ -356,17 +356,19 @@ def test_vllm_guard_is_the_first_starts_choice(cli, slice_index, samples, tmp_pa
         cli_tvm = "tvm_ffi" in sys.modules
         from rearank_cli.lucene import java
         java.start()  # already running: changes nothing
-        print(json.dumps({"code": code, "cli": cli_tvm, "after": "tvm_ffi" in sys.modules}))
+        import jnius_config
+        print(json.dumps({"code": code, "cli": cli_tvm, "after": "tvm_ffi" in sys.modules,
+                          "xrs": "-Xrs" in jnius_config.get_options()}))
     """, str(slice_index), str(samples / "scifact-slice-topics.tsv"), str(tmp_path / "run"))
-    assert found == {"code": 0, "cli": False, "after": False}
+    assert found == {"code": 0, "cli": False, "after": False, "xrs": True}
     found = python("""
         import json, sys
         from rearank_cli.lucene import java
         java.start()
         import jnius_config
-        print(json.dumps({"tvm": "tvm_ffi" in sys.modules, "options": list(jnius_config.get_options())}))
+        print(json.dumps({"tvm": "tvm_ffi" in sys.modules, "xrs": "-Xrs" in jnius_config.get_options()}))
     """)
-    assert found == {"tvm": True, "options": ["-Xrs"]}
+    assert found == {"tvm": True, "xrs": True}
 
 
 def test_remove_query_and_topics_from_stdin(cli, slice_index, samples):
