@@ -18,6 +18,7 @@ import struct
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -237,7 +238,7 @@ def _threaded(searcher: Bm25Searcher, queries: Sequence[tuple[str, str]], k: int
     try:
         for index, (qid, _) in enumerate(queries):
             with done:
-                done.wait_for(lambda index=index: index in results)
+                done.wait_for(partial(results.__contains__, index))
                 outcome = results.pop(index)
             ahead.release()
             if isinstance(outcome, BaseException):
