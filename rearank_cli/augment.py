@@ -211,7 +211,7 @@ def load_inputs(
     if candidates_path is not None:
         candidates = read_candidates(candidates_path)
         return Inputs(run, qrels, candidates.topics, candidates.texts, candidates_path)
-    from rearank_cli.corpus import fetch_texts
+    from rearank_cli.texts import fetch_texts
 
     topics = read_topics(topics_path)
     used = [hits for qid, hits in run.items() if qid in qrels and qid in topics]

@@ -102,14 +102,13 @@ def probe_vllm() -> dict[str, Any]:
 
 def probe_java() -> dict[str, Any]:
     """Start the JVM the way `rearank retrieve` does and import pyserini's searcher."""
-    from rearank_cli import jvm
+    from rearank_cli.lucene import java
 
-    jvm.vllm_guard = False  # no vLLM in this process
-    jvm.start()
-    version = str(jvm.autoclass("java.lang.System").getProperty("java.version"))
+    java.start(vllm_guard=False)  # no vLLM in this process
+    version = str(java.autoclass("java.lang.System").getProperty("java.version"))
     from pyserini.search.lucene import LuceneSearcher  # noqa: F401
 
-    return {"java": version, "java_home": jvm.java_home(), "jar": os.path.basename(jvm.anserini_jar())}
+    return {"java": version, "java_home": java.java_home(), "jar": os.path.basename(java.anserini_jar())}
 
 
 PROBES: dict[str, Callable[[], dict[str, Any]]] = {"torch": probe_torch, "vllm": probe_vllm, "java": probe_java}

@@ -884,7 +884,7 @@ def read_job_inputs(job: RerankJob) -> LoadedInputs:
             depth=job.settings.depth, prompt=job.settings.prompt, shard=shard, skip_missing=job.skip_missing,
             topics_path=job.candidates, corpus_path=job.candidates,
         )
-    from rearank_cli.corpus import fetch_texts
+    from rearank_cli.texts import fetch_texts
 
     assert job.run is not None and job.topics is not None and job.corpus is not None
     run = read_first_stage(job.run)

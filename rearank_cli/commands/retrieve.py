@@ -19,12 +19,11 @@ def index(
     fields: list[str] = _FIELDS,
 ) -> None:
     """Build a BM25 Lucene index (Anserini, raw docs stored) from JSONL corpora."""
-    from rearank_cli import jvm
-    from rearank_cli.retrieve import available_cpus, build_index
+    from rearank_cli.lucene.threads import available_cpus
+    from rearank_cli.retrieve import build_index
 
-    jvm.vllm_guard = False  # this process never loads vLLM
-
-    build_index(corpus, output, threads or available_cpus(), fields)
+    # this process never loads vLLM: no tvm_ffi import before the JVM starts
+    build_index(corpus, output, threads or available_cpus(), fields, vllm_guard=False)
 
 
 def retrieve(
@@ -42,11 +41,9 @@ def retrieve(
                                                             "OUT.manifest.json."),
 ) -> None:
     """BM25 top-k (pyserini/Anserini, k1=0.9 b=0.4 by default) for every topic, as a TREC run."""
-    from rearank_cli import jvm
-    from rearank_cli.retrieve import available_cpus
+    from rearank_cli.lucene.threads import available_cpus
     from rearank_cli.retrieve import retrieve as run_retrieve
 
-    jvm.vllm_guard = False  # this process never loads vLLM
-
+    # this process never loads vLLM: no tvm_ffi import before the JVM starts
     run_retrieve(index, topics, output, k=k, k1=k1, b=b, threads=threads or available_cpus(),
-                 remove_query=remove_query, tag=tag)
+                 remove_query=remove_query, tag=tag, vllm_guard=False)

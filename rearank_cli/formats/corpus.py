@@ -18,7 +18,7 @@ def doc_text(title: str | None, text: str) -> str:
     return text
 
 
-def parse_doc(line: str, path: str, number: int) -> tuple[str, str]:
+def parse_doc(line: str, path: str, number: int | None) -> tuple[str, str]:
     """One corpus line as `(docid, text)`, or an InputError naming the line."""
     record = parse_json_object(line, path, number)
     docid = record.get("id", record.get("_id", record.get("docid")))

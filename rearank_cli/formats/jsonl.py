@@ -11,7 +11,7 @@ from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import iter_lines
 
 
-def parse_json_object(line: str, path: str, number: int) -> dict[str, Any]:
+def parse_json_object(line: str, path: str, number: int | None) -> dict[str, Any]:
     """One JSONL line as a dict, or an InputError naming the file and line."""
     try:
         record = orjson.loads(line)

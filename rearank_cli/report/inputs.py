@@ -246,7 +246,7 @@ def load_texts(topics: str | None, corpus: str | None, candidates: str | None, w
     if topics is not None:
         texts.topics = read_topics(topics)
     if corpus is not None:
-        from rearank_cli.corpus import fetch_texts
+        from rearank_cli.texts import fetch_texts
 
         texts.passages = fetch_texts(corpus, wanted)
     return texts

