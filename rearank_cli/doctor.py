@@ -297,7 +297,7 @@ def check_model(model: str, backend: str) -> Check:
     if source.kind == "hub":
         return Check("model", "warn", f"{model}: {source.detail}", f"hf download {model}  (to fetch it now)")
     facts = model_facts(source)
-    where = f"{model} ({source.kind}{': ' + source.path if source.path != model else ''})"
+    where = f"{model} ({source.kind}{': ' + str(source.path) if source.path != model else ''})"
     if offline():
         where += ", HF_HUB_OFFLINE"
     if source.kind == "gguf file":

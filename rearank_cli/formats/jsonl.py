@@ -11,8 +11,8 @@ from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import iter_lines
 
 
-def parse_json_object(line: str, path: str, number: int | None) -> dict[str, Any]:
-    """One JSONL line as a dict, or an InputError naming the file and line."""
+def parse_json_object(line: str | bytes, path: str, number: int | None) -> dict[str, Any]:
+    """One JSONL line (text or UTF-8 bytes) as a dict, or an InputError naming the file and line."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

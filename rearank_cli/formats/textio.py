@@ -29,7 +29,7 @@ def open_binary(path: str) -> IO[bytes]:
             raise InputError("is a directory, expected a file", path) from None
         except PermissionError:
             raise InputError("permission denied", path) from None
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     return buffered
@@ -77,7 +77,8 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as raw:
-            sink: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
+            sink: IO[bytes] = (gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+                               if path.endswith(".gz") else raw)
             with contextlib.ExitStack() as stack:
                 if sink is not raw:
                     stack.enter_context(sink)

@@ -271,7 +271,7 @@ def _draw(page: Page, charts) -> dict[str, str]:
         for key, label in (("prompt_tokens", "prompt tokens"), ("completion_tokens", "completion tokens"),
                            ("latency", "latency (s)")):
             drawn[key] = charts.histogram([(r.name, getattr(r.stats, key)) for r in traced], label, key)
-        drawn["tokens_delta"] = charts.tokens_delta_chart([(r.name, r.stats.token_delta) for r in traced],
-                                                          "tokens_delta")
+        drawn["tokens_delta"] = charts.tokens_delta_chart(
+            [(r.name, r.stats.token_delta) for r in traced if r.stats is not None], "tokens_delta")
     return drawn
 

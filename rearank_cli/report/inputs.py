@@ -117,13 +117,13 @@ def window_chains(journal: Journal, first_stage: Run | None) -> dict[str, Chain]
         order = [docid for docid, _ in hits[: _depth(journal, len(hits))]] if hits else None
         chain = Chain([], _planned(journal, len(hits)) if hits else None, order)
         for key in sorted(by_window):
-            record = _pick(by_window[key], order)
-            if record is None:
+            picked = _pick(by_window[key], order)
+            if picked is None:
                 break
-            chain.windows.append(record)
+            chain.windows.append(picked)
             if order is not None:
-                start, end = record["start"], record["end"]
-                order[start:end] = [record["docids"][i] for i in record["permutation"]]
+                start, end = picked["start"], picked["end"]
+                order[start:end] = [picked["docids"][i] for i in picked["permutation"]]
         chain.superseded = sum(len(group) for group in by_window.values()) - len(chain.windows)
         chains[qid] = chain
     return chains
@@ -136,7 +136,8 @@ def _pick(group: list[Record], order: list[str] | None) -> Record | None:
     span = order[group[0]["start"] : group[0]["end"]]
     matching = [r for r in group if r["docids"] == span]
     good = [r for r in matching if not r.get("failed")]
-    return (good or matching or [None])[-1]
+    chosen = good or matching
+    return chosen[-1] if chosen else None
 
 
 def _depth(journal: Journal, n: int) -> int:
