@@ -29,7 +29,7 @@ def open_binary(path: str) -> IO[bytes]:
             raise InputError("is a directory, expected a file", path) from None
         except PermissionError:
             raise InputError("permission denied", path) from None
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type,type-var]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     return buffered
