@@ -56,7 +56,10 @@ def cli():
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny random Qwen2 chat model (tokenizer + weights) built offline, once per session."""
+    """A tiny random Qwen2 chat model (tokenizer + weights) built offline, once per session; tests that
+    need it skip, naming what is missing, where torch / transformers / tokenizers are not installed."""
+    for module in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(module, reason=f"the tiny test model needs {module} (the [hf] and [test] extras)")
     from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
