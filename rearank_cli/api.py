@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -37,12 +38,17 @@ class Reranker:
 
     def __init__(self, model: str | None = None, backend: str | Backend = "vllm", *, prompt: str = "rearank",
                  window: int = 20, step: int = 10, depth: int = 100, passes: int = 1,
-                 window_schedule: str = "fixed", sampling: Sampling | None = None, max_inflight: int | None = None,
-                 settings: RerankSettings | None = None, **backend_options: Any) -> None:
-        """`settings` (a whole `RerankSettings`) replaces prompt ... max_inflight when given."""
+                 window_schedule: str = "fixed", sampling: Sampling | None = None, max_tokens: int | None = None,
+                 max_inflight: int | None = None, settings: RerankSettings | None = None,
+                 **backend_options: Any) -> None:
+        """`max_tokens` (new tokens per window) overrides `sampling`'s; `settings` (a whole `RerankSettings`)
+        replaces prompt ... max_inflight when given."""
+        sampling = sampling or Sampling()
+        if max_tokens is not None:
+            sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
         self.settings = settings or RerankSettings(
             prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
-            sampling=sampling or Sampling(), max_inflight=max_inflight)
+            sampling=sampling, max_inflight=max_inflight)
         self.settings.check()
         if isinstance(backend, Backend):
             self.backend = backend
@@ -166,8 +172,10 @@ def evaluate(run: Mapping[str, Sequence[Hit] | Mapping[str, float]], qrels: Mapp
 def _evaluate_with_module(scores: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
                           measures: list[str], level: int) -> dict[str, float]:
     """`evaluate` over `rearank_cli.evaluate`'s file-bound Evaluator (until the evaluation package lands)."""
-    from rearank_cli import evaluate as ev
+    import importlib
 
+    # `rearank_cli.evaluate` is this function's public name, so the module is imported by its full name
+    ev = importlib.import_module("rearank_cli.evaluate")
     evaluator = ev.Evaluator(qrels, ev.parse_measures(measures), level)
     result = evaluator._scan("<memory>", iter(scores.items()), 200_000, {})
     return {measure.name: result.means[measure] for measure in result.measures}

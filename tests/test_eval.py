@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rearank_cli import evaluate as ev
+import rearank_cli.evaluate as ev
 from rearank_cli.errors import InputError
 from rearank_cli.formats import trec as trec_format
 from rearank_cli.formats.trec import read_qrels, read_run, read_run_scores, write_run

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from rearank_cli import evaluate as ev
+import rearank_cli.evaluate as ev
 from rearank_cli.errors import InputError
 from rearank_cli.formats.exclude import read_exclusions
 from rearank_cli.formats.trec import read_qrels, read_run
