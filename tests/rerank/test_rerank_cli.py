@@ -23,7 +23,7 @@ import pytest
 from rearank_cli.cli import run as cli_run
 from rearank_cli.formats import read_candidates, read_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
 
 
