@@ -42,13 +42,14 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rearank_cli.backends.base import Backend, Generation, Message, Sampling  # noqa: E402
-from rearank_cli.backends.vllm import VllmBackend, route_key  # noqa: E402
+from rearank_cli.backends.base import Backend, Generation, Message, Request, Sampling  # noqa: E402
+from rearank_cli.backends.vllm import VllmBackend  # noqa: E402
 from rearank_cli.formats import read_candidates  # noqa: E402
-from rearank_cli.prompts import build_messages  # noqa: E402
+from rearank_cli.prompts import PROMPTS  # noqa: E402
 from rearank_cli.rerank import Journal, QueryInput, RerankSettings, load_queries, rerank_queries  # noqa: E402
 from rearank_cli.windows import schedule  # noqa: E402
 
+REARANK = PROMPTS["rearank"]
 CANDIDATES = ROOT / "sample_runs" / "dl19-bm25-top100.candidates.json.gz"
 
 
@@ -95,14 +96,14 @@ class HeavyTail(Backend):
     def after(self, key: str, ordinal: int) -> None:
         """Hook for lock-step: a request finished."""
 
-    async def agenerate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        key = route_key(messages)
+    async def agenerate(self, request: Request) -> Generation:
+        key = str(request.session)
         ordinal = self.calls[key]
         self.calls[key] += 1
         await self.before(key, ordinal)
         began = time.perf_counter()
-        generation = await self.inner.agenerate(
-            messages, dataclasses.replace(sampling, max_tokens=self.lengths.draw(key, ordinal)))
+        sampling = dataclasses.replace(request.sampling, max_tokens=self.lengths.draw(key, ordinal))
+        generation = await self.inner.agenerate(dataclasses.replace(request, sampling=sampling))
         self.latency[key] += time.perf_counter() - began
         self.after(key, ordinal)
         return generation
@@ -138,8 +139,8 @@ class ZeroLatency(Backend):
 
     name = "zero-latency"
 
-    async def agenerate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        size = sum(1 for m in messages if m["role"] == "user" and m["content"].startswith("["))
+    async def agenerate(self, request: Request) -> Generation:
+        size = request.window_size
         answer = " > ".join(f"[{i}]" for i in range(size, 0, -1))
         return Generation(f"<think>ok</think>\n<answer> {answer} </answer>", 1, 1)
 
@@ -175,7 +176,7 @@ async def run_model_modes(args: argparse.Namespace, queries: list[QueryInput]) -
     out: dict[str, Any] = {"engine_start_s": round(time.perf_counter() - began, 1), "backend": backend.describe()}
 
     # the lengths every mode will generate, per query (keys as the wrapper computes them)
-    keys = {q.qid: route_key(build_messages("rearank", q.query, [""] * settings.window)) for q in queries}
+    keys = {q.qid: q.qid for q in queries}  # the session of a query's requests
     count = {q.qid: len(schedule("fixed", min(len(q.hits), args.depth), settings.window, settings.step))
              for q in queries}
     plan = {qid: [lengths.draw(key, i) for i in range(count[qid])] for qid, key in keys.items()}
@@ -184,7 +185,7 @@ async def run_model_modes(args: argparse.Namespace, queries: list[QueryInput]) -
                       "p50": sorted(drawn)[len(drawn) // 2], "p95": sorted(drawn)[int(len(drawn) * 0.95)]}
 
     # warm-up (first-forward costs), then an empty prefix cache before each mode
-    await backend.agenerate(build_messages("rearank", "warm up", ["x"] * 20), Sampling(max_tokens=4))
+    await backend.agenerate(REARANK.request("warm up", ["x"] * 20, Sampling(max_tokens=4)))
 
     modes: dict[str, dict[str, Any]] = {}
     for repeat in range(args.repeats):  # interleaved, best wall per mode: a shared machine is noisy
@@ -227,9 +228,10 @@ async def run_model_modes(args: argparse.Namespace, queries: list[QueryInput]) -
              for q in queries}
 
     async def one(query: QueryInput, ordinal: int, start: int, end: int) -> None:
-        messages = build_messages("rearank", query.query, [query.texts[d] for d, _ in query.hits[start:end]])
+        request = REARANK.request(query.query, [query.texts[d] for d, _ in query.hits[start:end]],
+                                  Sampling(max_tokens=plan[query.qid][ordinal]), session=query.qid)
         async with gate:
-            await backend.agenerate(messages, Sampling(max_tokens=plan[query.qid][ordinal]))
+            await backend.agenerate(request)
 
     began = time.perf_counter()
     await asyncio.gather(*(one(q, k, s, e) for k in range(max(map(len, spans.values())))
@@ -247,7 +249,7 @@ async def run_orchestration(queries: list[QueryInput], depth: int, repeats: int,
     result: dict[str, Any] = {}
     if model is not None:  # the vLLM backend's own share: chat template + tokenization of each prompt
         backend = VllmBackend(model)
-        chats = [build_messages("rearank", q.query, [q.texts[d] for d, _ in q.hits[start:end]])
+        chats = [REARANK.messages(q.query, [q.texts[d] for d, _ in q.hits[start:end]])
                  for q in queries for start, end in schedule("fixed", min(len(q.hits), depth))]
         backend.prompt_ids(chats[0])
         began = time.perf_counter()

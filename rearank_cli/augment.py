@@ -49,17 +49,15 @@ from typing import IO, Any
 
 import orjson
 
-from rearank_cli import __version__
+from rearank_cli import __version__, provenance
 from rearank_cli.errors import InputError, require
 from rearank_cli.formats import (
     Hit,
     Qrels,
     Run,
     atomic_output,
-    read_candidates,
     read_first_stage,
     read_qrels,
-    read_topics,
 )
 from rearank_cli.metrics import ideal_dcg, ndcg
 from rearank_cli.prompts import PROMPTS, build_messages, prompt_hash
@@ -202,21 +200,15 @@ def load_inputs(
     depth: int = 100,
 ) -> Inputs:
     """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
-    if candidates_path is not None and (topics_path is not None or corpus_path is not None):
-        raise InputError("give either --topics and --corpus, or --candidates, not both")
-    if candidates_path is None and (topics_path is None or corpus_path is None):
-        raise InputError("query and passage texts are needed: give --topics and --corpus, or --candidates")
+    from rearank_cli.rerank.inputs import check_text_source, open_texts
+
+    check_text_source(topics_path, corpus_path, candidates_path)
     run = read_first_stage(run_path)
     qrels = read_qrels(qrels_path)
-    if candidates_path is not None:
-        candidates = read_candidates(candidates_path)
-        return Inputs(run, qrels, candidates.topics, candidates.texts, candidates_path)
-    from rearank_cli.texts import fetch_texts
-
-    topics = read_topics(topics_path)
-    used = [hits for qid, hits in run.items() if qid in qrels and qid in topics]
+    source = open_texts(topics_path, corpus_path, candidates_path)
+    used = [hits for qid, hits in run.items() if qid in qrels and qid in source.topics]
     wanted = {docid for hits in used for docid, _ in hits[:depth]}
-    return Inputs(run, qrels, topics, fetch_texts(corpus_path, wanted), corpus_path)
+    return Inputs(run, qrels, source.topics, source.texts_for(wanted), source.corpus_path)
 
 
 def candidate_list(qid: str, hits: Sequence[Hit], inputs: Inputs, settings: Settings, summary: Summary):
@@ -427,10 +419,11 @@ def summary_lines(summary: Summary, settings: Settings) -> list[str]:
 def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict:
     """The machine-readable summary: inputs, settings, prompt, versions and counts."""
     return {
-        "command": "augment",
+        **provenance.block("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
+        "kind": "augment",
         "version": __version__,
         "python": sys.version.split()[0],
-        "inputs": dict(paths),
+        "paths": dict(paths),
         "settings": asdict(settings),
         "format": fmt,
         "prompt_hash": prompt_hash(settings.prompt),

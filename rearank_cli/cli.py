@@ -31,8 +31,6 @@ app = typer.Typer(
 for _name, _function in COMMANDS:
     app.command(name=_name)(_function)
 
-_state = {"debug": bool(os.environ.get("REARANK_DEBUG"))}
-
 
 def _version(value: bool) -> None:
     if value:
@@ -46,8 +44,22 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
 ) -> None:
     """LLM reasoning rerankers (REARANK) on TREC run files."""
-    _state["debug"] = _state["debug"] or debug
-    setup_logging(_state["debug"])
+    setup_logging(debug or env_debug())
+
+
+def env_debug() -> bool:
+    """`REARANK_DEBUG` set to anything but empty turns `--debug` on."""
+    return bool(os.environ.get("REARANK_DEBUG"))
+
+
+def wants_debug(args: list[str]) -> bool:
+    """Whether this one invocation asked for tracebacks: `--debug` before the subcommand, or the env."""
+    for arg in args:
+        if arg == "--debug":
+            return True
+        if not arg.startswith("-"):
+            return env_debug()
+    return env_debug()
 
 
 def setup_logging(debug: bool) -> None:
@@ -77,6 +89,7 @@ def _usage_message(exc: Exception) -> str:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status instead of exiting."""
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = wants_debug(args)
     try:
         result = app(args=args, prog_name="rearank", standalone_mode=False)
         return result if isinstance(result, int) else 0
@@ -87,14 +100,14 @@ def run(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # typer's (vendored) click usage errors: one line, exit 2
         return _fail(_usage_message(exc), getattr(exc, "exit_code", 2))
     except RearankError as exc:
-        if _state["debug"]:
+        if debug:
             raise
         return _fail(str(exc), exc.exit_code)
     except BrokenPipeError:
         sys.stderr.close()
         return 1
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
-        if _state["debug"]:
+        if debug:
             raise
         return _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 

@@ -8,6 +8,7 @@ failure exits 1. The CLI prints one line per error; `--debug` shows the tracebac
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from types import ModuleType
 
 
@@ -61,3 +62,9 @@ def require(module: str, *extras: str) -> ModuleType:
     except ImportError as exc:
         choices = " or ".join(f"pip install 'rearank-cli[{extra}]'" for extra in extras)
         raise MissingDependency(f"`{module}` is not installed ({exc}); install it with: {choices}") from exc
+
+
+def some(items: Sequence[object], count: int = 5) -> str:
+    """The first `count` items for a message, with how many more there are: `a, b, ... (3 more)`."""
+    shown = ", ".join(map(str, items[:count]))
+    return shown + (f", ... ({len(items) - count} more)" if len(items) > count else "")

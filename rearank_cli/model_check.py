@@ -125,11 +125,19 @@ def model_facts(source: ModelSource) -> dict[str, Any]:
         os.path.isfile(os.path.join(source.path, name)) for name in ("chat_template.jinja", "chat_template.json"))
     from types import SimpleNamespace
 
-    from rearank_cli.backends.hf import _context_length
-
-    length = _context_length(SimpleNamespace(**config.get("text_config", config)),
+    length = context_length(SimpleNamespace(**config.get("text_config", config)),
                              SimpleNamespace(model_max_length=tokenizer.get("model_max_length")))
     return {"architectures": config.get("architectures"), "chat_template": template, "context_length": length}
+
+
+def context_length(config: Any, tokenizer: Any) -> int | None:
+    """The model's context window from its config (and the tokenizer's limit when it is a real one)."""
+    lengths = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions", "max_seq_len")]
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit < 10_000_000:
+        lengths.append(limit)
+    known = [int(value) for value in lengths if isinstance(value, int) and value > 0]
+    return min(known) if known else None
 
 
 def _read_json(path: str) -> dict[str, Any]:

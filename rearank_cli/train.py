@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rearank_cli import provenance
 from rearank_cli.errors import IncompleteWork, InputError, MissingDependency, RearankError, require
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
-from rearank_cli.provenance import file_sha256, versions
-from rearank_cli.reward import MissingQrels, check_sample
+from rearank_cli.reward import WEIGHTS, K, MissingQrels, check_sample
 
 log = logging.getLogger("rearank")
 
@@ -302,7 +302,7 @@ def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]
         "beta": s.kl,
         "use_bias_correction_kl": False,
         # Rewards: three functions so the logs show rewards/rank_reward, format_reward, list_reward apart.
-        "reward_weights": [0.8, 0.1, 0.1],
+        "reward_weights": [WEIGHTS["rank"], WEIGHTS["format"], WEIGHTS["list"]],
         "remove_unused_columns": False,  # qid, docids, r_init, r_best reach the reward functions
         # Sampling.
         "temperature": s.temperature,
@@ -573,22 +573,19 @@ def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, p
     """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics;
     `result.complete` is false when the run made fewer optimizer steps than `plan.total_steps`."""
     settings = dataclasses.asdict(s)
+    block = provenance.block("train.manifest", {"train": os.path.abspath(s.train_file),
+                                                "qrels": os.path.abspath(s.qrels)}, TRAIN_PACKAGES)
+    block["inputs"]["base_model"] = s.model
     return {
-        "command": "rearank train",
-        "inputs": {
-            "train": {"path": os.path.abspath(s.train_file), "sha256": file_sha256(s.train_file)},
-            "qrels": {"path": os.path.abspath(s.qrels), "sha256": file_sha256(s.qrels)},
-            "base_model": s.model,
-        },
+        **block,
         "settings": settings,
         "batch": {"world_size": plan.world_size, "per_device_batch_size": s.per_device_batch_size,
                   "gradient_accumulation_steps": plan.gradient_accumulation_steps,
                   "completions_per_step": s.prompts_per_step * s.num_generations},
         "plan": dataclasses.asdict(plan),
-        "reward": {"weights": {"rank": 0.8, "format": 0.1, "list": 0.1}, "k": 10},
+        "reward": {"weights": dict(WEIGHTS), "k": K},
         "samples": {"read": samples, "dropped_long_prompt": dropped, "used": samples - dropped},
         "result": {**{k: v for k, v in result.items() if not (isinstance(v, float) and math.isnan(v))},
                    "complete": result["global_step"] >= plan.total_steps},
-        "versions": versions(TRAIN_PACKAGES),
     }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from rearank_cli.cli import run
 
 HEAVY = ["torch", "vllm", "transformers", "jnius", "pyserini", "trl", "pytrec_eval"]
@@ -57,3 +59,15 @@ def test_bad_flag_value_is_one_line(cli):
 def test_sampling_settings_are_validated():
     for flag, value in [("--temperature", "-1"), ("--top-p", "-0.1"), ("--top-p", "1.5")]:
         assert run(["rerank", "sample_runs/dl19-bm25-top100.trec", "--candidates", "x", flag, value, "-o", "-"]) == 2
+
+
+def test_debug_lasts_one_call_only(tmp_path, monkeypatch):
+    """`--debug` re-raises in its own call; a later call without it exits 2 as usual."""
+    monkeypatch.delenv("REARANK_DEBUG", raising=False)
+    missing = ["rerank", "sample_runs/dl19-bm25-top100.trec", "--topics", str(tmp_path / "no-topics.tsv"),
+               "--corpus", str(tmp_path / "no-corpus.jsonl"), "-o", str(tmp_path / "out.trec")]
+    from rearank_cli.errors import InputError
+
+    with pytest.raises(InputError):
+        run(["--debug", *missing])
+    assert run(missing) == 2

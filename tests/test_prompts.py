@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from rearank_cli.prompts import build_messages, clean_passage, prompt_hash
+from rearank_cli.backends.base import Sampling
+from rearank_cli.errors import InputError
+from rearank_cli.prompts import PROMPTS, answer_regex, build_messages, clean_passage, get_prompt, prompt_hash
 
 SUFFIX = (
     'Please rank these passages according to their relevance to the search query: "q?"\n'
@@ -75,7 +79,33 @@ def test_rearank_truncates_to_400_chars():
 
 
 def test_unknown_prompt_and_hash():
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="choose one of rearank, rankgpt"):
         build_messages("other", "q", [])
     assert prompt_hash("rearank") != prompt_hash("rankgpt")
     assert len(prompt_hash("rearank")) == 16
+
+
+def test_prompt_hashes_are_pinned():
+    """Journals, manifests and augment rows record these: a change must be deliberate."""
+    assert prompt_hash("rearank") == PROMPTS["rearank"].hash == "8db0dd6d73a50685"
+    assert prompt_hash("rankgpt") == PROMPTS["rankgpt"].hash == "2f1f9fb313ca27a1"
+
+
+def test_a_request_carries_what_the_prompt_asks_for():
+    request = get_prompt("rearank").request("q", ["a", "b", "c"], Sampling(max_tokens=7), session="q1")
+    assert request.messages == build_messages("rearank", "q", ["a", "b", "c"])
+    assert (request.window_size, request.answer_tags, request.session) == (3, True, "q1")
+    assert request.sampling.max_tokens == 7 and request.answer_regex == answer_regex(3)
+    plain = get_prompt("rankgpt").request("q", ["a", "b"])
+    assert (plain.window_size, plain.answer_tags, plain.answer_regex) == (2, False, None)
+
+
+def test_answer_regex_accepts_exactly_a_full_ranking_of_the_window():
+    pattern = re.compile(answer_regex(3))
+    assert pattern.fullmatch(" [2] > [3] > [1] </answer>")
+    assert pattern.fullmatch("[1] > [1] > [1]</answer>")  # duplicates are the parser's job
+    assert not pattern.fullmatch(" [2] > [4] > [1]</answer>")
+    assert not pattern.fullmatch(" [2] > [1]</answer>")
+    assert not pattern.fullmatch(" [2] > [3] > [1] > [1]</answer>")
+    assert re.compile(answer_regex(1)).fullmatch(" [1]</answer>")
+    assert re.compile(answer_regex(20)).fullmatch(" " + " > ".join(f"[{i}]" for i in range(20, 0, -1)) + "</answer>")

@@ -41,7 +41,8 @@ class NoisyOracle(Backend):
     def __init__(self, labels: dict[str, int], rankgpt: bool = False) -> None:
         self.labels, self.rankgpt, self.calls = labels, rankgpt, 0
 
-    async def agenerate(self, messages, sampling):
+    async def agenerate(self, request):
+        messages = request.messages
         self.calls += 1
         texts = [m.group(2) for m in (PASSAGE_RE.match(x["content"]) for x in messages if x["role"] == "user") if m]
         noise = [int(hashlib.sha256(t.encode()).hexdigest()[:4], 16) / 65536 * 1.6 for t in texts]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_rerank_cli import PASSAGE_RE, FakeServer, records, small_run
+from tests.rerank.test_rerank_cli import PASSAGE_RE, FakeServer, records, small_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "tests" / "slurm" / "slurm.conf.in"

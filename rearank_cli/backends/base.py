@@ -1,8 +1,10 @@
 """The one interface every generation backend implements.
 
-A backend turns chat-message lists plus sampling settings into texts and token counts. It knows
-nothing of windows, runs or files; the scheduler knows nothing of which backend it drives.
-Requests are async so a scheduler can keep many in flight; `generate_batch` is the sync convenience.
+A backend turns a `Request` (chat messages, sampling settings, and what the prompt asks for) into a text
+and token counts. It never reads the prompt text back to learn the window size, the query or the answer
+format: the request says so. It knows nothing of runs or files; the scheduler knows nothing of which
+backend it drives. Requests are async so a scheduler can keep many in flight; `generate_batch` is the
+sync convenience.
 """
 
 from __future__ import annotations
@@ -25,6 +27,22 @@ class Sampling:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = 42
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request (see `prompts.Prompt.request`, which builds it for a window).
+
+    `window_size`: the passages in the window (0 when not a window); `answer_tags`: the prompt asks for
+    `<think>`/`<answer>` tags; `session`: requests with the same session (a query's windows) may share a
+    cache or a replica; `answer_regex`: the grammar a cut-off answer may be completed under, or None."""
+
+    messages: Sequence[Message]
+    sampling: Sampling = field(default_factory=Sampling)
+    window_size: int = 0
+    answer_tags: bool = False
+    session: str | None = None
+    answer_regex: str | None = None
 
 
 @dataclass
@@ -75,8 +93,8 @@ class Backend:
     async def start(self) -> None:
         """Prepare the backend (load weights, check a server); raise with a clear message on failure."""
 
-    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
-        """Generate one completion for a chat."""
+    async def agenerate(self, request: Request) -> Generation:
+        """Generate one completion for a request."""
         raise NotImplementedError
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
@@ -90,13 +108,13 @@ class Backend:
         """Provenance: backend name, model, and the versions that matter."""
         return {"backend": self.name}
 
-    def generate_batch(self, chats: Sequence[Sequence[Message]], sampling: Sampling) -> list[Generation]:
-        """Synchronous helper: run a batch of chats concurrently and return results in order."""
+    def generate_batch(self, requests: Sequence[Request]) -> list[Generation]:
+        """Synchronous helper: start, run `requests` concurrently, close; results in order."""
 
         async def run() -> list[Generation]:
             await self.start()
             try:
-                return list(await asyncio.gather(*(self.agenerate(chat, sampling) for chat in chats)))
+                return list(await asyncio.gather(*(self.agenerate(request) for request in requests)))
             finally:
                 await self.close()
 

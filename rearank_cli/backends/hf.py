@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Sampling
+from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Request, Sampling
 from rearank_cli.errors import RearankError, require
+from rearank_cli.model_check import context_length
 from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
@@ -31,7 +32,9 @@ CLOSE_TIMEOUT_S = 900.0
 
 
 @dataclass
-class _Request:
+class _Queued:
+    """A request waiting for the worker thread, with the future its caller awaits."""
+
     messages: Sequence[Message]
     sampling: Sampling
     future: asyncio.Future
@@ -62,7 +65,7 @@ class HfBackend(Backend):
         #: keep two batches' worth in flight: one generating, one queued
         self.preferred_inflight = 2 * batch_size
         self.context_length: int | None = None
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._queue: queue.Queue[_Queued | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._busy = threading.Event()
@@ -122,20 +125,20 @@ class HfBackend(Backend):
         model.to(self.device)
         model.eval()
         self.tokenizer, self.model = tokenizer, model
-        self.context_length = _context_length(model.config, tokenizer)
+        self.context_length = context_length(model.config, tokenizer)
         self._eos = _eos_ids(model, tokenizer)
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
-        """Queue one chat for the worker and wait for its completion."""
+    async def agenerate(self, request: Request) -> Generation:
+        """Queue one request for the worker and wait for its completion."""
         if self._thread is None:
             raise RuntimeError("HfBackend.start() was not awaited")
         loop = asyncio.get_running_loop()
-        request = _Request(messages, sampling, loop.create_future(), loop)
-        request.future.add_done_callback(lambda f: request.cancelled.set() if f.cancelled() else None)
-        self._queue.put(request)
-        return await request.future
+        queued = _Queued(request.messages, request.sampling, loop.create_future(), loop)
+        queued.future.add_done_callback(lambda f: queued.cancelled.set() if f.cancelled() else None)
+        self._queue.put(queued)
+        return await queued.future
 
     def prompt_text(self, messages: Sequence[Message]) -> str:
         """The chat template applied with the generation prompt (no assistant prefill)."""
@@ -155,7 +158,7 @@ class HfBackend(Backend):
             batch = self._next_batch()
             if batch is None:
                 return
-            groups: dict[Sampling, list[_Request]] = {}
+            groups: dict[Sampling, list[_Queued]] = {}
             for request in batch:
                 if not request.cancelled.is_set():
                     groups.setdefault(request.sampling, []).append(request)
@@ -170,7 +173,7 @@ class HfBackend(Backend):
             finally:
                 self._busy.clear()
 
-    def _next_batch(self) -> list[_Request] | None:
+    def _next_batch(self) -> list[_Queued] | None:
         first = self._queue.get()
         if first is None:
             return None
@@ -187,7 +190,7 @@ class HfBackend(Backend):
             batch.append(item)
         return batch
 
-    def _run_group(self, group: list[_Request]) -> None:
+    def _run_group(self, group: list[_Queued]) -> None:
         try:
             results = self._generate(group)
         except Exception as exc:  # noqa: BLE001 - a failed batch: retry one by one, then fail the request
@@ -202,7 +205,7 @@ class HfBackend(Backend):
         for request, result in zip(group, results, strict=True):
             _resolve(request, result=result)
 
-    def _generate(self, group: list[_Request]) -> list[Generation]:
+    def _generate(self, group: list[_Queued]) -> list[Generation]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -289,7 +292,7 @@ def _merge_lora(model: Any, adapter: str) -> Any:
         raise RearankError(f"cannot apply the LoRA adapter {adapter}: {type(exc).__name__}: {exc}") from None
 
 
-def _resolve(request: _Request, result: Generation | None = None, error: Exception | None = None) -> None:
+def _resolve(request: _Queued, result: Generation | None = None, error: Exception | None = None) -> None:
     """Hand a result or an error to the request's event loop (ignored when the request was cancelled)."""
 
     def apply() -> None:
@@ -302,16 +305,6 @@ def _resolve(request: _Request, result: Generation | None = None, error: Excepti
 
     with contextlib.suppress(RuntimeError):  # the loop is already closed
         request.loop.call_soon_threadsafe(apply)
-
-
-def _context_length(config: Any, tokenizer: Any) -> int | None:
-    """The model's context window from its config (and the tokenizer's limit when it is a real one)."""
-    lengths = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions", "max_seq_len")]
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and limit < 10_000_000:
-        lengths.append(limit)
-    known = [int(value) for value in lengths if isinstance(value, int) and value > 0]
-    return min(known) if known else None
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

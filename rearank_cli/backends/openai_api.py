@@ -28,6 +28,7 @@ from rearank_cli.backends.base import (
     ContextTooLong,
     Generation,
     Message,
+    Request,
     Sampling,
 )
 from rearank_cli.errors import InputError, RearankError
@@ -133,7 +134,7 @@ class OpenAIBackend(Backend):
             body["seed"] = sampling.seed
         return body
 
-    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
+    async def agenerate(self, request: Request) -> Generation:
         """POST one chat completion, retrying transient failures (429, 5xx, timeouts, dropped connections,
         a 200 whose body is not a whole completion); BackendError when they persist, ContextTooLong when
         the server says the prompt does not fit, BackendFatal on a permanent 4xx (no window can succeed)."""
@@ -141,7 +142,7 @@ class OpenAIBackend(Backend):
 
         if self._client is None:
             raise RuntimeError("OpenAIBackend.start() was not awaited")
-        body = self.payload(messages, sampling)
+        body = self.payload(request.messages, request.sampling)
         url = f"{self.base_url}/chat/completions"
         last = "no attempt"
         for attempt in range(self.retries + 1):
@@ -153,7 +154,7 @@ class OpenAIBackend(Backend):
             else:
                 if response.status_code == 200:
                     try:
-                        return self._generation(response)
+                        return self._generation(response, request.answer_tags)
                     except ValueError as exc:  # a proxy cut the body, or sent something else
                         last = str(exc)
                 else:
@@ -191,7 +192,9 @@ class OpenAIBackend(Backend):
         return random.uniform(0.5, 1.0) * min(self.max_backoff_s, self.backoff_s * 2**attempt)
 
     @staticmethod
-    def _generation(response: Any) -> Generation:
+    def _generation(response: Any, answer_tags: bool) -> Generation:
+        """The completion of a 200 response; with `answer_tags` (the prompt asks for `<think>`), reasoning
+        that a server's reasoning parser split off is put back in `<think>` for the ranking parser."""
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -200,8 +203,7 @@ class OpenAIBackend(Backend):
             raise ValueError(f"malformed response ({type(exc).__name__}: {exc}): {response.text[:200]!r}") from None
         text = message.get("content") or ""
         reasoning = message.get("reasoning_content") or message.get("reasoning")
-        if reasoning and "<think>" not in text:
-            # servers with a reasoning parser split the <think> part off; put it back for the parser
+        if answer_tags and reasoning and "<think>" not in text:
             text = f"<think>{reasoning}</think>{text}"
         usage = data.get("usage") or {}
         return Generation(

@@ -6,24 +6,23 @@
   GPUs). With `VLLM_ENABLE_V1_MULTIPROCESSING=0` (tests, CPU demos) a `LLMEngine` runs in this process,
   stepped by one worker thread: same scheduling, 3x faster start, no `__main__` guard needed.
 - `data_parallel_size=N` starts N independent engine replicas, each with `tensor_parallel_size` GPUs of
-  its own (vLLM's `device_ids`). Requests of one query (same system prompt and query turn) stick to one
+  its own (vLLM's `device_ids`). Requests of one query (the same `Request.session`) stick to one
   replica, so its prefix cache serves the query's later windows and its answer recovery; a new query
   goes to the replica with the fewest requests in flight.
 - Prefix caching is on: the system prompt and instruction are shared by every window.
-- Answer recovery: a generation that hits the token limit without `</answer>` is continued on the same
-  sequence (prompt + generated tokens + `</think>\\n<answer>`) with output constrained to the regex
-  `[i] > [j] > ... </answer>` over the window's ids (vLLM structured outputs), and flagged `recovered`.
+- Answer recovery: when the request asks for answer tags, a generation that hits the token limit without
+  `</answer>` is continued on the same sequence (prompt + generated tokens + `</think>\\n<answer>`) with
+  output constrained to the request's `answer_regex` (`[i] > [j] > ... </answer>` over the window's ids,
+  vLLM structured outputs), and flagged `recovered`.
   `recovery=False` keeps the authors' behaviour (digits are then parsed out of the reasoning).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import logging
 import os
-import re
 import sys
 import threading
 from collections import Counter, OrderedDict
@@ -38,6 +37,7 @@ from rearank_cli.backends.base import (
     ContextTooLong,
     Generation,
     Message,
+    Request,
     Sampling,
 )
 from rearank_cli.errors import InputError, require
@@ -45,7 +45,6 @@ from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
 
-DIGITS_RE = re.compile(r"\d+")
 ANSWER_OPEN, ANSWER_CLOSE, THINK_CLOSE = "<answer>", "</answer>", "</think>"
 #: new tokens allowed per ranked id when completing an answer (`[12] > ` is at most ~8 tokens)
 RECOVERY_TOKENS_PER_ID = 8
@@ -59,28 +58,6 @@ DEFAULT_INFLIGHT = 256
 # answer recovery helpers (pure)
 
 
-def window_size(messages: Sequence[Message]) -> int:
-    """Passages in a window: the user turns `[1] ...`, `[2] ...`, ... in order (both prompts use them)."""
-    size = 0
-    for message in messages:
-        if message.get("role") == "user" and message.get("content", "").startswith(f"[{size + 1}]"):
-            size += 1
-    return size
-
-
-def asks_for_answer_tags(messages: Sequence[Message]) -> bool:
-    """True when the prompt asks for `<answer>` tags (the REARANK prompt; not the zero-shot RankGPT one)."""
-    return any(ANSWER_OPEN in m.get("content", "") for m in messages if m.get("role") in ("system", "user"))
-
-
-def answer_regex(size: int) -> str:
-    """Regex of a complete answer over ids 1..size: ` [i] > [j] > ... </answer>` with exactly `size` items."""
-    ids = "|".join(str(i) for i in range(size, 0, -1))
-    item = rf"\[(?:{ids})\]"
-    repeat = rf"(?: > {item}){{{size - 1}}}" if size > 1 else ""
-    return rf" ?{item}{repeat} ?</answer>"
-
-
 def recovery_split(text: str) -> tuple[str, str]:
     """How to continue a cut-off generation: (the text kept, the text appended before the answer).
 
@@ -91,13 +68,6 @@ def recovery_split(text: str) -> tuple[str, str]:
     if THINK_CLOSE in kept:
         return kept, ("" if kept.endswith(("\n", " ")) or not kept else "\n") + ANSWER_OPEN
     return kept, THINK_CLOSE + "\n" + ANSWER_OPEN
-
-
-def route_key(messages: Sequence[Message]) -> str:
-    """What identifies a query's requests: the system prompt and the first user turn (it holds the query),
-    numbers blanked out (that turn also names the window size, which may change for a query's last window)."""
-    head = DIGITS_RE.sub("#", "\x00".join(m.get("content", "") for m in messages[:2]))
-    return hashlib.blake2b(head.encode(), digest_size=8).hexdigest()
 
 
 #: the values vLLM accepts for `max_lora_rank`
@@ -520,16 +490,16 @@ class VllmBackend(Backend):
 
     # -- generation
 
-    def route(self, messages: Sequence[Message]) -> _Replica:
-        """The replica for this request: the query's own, else the least loaded one."""
+    def route(self, request: Request) -> _Replica:
+        """The replica for this request: its session's (query's) own, else the least loaded one."""
         if not self._replicas:
             raise BackendError("the vLLM backend is not started")
-        key = route_key(messages)
-        replica = self._routes.get(key)
+        replica = self._routes.get(request.session) if request.session is not None else None
         if replica is None:
             replica = min(self._replicas, key=lambda r: (r.inflight, r.queries, r.index))
             replica.queries += 1
-            self._routes[key] = replica
+            if request.session is not None:
+                self._routes[request.session] = replica
         return replica
 
     def sampling_params(self, sampling: Sampling, max_tokens: int, regex: str | None = None) -> Any:
@@ -568,10 +538,11 @@ class VllmBackend(Backend):
         self.stats["prefix_cached_tokens"] += int(getattr(output, "num_cached_tokens", 0) or 0)
         return output
 
-    async def agenerate(self, messages: Sequence[Message], sampling: Sampling) -> Generation:
+    async def agenerate(self, request: Request) -> Generation:
         """Generate one answer; complete it under the answer grammar if it was cut off (see module doc)."""
-        prompt_ids = await self.aprompt_ids(messages)
-        replica = self.route(messages)
+        sampling = request.sampling
+        prompt_ids = await self.aprompt_ids(request.messages)
+        replica = self.route(request)
         assert self.context_length is not None
         room = self.context_length - len(prompt_ids)
         if room < 1:
@@ -587,15 +558,15 @@ class VllmBackend(Backend):
         )
         self.stats["completion_tokens"] += generation.completion_tokens
         if (self.recovery and generation.finish_reason == "length" and ANSWER_CLOSE not in generation.text
-                and asks_for_answer_tags(messages)):
-            await self._recover(replica, messages, prompt_ids, list(completion.token_ids), generation)
+                and request.answer_tags):
+            await self._recover(replica, request, prompt_ids, list(completion.token_ids), generation)
         return generation
 
-    async def _recover(self, replica: _Replica, messages: Sequence[Message], prompt_ids: list[int],
+    async def _recover(self, replica: _Replica, request: Request, prompt_ids: list[int],
                        token_ids: list[int], generation: Generation) -> None:
         """Continue a cut-off generation with `</think>\\n<answer>` and a grammar-constrained ranking."""
-        size = window_size(messages)
-        if size < 1:
+        size = request.window_size
+        if size < 1 or request.answer_regex is None:
             generation.flags["recovery_skipped"] = True
             return
         kept, suffix = recovery_split(generation.text)
@@ -609,7 +580,7 @@ class VllmBackend(Backend):
         if budget < 1:
             generation.flags["recovery_skipped"] = True
             return
-        params = self.sampling_params(Sampling(), budget, regex=answer_regex(size))
+        params = self.sampling_params(Sampling(), budget, regex=request.answer_regex)
         output = await self._run(replica, sequence, params)
         answer = output.outputs[0]
         generation.text = kept + suffix + answer.text

@@ -1,5 +1,5 @@
-"""`rearank rerank` and `rearank merge`: flags only; the logic lives in `rearank_cli.rerank` and
-`rearank_cli.merge` (imported lazily so `rearank --help` stays fast)."""
+"""`rearank rerank` and `rearank merge`: flags only; the logic lives in the `rearank_cli.rerank` package
+(imported lazily so `rearank --help` stays fast)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import Any
 import typer
 
 from rearank_cli.errors import InputError
-
-BACKEND_NAMES = ("vllm", "hf", "openai")
 
 _RUN = typer.Argument(None, help="First-stage TREC run (`-` = stdin). Optional with --candidates.",
                       show_default=False)
@@ -77,14 +75,16 @@ def rerank(
         "to one vLLM accepts]."),
 ) -> None:
     """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
+    from rearank_cli.backends import BACKENDS
     from rearank_cli.backends.base import Sampling
     from rearank_cli.rerank import RerankJob, RerankSettings, check_complete, run_rerank
+    from rearank_cli.rerank.plan import WINDOW_SCHEDULES
 
-    if backend not in BACKEND_NAMES:
-        raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if seed < -1:
         raise InputError(f"--seed must be at least 0, or -1 to send no seed; got {seed}")
-    if window_schedule not in ("fixed", "official"):
+    if window_schedule not in WINDOW_SCHEDULES:
         raise InputError(f"unknown --window-schedule {window_schedule!r}; choose fixed or official")
     settings = RerankSettings(
         prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
@@ -124,6 +124,6 @@ def merge(
     output: str = typer.Option(..., "--output", "-o", help="Merged run (`-` = stdout)."),
 ) -> None:
     """Join shard outputs of `rearank rerank --shard`, checking every query appears exactly once."""
-    from rearank_cli.merge import merge_runs
+    from rearank_cli.rerank.merge import merge_runs
 
     merge_runs(shards, output, expect=expect)

@@ -52,7 +52,8 @@ def iter_lines(path: str) -> Iterator[tuple[int, str]]:
             raise InputError(f"cannot read ({exc})", path) from None
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -75,7 +76,7 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as raw:
             sink: IO[bytes] = (gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
                                if path.endswith(".gz") else raw)

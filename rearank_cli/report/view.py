@@ -14,9 +14,10 @@ from typing import Any
 
 from rearank_cli.metrics import ndcg
 from rearank_cli.parse import answer_span
-from rearank_cli.prompts import PASSAGE_CHARS
+from rearank_cli.prompts import PASSAGE_CHARS, PROMPTS
 from rearank_cli.report.inputs import Chain, Record
-from rearank_cli.rerank import RerankStats, failure_kinds
+from rearank_cli.rerank.journal import WindowRecord
+from rearank_cli.rerank.stats import RerankStats, failure_kinds
 
 WINDOW_K = 10
 
@@ -153,7 +154,7 @@ def window_view(number: int, record: Record, judged: dict[str, int] | None, prom
         before = ndcg(labels, judged.values(), WINDOW_K)
         after = ndcg([labels[i] for i in permutation], judged.values(), WINDOW_K)
     output = record.get("output")
-    kinds = [] if record.get("failed") else failure_kinds(record.get("flags") or {}, prompt == "rearank")
+    kinds = [] if record.get("failed") else failure_kinds(record.get("flags") or {}, answer_tags(prompt))
     return WindowView(number, record, rows, split_output(output) if isinstance(output, str) else None, kinds,
                       before, after)
 
@@ -163,7 +164,7 @@ def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: 
     stats = WindowStats()
     for view in views:
         record = view.record
-        stats.counts.count_record(record, prompt == "rearank")
+        stats.counts.count_record(WindowRecord.from_json(record), answer_tags(prompt))
         if record.get("failed"):
             continue
         stats.recovered += bool((record.get("flags") or {}).get("recovered"))
@@ -190,3 +191,9 @@ def outcome(delta: float | None, tie: float) -> str:
     if delta is None:
         return "none"
     return "win" if delta > tie else "loss" if delta < -tie else "tie"
+
+
+def answer_tags(prompt: str) -> bool:
+    """Whether the prompt a journal names asks for answer tags (an unknown name: as rearank's does)."""
+    known = PROMPTS.get(prompt)
+    return known.answer_tags if known is not None else True

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rearank_cli.formats import read_run
-from tests.test_rerank_cli import PASSAGE_RE, records, small_run
+from tests.rerank.test_rerank_cli import PASSAGE_RE, records, small_run
 
 CANDIDATES = "dl19-bm25-top100.candidates.json.gz"
 SERVED = [{"id": "served-model", "max_model_len": 32768}]

@@ -23,7 +23,7 @@ import pytest
 from rearank_cli.cli import run as cli_run
 from rearank_cli.formats import read_candidates, read_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
 
 
@@ -333,7 +333,7 @@ def test_hf_prompt_guard_and_cancellation_in_process(samples, tiny_model):
     """The prompt-length guard with the real tokenizer, and a clean close with requests cancelled mid-run."""
     import asyncio
 
-    from rearank_cli.backends.base import Sampling
+    from rearank_cli.backends.base import Request, Sampling
     from rearank_cli.backends.hf import HfBackend
     from rearank_cli.rerank import RerankSettings, load_queries, rerank_queries
 
@@ -355,7 +355,7 @@ def test_hf_prompt_guard_and_cancellation_in_process(samples, tiny_model):
             # cancel long generations in flight: close() must return and leave nothing running
             backend.context_length = None
             long = Sampling(max_tokens=5000)
-            tasks = [asyncio.ensure_future(backend.agenerate([{"role": "user", "content": "hi"}], long))
+            tasks = [asyncio.ensure_future(backend.agenerate(Request([{"role": "user", "content": "hi"}], long)))
                      for _ in range(3)]
             await asyncio.sleep(0.5)
             for task in tasks:

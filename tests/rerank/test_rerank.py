@@ -15,7 +15,6 @@ import pytest
 from rearank_cli.backends.base import Backend, BackendError, Generation, Sampling
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats import read_candidates, read_qrels, read_run
-from rearank_cli.merge import merge_runs
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank import (
     Interrupted,
@@ -24,6 +23,7 @@ from rearank_cli.rerank import (
     QueryState,
     RerankJob,
     RerankSettings,
+    StopSignal,
     build_run,
     journal_header,
     load_queries,
@@ -32,6 +32,7 @@ from rearank_cli.rerank import (
     run_rerank,
     shard_qids,
 )
+from rearank_cli.rerank.merge import merge_runs
 from rearank_cli.windows import schedule
 
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
@@ -69,8 +70,9 @@ class ScriptedBackend(Backend):
         self.inflight = 0
         self.max_seen = 0
 
-    async def agenerate(self, messages, sampling):
-        query, texts = query_of(messages), passages_of(messages)
+    async def agenerate(self, request):
+        query, texts = query_of(request.messages), passages_of(request.messages)
+        assert request.window_size == len(texts) and request.session is not None
         self.calls.append((query, texts))
         self.inflight += 1
         self.max_seen = max(self.max_seen, self.inflight)
@@ -203,10 +205,10 @@ def test_continuous_scheduler_never_waits_for_a_slow_query(dl19):
     released = asyncio.Event()
 
     class Blocking(ScriptedBackend):
-        async def agenerate(self, messages, sampling):
-            if query_of(messages) == slow_query and not released.is_set():
+        async def agenerate(self, request):
+            if query_of(request.messages) == slow_query and not released.is_set():
                 await released.wait()
-            result = await super().agenerate(messages, sampling)
+            result = await super().agenerate(request)
             if sum(1 for q, _ in self.calls if q == fast_query) == fast_windows:
                 released.set()
             return result
@@ -281,8 +283,8 @@ class StopAfter(ScriptedBackend):
         super().__init__()
         self.stop, self.count = stop, count
 
-    async def agenerate(self, messages, sampling):
-        result = await super().agenerate(messages, sampling)
+    async def agenerate(self, request):
+        result = await super().agenerate(request)
         if len(self.calls) >= self.count:
             self.stop.set()
             await asyncio.sleep(10)  # still in flight when the stop comes
@@ -299,7 +301,7 @@ def test_stop_then_resume_generates_only_missing_windows(dl19, tmp_path):
     journal.open()
 
     async def interrupted():
-        stop = asyncio.Event()
+        stop = StopSignal()
         return await rerank_queries(queries, StopAfter(stop, 5), settings, journal, stop=stop)
 
     with pytest.raises(Interrupted):
@@ -378,15 +380,15 @@ def test_consecutive_failures_abort_with_journal_intact(samples, tmp_path):
 class DiesOnOneQuery(ScriptedBackend):
     """The first query's second window fails at once; other queries answer late, while `close` runs."""
 
-    async def agenerate(self, messages, sampling):
-        query = query_of(messages)
+    async def agenerate(self, request):
+        query = query_of(request.messages)
         self.target = getattr(self, "target", query)
         if query != self.target:
             await asyncio.sleep(0.3)
         elif sum(q == query for q, _ in self.calls) >= 1:
             self.calls.append((query, []))
             raise BackendError("dead")
-        return await super().agenerate(messages, sampling)
+        return await super().agenerate(request)
 
     async def close(self):
         await asyncio.sleep(0.6)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from rearank_cli.errors import InputError
+from rearank_cli import provenance
+from rearank_cli.errors import InputError, some
 from rearank_cli.formats.textio import atomic_output, iter_lines
 
 log = logging.getLogger("rearank")
@@ -44,7 +45,7 @@ def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) ->
             origin[qid] = path
     if expect is not None:
         merged = _check_expected(merged, expect)
-    manifest = _merge_manifests(shards, len(merged))
+    manifest = _merge_manifests(shards, len(merged), expect)
     with atomic_output(output) as out:
         for lines in merged.values():
             out.writelines(line + "\n" for line in lines)
@@ -61,9 +62,9 @@ def _check_expected(merged: dict[str, list[str]], expect: str) -> dict[str, list
     extra = [qid for qid in merged if qid not in expected]
     if missing:
         raise InputError(f"{len(missing)} of {len(expected)} expected queries are missing from the shards: "
-                         f"{_some(missing)}", expect)
+                         f"{some(missing)}", expect)
     if extra:
-        raise InputError(f"{len(extra)} queries of the shards are not in the expected run: {_some(extra)}", expect)
+        raise InputError(f"{len(extra)} queries of the shards are not in the expected run: {some(extra)}", expect)
     for qid, lines in expected.items():
         want = sorted(line.split()[2] for line in lines)
         got = sorted(line.split()[2] for line in merged[qid])
@@ -73,7 +74,7 @@ def _check_expected(merged: dict[str, list[str]], expect: str) -> dict[str, list
     return {qid: merged[qid] for qid in expected}
 
 
-def _merge_manifests(shards: Sequence[str], queries: int) -> dict:
+def _merge_manifests(shards: Sequence[str], queries: int, expect: str | None = None) -> dict:
     """A manifest summing the shards' manifests (when they have them); shards reranked with different
     models or prompts are an error."""
     parts = []
@@ -92,7 +93,11 @@ def _merge_manifests(shards: Sequence[str], queries: int) -> dict:
     prompts = sorted({f"{part.get('prompt')} {part.get('prompt_hash')}" for part in found})
     if len(models) > 1 or len(prompts) > 1:
         raise InputError(f"the shards were reranked with different models or prompts: {models} {prompts}")
+    inputs = {f"shard{number}": path for number, path in enumerate(shards)}
+    if expect is not None:
+        inputs["expect"] = expect
     return {
+        **provenance.block("merge.manifest", inputs),
         "merged_from": list(shards),
         "queries": queries,
         "shard_manifests": len(found),
@@ -100,8 +105,3 @@ def _merge_manifests(shards: Sequence[str], queries: int) -> dict:
         "models": models,
         "prompts": prompts,
     }
-
-
-def _some(items: Sequence[str], count: int = 5) -> str:
-    shown = ", ".join(items[:count])
-    return shown + (f", ... ({len(items) - count} more)" if len(items) > count else "")

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from rearank_cli.backends.base import Sampling
+from rearank_cli.backends.base import Request, Sampling
 from rearank_cli.errors import InputError
 from rearank_cli.model_check import check_adapter
-from rearank_cli.prompts import build_messages
+from rearank_cli.prompts import PROMPTS
 
 GREEDY = Sampling(max_tokens=12, temperature=0.0)
 
 
-def chats() -> list[list[dict]]:
-    return [build_messages("rearank", "what is a protein", ["Proteins are large biomolecules.", "Rocks."]),
-            build_messages("rankgpt", "definition of a protein", ["amino acids", "the a of", "0 1 2"])]
+def chats() -> list[Request]:
+    return [PROMPTS["rearank"].request("what is a protein", ["Proteins are large biomolecules.", "Rocks."], GREEDY),
+            PROMPTS["rankgpt"].request("definition of a protein", ["amino acids", "the a of", "0 1 2"], GREEDY)]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def adapter(tiny_model, tmp_path_factory) -> Path:
     return out
 
 
-def texts(backend, chat_list) -> list[str]:
-    return [g.text for g in backend.generate_batch(chat_list, GREEDY)]
+def texts(backend, requests) -> list[str]:
+    return [g.text for g in backend.generate_batch(requests)]
 
 
 def test_adapter_is_checked_and_hashed(adapter, tiny_model, tmp_path):

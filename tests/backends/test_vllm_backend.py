@@ -5,22 +5,16 @@ and vLLM's multiprocess AsyncLLM engine)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 
 import pytest
 
 from rearank_cli.backends.base import BackendError, Sampling
-from rearank_cli.backends.vllm import (
-    VllmBackend,
-    _Replica,
-    answer_regex,
-    asks_for_answer_tags,
-    recovery_split,
-    window_size,
-)
+from rearank_cli.backends.vllm import VllmBackend, _Replica, recovery_split
 from rearank_cli.parse import parse_ranking
-from rearank_cli.prompts import build_messages
+from rearank_cli.prompts import PROMPTS, answer_regex
 
 pytest.importorskip("vllm")
 
@@ -31,17 +25,6 @@ ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 16384}
 # pure helpers
 
 
-def test_answer_regex_accepts_exactly_a_full_ranking_of_the_window():
-    pattern = re.compile(answer_regex(3))
-    assert pattern.fullmatch(" [2] > [3] > [1] </answer>")
-    assert pattern.fullmatch("[1] > [1] > [1]</answer>")  # duplicates are the parser's job
-    assert not pattern.fullmatch(" [2] > [4] > [1]</answer>")
-    assert not pattern.fullmatch(" [2] > [1]</answer>")
-    assert not pattern.fullmatch(" [2] > [3] > [1] > [1]</answer>")
-    assert re.compile(answer_regex(1)).fullmatch(" [1]</answer>")
-    assert re.compile(answer_regex(20)).fullmatch(" " + " > ".join(f"[{i}]" for i in range(20, 0, -1)) + "</answer>")
-
-
 def test_recovery_split_closes_think_and_drops_a_half_written_answer():
     assert recovery_split("<think> passage [3] is good") == ("<think> passage [3] is good", "</think>\n<answer>")
     assert recovery_split("<think> a </think>\n") == ("<think> a </think>\n", "<answer>")
@@ -49,24 +32,18 @@ def test_recovery_split_closes_think_and_drops_a_half_written_answer():
     assert recovery_split("<think> a </think> <answer> [2] > [") == ("<think> a </think> ", "<answer>")
 
 
-def test_window_size_and_answer_tags_come_from_the_prompt():
-    rearank = build_messages("rearank", "q", ["a", "b", "c"])
-    rankgpt = build_messages("rankgpt", "q", ["a", "b"])
-    assert window_size(rearank) == 3 and window_size(rankgpt) == 2
-    assert asks_for_answer_tags(rearank) and not asks_for_answer_tags(rankgpt)
-
-
 def test_requests_of_one_query_stick_to_one_replica_and_new_queries_go_to_the_least_loaded():
     backend = VllmBackend("unused", data_parallel_size=3)
     backend._replicas = [_Replica(i, engine=None) for i in range(3)]
-    first = backend.route(build_messages("rearank", "query one", ["a", "b"]))
+    prompt = PROMPTS["rearank"]
+    first = backend.route(prompt.request("query one", ["a", "b"], session="q1"))
     first.inflight += 1
-    second = backend.route(build_messages("rearank", "query two", ["c"]))
+    second = backend.route(prompt.request("query two", ["c"], session="q2"))
     second.inflight += 1
-    third = backend.route(build_messages("rearank", "query three", ["d"]))
+    third = backend.route(prompt.request("query three", ["d"], session="q3"))
     assert len({first.index, second.index, third.index}) == 3
     # another window of query one (other passages) goes where query one went, whatever the load
-    assert backend.route(build_messages("rearank", "query one", ["e", "f", "g"])) is first
+    assert backend.route(prompt.request("query one", ["e", "f", "g"], session="q1")) is first
     assert backend.preferred_inflight == 3 * 256
 
 
@@ -85,13 +62,14 @@ def test_bad_engine_options_are_usage_errors():
 
 @pytest.fixture(scope="module")
 def windows(samples):
-    """REARANK messages of the first 20 candidates of three DL19 queries."""
+    """REARANK requests of the first 20 candidates of three DL19 queries."""
     from rearank_cli.formats import read_candidates
 
     candidates = read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz"))
     qids = list(candidates.run)[:3]
     return [
-        build_messages("rearank", candidates.topics[q], [candidates.texts[d] for d, _ in candidates.run[q][:20]])
+        PROMPTS["rearank"].request(candidates.topics[q], [candidates.texts[d] for d, _ in candidates.run[q][:20]],
+                                   session=q)
         for q in qids
     ]
 
@@ -107,11 +85,16 @@ def engine(tiny_model):
     loop.close()
 
 
-def generate(engine, messages, max_tokens, recovery=True):
+def sized(request, max_tokens):
+    """`request` with `max_tokens` new tokens."""
+    return dataclasses.replace(request, sampling=Sampling(max_tokens=max_tokens))
+
+
+def generate(engine, request, max_tokens, recovery=True):
     loop, backend = engine
     backend.recovery = recovery
     try:
-        return loop.run_until_complete(backend.agenerate(messages, Sampling(max_tokens=max_tokens)))
+        return loop.run_until_complete(backend.agenerate(sized(request, max_tokens)))
     finally:
         backend.recovery = True
 
@@ -121,10 +104,10 @@ def test_generation_counts_tokens_of_the_chat_template(engine, windows, tiny_mod
 
     _, backend = engine
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
-    text = tokenizer.apply_chat_template(windows[0], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(windows[0].messages, tokenize=False, add_generation_prompt=True)
     expected = len(tokenizer.encode(text, add_special_tokens=False))
     assert backend.context_length == ENGINE["max_model_len"]
-    assert backend.count_prompt_tokens(windows[0]) == expected > 1000
+    assert backend.count_prompt_tokens(windows[0].messages) == expected > 1000
     first = generate(engine, windows[0], 12, recovery=False)
     again = generate(engine, windows[0], 12, recovery=False)
     assert first.prompt_tokens == expected
@@ -149,13 +132,13 @@ def test_cut_off_answer_is_recovered_under_the_answer_grammar(engine, windows):
 
 
 def test_zero_shot_prompt_is_not_recovered(engine, samples):
-    messages = build_messages("rankgpt", "what is a protein", ["Proteins are large biomolecules."] * 3)
-    generation = generate(engine, messages, 6)
+    request = PROMPTS["rankgpt"].request("what is a protein", ["Proteins are large biomolecules."] * 3)
+    generation = generate(engine, request, 6)
     assert generation.finish_reason == "length" and generation.flags == {}
 
 
 def test_prompt_longer_than_the_context_fails_the_window_only(engine, windows):
-    too_long = build_messages("rearank", "q", ["word " * 2000] * 20, max_chars=10_000)
+    too_long = PROMPTS["rearank"].request("q", ["word " * 2000] * 20, max_chars=10_000)
     with pytest.raises(BackendError, match="does not fit the context"):
         generate(engine, too_long, 8)
     assert generate(engine, windows[2], 4, recovery=False).completion_tokens == 4
@@ -172,7 +155,7 @@ def test_scheduler_shortens_a_window_that_does_not_fit_using_the_backends_token_
     query = QueryInput(qid, candidates.topics[qid], hits, {d: candidates.texts[d] for d, _ in hits})
     # one window of 60 passages: ~18k prompt tokens with the tiny tokenizer, over the 16k context
     settings = RerankSettings(window=60, step=10, depth=60, sampling=Sampling(max_tokens=4))
-    full = build_messages("rearank", query.query, [query.texts[d] for d, _ in hits])
+    full = PROMPTS["rearank"].messages(query.query, [query.texts[d] for d, _ in hits])
     assert backend.count_prompt_tokens(full) > backend.context_length
     backend.recovery = False
     try:
@@ -191,13 +174,13 @@ def test_cancelled_request_is_aborted_and_the_engine_keeps_serving(engine, windo
     async def cancel_then_generate():
         backend.ignore_eos, backend.recovery = True, False
         try:
-            task = asyncio.ensure_future(backend.agenerate(windows[0], Sampling(max_tokens=4000)))
+            task = asyncio.ensure_future(backend.agenerate(sized(windows[0], 4000)))
             await asyncio.sleep(0.5)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             backend.ignore_eos = False
-            return await asyncio.wait_for(backend.agenerate(windows[1], Sampling(max_tokens=3)), 60)
+            return await asyncio.wait_for(backend.agenerate(sized(windows[1], 3)), 60)
         finally:
             backend.ignore_eos, backend.recovery = False, True
 
@@ -216,14 +199,14 @@ def test_describe_records_engine_options_and_counters(engine):
 
 
 def test_two_data_parallel_replicas_split_queries_and_agree_with_one_engine(engine, windows, tiny_model):
-    single = [generate(engine, messages, 8, recovery=False).text for messages in windows[:2]]
+    single = [generate(engine, request, 8, recovery=False).text for request in windows[:2]]
 
     async def run():
         backend = VllmBackend(str(tiny_model), data_parallel_size=2, recovery=False, **ENGINE)
         await backend.start()
         try:
             texts = [g.text for g in await asyncio.gather(
-                *(backend.agenerate(m, Sampling(max_tokens=8)) for m in windows[:2]))]
+                *(backend.agenerate(sized(r, 8)) for r in windows[:2]))]
             return texts, {i: r.queries for i, r in enumerate(backend._replicas)}
         finally:
             await backend.close()
@@ -320,10 +303,10 @@ def test_a_dead_in_process_engine_fails_waiting_and_later_requests_at_once(tiny_
                 raise RuntimeError("the engine broke")
 
             engine.step = step  # the real engine, made to die at its next step
-            waiting = await asyncio.gather(*(backend.agenerate(m, Sampling(max_tokens=4)) for m in windows),
+            waiting = await asyncio.gather(*(backend.agenerate(sized(r, 4)) for r in windows),
                                            return_exceptions=True)
             # guard only: before the fix this request waited forever
-            later = await asyncio.wait_for(asyncio.gather(backend.agenerate(windows[0], Sampling(max_tokens=4)),
+            later = await asyncio.wait_for(asyncio.gather(backend.agenerate(sized(windows[0], 4)),
                                                           return_exceptions=True), 120)
             return waiting, later
         finally:

