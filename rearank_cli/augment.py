@@ -372,7 +372,8 @@ def write_parquet(rows: Iterable[dict[str, Any]], out: IO[bytes], batch_rows: in
     pq = require("pyarrow.parquet", "train")
     schema = verl_schema(pa)
     seekable = out.seekable() if hasattr(out, "seekable") else False
-    sink = out if seekable else io.BytesIO()
+    buffer = None if seekable else io.BytesIO()
+    sink: IO[bytes] = out if buffer is None else buffer
     written = 0
     with pq.ParquetWriter(sink, schema) as writer:
         batch: list[dict[str, Any]] = []
@@ -384,8 +385,8 @@ def write_parquet(rows: Iterable[dict[str, Any]], out: IO[bytes], batch_rows: in
                 batch = []
         if batch or not written:
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-    if sink is not out:
-        out.write(sink.getvalue())
+    if buffer is not None:
+        out.write(buffer.getvalue())
 
 
 def summary_lines(summary: Summary, settings: Settings) -> list[str]:

@@ -51,10 +51,11 @@ VLLM_MODES = ("colocate", "server")
 class TrainSettings:
     """Every option of `rearank train` (flag names with `_`); defaults follow spec section 8."""
 
-    train_file: str | None = None
-    model: str | None = None
-    qrels: str | None = None
-    output: str | None = None
+    #: the four required paths; "" = not given (check() names the flag)
+    train_file: str = ""
+    model: str = ""
+    qrels: str = ""
+    output: str = ""
     num_generations: int = 32
     prompts_per_step: int = 128
     per_device_batch_size: int = 4
@@ -105,6 +106,7 @@ class TrainSettings:
 
 
 SETTING_NAMES = {f.name for f in dataclasses.fields(TrainSettings)}
+REQUIRED_PATHS = ("train_file", "model", "qrels", "output")
 
 
 def read_config(path: str) -> dict[str, Any]:
@@ -137,6 +139,8 @@ def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults
         config.pop("max_steps", None)
         config.pop("epochs", None)
     values = {**defaults, **config, **given}
+    for name in REQUIRED_PATHS:  # a flag left out arrives as None
+        values[name] = values.get(name) or ""
     return TrainSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
 
 
@@ -254,8 +258,11 @@ def batch_plan(s: TrainSettings, samples: int, world: int, dropped: int = 0) -> 
         raise InputError(f"{samples} training sample(s){after} make no optimizer step of --prompts-per-step "
                          f"{s.prompts_per_step}: lower --prompts-per-step to at most {samples}, or add samples",
                          s.train_file)
-    epochs = None if s.max_steps is not None else (s.epochs if s.epochs is not None else 1.0)
-    total = s.max_steps if s.max_steps is not None else math.ceil(epochs * per_epoch)
+    if s.max_steps is not None:
+        epochs, total = None, s.max_steps
+    else:
+        epochs = s.epochs if s.epochs is not None else 1.0
+        total = math.ceil(epochs * per_epoch)
     return BatchPlan(samples, s.prompts_per_step, s.num_generations, world, s.per_device_batch_size, grad_accum,
                      iterations, per_epoch, epochs, s.max_steps, total)
 

@@ -103,7 +103,7 @@ class _AsyncEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self.lora_request = lora_request
-        self.engine = AsyncLLM.from_engine_args(engine_args)
+        self.engine: Any = AsyncLLM.from_engine_args(engine_args)
         self.model_config = self.engine.model_config
 
     async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
@@ -156,7 +156,11 @@ class _ThreadedEngine:
         self._ready.wait()
         if self._error is not None:
             raise self._error
-        self.model_config = self.engine.model_config
+        self.model_config = self._engine().model_config
+
+    def _engine(self) -> Any:
+        """The engine the worker thread built (set before `_ready`)."""
+        return self.engine
 
     async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
         loop = asyncio.get_running_loop()

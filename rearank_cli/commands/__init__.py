@@ -1,5 +1,8 @@
 """Subcommand signatures, one module each. Modules here import only typer and the standard library."""
 
+from collections.abc import Callable
+from typing import Any
+
 from rearank_cli.commands.augment import augment
 from rearank_cli.commands.doctor import doctor
 from rearank_cli.commands.eval import evaluate
@@ -8,7 +11,8 @@ from rearank_cli.commands.rerank import merge, rerank
 from rearank_cli.commands.retrieve import index, retrieve
 from rearank_cli.commands.train import train
 
-COMMANDS = [
+#: (name, function) of every subcommand, in `rearank --help` order
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("index", index),
     ("retrieve", retrieve),
     ("augment", augment),
