@@ -25,6 +25,7 @@ def readme_example() -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs(tiny_model, tmp_path):
     """Exactly the README's code, in a fresh interpreter, with the tiny model in place of the real one."""
     pytest.importorskip("torch")

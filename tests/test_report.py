@@ -239,6 +239,7 @@ def chromium_path() -> str:
     return found
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(cli, made):
     executable = chromium_path()
     from playwright.sync_api import sync_playwright

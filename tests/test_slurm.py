@@ -27,6 +27,8 @@ import pytest
 
 from tests.rerank.test_rerank_cli import PASSAGE_RE, FakeServer, records, small_run
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "tests" / "slurm" / "slurm.conf.in"
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "squeue", "scancel")

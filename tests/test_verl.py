@@ -20,6 +20,8 @@ import pytest
 
 from tests.conftest import ROOT, SAMPLES
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
+
 VERL_PYTHON = os.environ.get("REARANK_VERL_PYTHON", "")
 OLD_SOURCES = os.environ.get("REARANK_VERL_OLD_SOURCES", "")
 CHECKS = ROOT / "tests" / "verl_checks.py"

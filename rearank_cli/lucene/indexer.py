@@ -25,7 +25,7 @@ import orjson
 
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats.corpus import parse_doc
-from rearank_cli.formats.textio import GZIP_MAGIC, iter_lines
+from rearank_cli.formats.textio import GZIP_MAGIC, current_umask, iter_lines
 from rearank_cli.lucene import java
 from rearank_cli.lucene.docstore import is_lucene_index
 
@@ -237,7 +237,7 @@ def build(plan: CorpusPlan, out_dir: str, threads: int, fields: Sequence[str], p
             handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(building, "write.lock"))
-        os.chmod(building, 0o777 & ~_umask())
+        os.chmod(building, 0o777 & ~current_umask())
         _swap_in(building, out_dir)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -257,12 +257,6 @@ def _swap_in(built: str, out_dir: str) -> None:
     os.replace(out_dir, os.path.join(old, "index"))
     os.replace(built, out_dir)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_counts(summary: dict[str, Any]) -> None:

@@ -97,7 +97,11 @@ def test_vllm_adapter_changes_generations_and_matches_hf(adapter, tiny_model):
     base = texts(HfBackend(str(tiny_model), device="cpu"), chats())
     hf_tuned = texts(HfBackend(str(tiny_model), device="cpu", lora=str(adapter)), chats())
     assert tuned != base
-    assert tuned == hf_tuned  # the same adapter applied by vLLM's LoRA kernels and by merged weights
+    # the same adapter applied by vLLM's LoRA kernels and by merged weights. A generation cut off inside a
+    # multi-byte character ends in U+FFFD in transformers' decode, while vLLM's incremental detokenizer may
+    # hold the partial bytes back (seen when other engines ran earlier in the process): compare the text
+    # both decoded in full
+    assert [t.rstrip("\ufffd") for t in tuned] == [t.rstrip("\ufffd") for t in hf_tuned]
     with pytest.raises(InputError, match="--max-lora-rank must be one of"):
         VllmBackend(str(tiny_model), lora=str(adapter), max_lora_rank=12)
 

@@ -176,6 +176,7 @@ def test_each_family_and_parameter_syntax(trec_eval, dl19, missing_run, tmp_path
     assert lines
 
 
+@pytest.mark.slow
 def test_max_docs_on_a_1000_deep_scifact_run(trec_eval, scifact_run, tmp_path):
     run, qrels = scifact_run["run"], scifact_run["qrels"]
     limited = same_as_trec_eval(trec_eval, tmp_path, run, qrels, "-q", "-M", "100", "-m", "all_trec")

@@ -28,6 +28,8 @@ from rearank_cli.formats import load_texts, read_run, read_topics
 from rearank_cli.lucene.searcher import anserini_score_text, anserini_scores
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
+
 SLICE = "scifact-slice-corpus.jsonl.gz"
 SCIFACT = Path("beir-scifact")
 PUBLISHED = {"nDCG@10": 0.6789, "R@100": 0.9253, "R@1000": 0.9767}  # Anserini BEIR flat

@@ -23,6 +23,8 @@ import pytest
 from rearank_cli.cli import run as cli_run
 from rearank_cli.formats import read_candidates, read_run
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
 

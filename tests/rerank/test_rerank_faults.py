@@ -17,6 +17,8 @@ import pytest
 from rearank_cli.formats import read_run
 from tests.rerank.test_rerank_cli import PASSAGE_RE, records, small_run
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
+
 CANDIDATES = "dl19-bm25-top100.candidates.json.gz"
 SERVED = [{"id": "served-model", "max_model_len": 32768}]
 
