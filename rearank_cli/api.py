@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from rearank_cli.backends.base import Backend, Sampling
+from rearank_cli.errors import IncompleteWork
 from rearank_cli.formats.trec import Hit, Run
 from rearank_cli.rerank.inputs import load_queries
 from rearank_cli.rerank.journal import Journal
@@ -96,7 +97,7 @@ class Reranker:
         await self.astart()
         hits = [(str(i), float(len(passages) - i)) for i in range(len(passages))]
         query_input = QueryInput("0", query, hits, {str(i): text for i, text in enumerate(passages)})
-        result = await self.arerank_queries([query_input])
+        result = _complete(await self.arerank_queries([query_input]))
         return [int(docid) for docid in result.orders["0"]]
 
     async def arerank_run(self, run: Mapping[str, Sequence[Hit]], topics: Mapping[str, str],
@@ -108,7 +109,7 @@ class Reranker:
         loaded = load_queries({qid: list(hits) for qid, hits in run.items()}, dict(topics),
                               lambda wanted: {d: texts[d] for d in wanted if d in texts},
                               depth=self.settings.depth, prompt=self.settings.prompt)
-        result = await self.arerank_queries(loaded.queries)
+        result = _complete(await self.arerank_queries(loaded.queries))
         return build_run(loaded.queries, result.orders)
 
     # -- sync use: a private event-loop thread owns the backend
@@ -149,6 +150,25 @@ class Reranker:
             self._thread.start()
         future: Future[T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
         return future.result()
+
+
+class RerankIncomplete(IncompleteWork):
+    """Windows failed in the backend (after its retries): `result` holds the orders anyway, each failed
+    window's passages left in the order they entered it."""
+
+    def __init__(self, message: str, result: RerankResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _complete(result: RerankResult) -> RerankResult:
+    """`result`, or RerankIncomplete when any window failed (a library call never passes a partly
+    failed ranking off as a result)."""
+    stats = result.stats
+    if stats.failed:
+        first = stats.errors[0] if stats.errors else "unknown"
+        raise RerankIncomplete(f"{stats.failed} of {stats.windows} windows failed (first: {first})", result)
+    return result
 
 
 async def _awaited(work: Awaitable[T]) -> T:

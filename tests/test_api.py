@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rearank_cli.backends.base import Backend, Generation, Request
+from rearank_cli.backends.base import Backend, BackendError, Generation, Request
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -93,7 +93,7 @@ def test_async_use_and_rankgpt_requests():
 
 
 def test_evaluate_takes_in_memory_runs_of_either_shape():
-    from rearank_cli.api import evaluate  # `from rearank_cli import evaluate` once evaluate.py is gone (#16c)
+    from rearank_cli import evaluate
 
     qrels = {"q1": {"d2": 1}, "q2": {"d9": 2}}
     as_lists = evaluate({"q1": [("d1", 2.0), ("d2", 1.0)]}, qrels, ["P@1", "MRR", "nDCG@10"])
@@ -102,6 +102,29 @@ def test_evaluate_takes_in_memory_runs_of_either_shape():
     # trec_eval -c: q2 (judged, not in the run) counts 0 in every mean
     assert as_lists["P@1"] == pytest.approx(0.0) and as_lists["MRR"] == pytest.approx(0.25)
     assert as_lists["nDCG@10"] == pytest.approx((1 / math.log2(3)) / 2)
+
+
+class Failing(Backend):
+    """A backend whose every request fails after its retries."""
+
+    name = "failing"
+
+    async def agenerate(self, request: Request) -> Generation:
+        raise BackendError("server gone")
+
+
+def test_failed_windows_raise_with_the_partial_result():
+    from rearank_cli import Reranker
+    from rearank_cli.api import RerankIncomplete
+
+    with Reranker(backend=Failing(), window=3, step=2, depth=5) as reranker:
+        failed = r"2 of 2 windows failed \(first: BackendError: server gone\)"
+        with pytest.raises(RerankIncomplete, match=failed) as got:
+            reranker.rerank("q", ["a", "b", "c", "d", "e"])
+        with pytest.raises(RerankIncomplete):
+            reranker.rerank_run({"x": [("d1", 2.0), ("d2", 1.0)]}, {"x": "query x"}, {"d1": "one", "d2": "two"})
+    assert got.value.exit_code == 3
+    assert got.value.result.orders["0"] == ["0", "1", "2", "3", "4"]  # failed windows keep their order
 
 
 def test_importing_the_package_loads_no_api_module():

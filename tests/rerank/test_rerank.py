@@ -21,17 +21,15 @@ from rearank_cli.rerank import (
     Journal,
     QueryInput,
     QueryState,
-    RerankJob,
     RerankSettings,
     StopSignal,
     build_run,
-    journal_header,
     load_queries,
     parse_shard,
     rerank_queries,
-    run_rerank,
     shard_qids,
 )
+from rearank_cli.rerank.job import RerankJob, journal_header, run_rerank
 from rearank_cli.rerank.merge import merge_runs
 from rearank_cli.windows import schedule
 
