@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.backends.base import Backend, BackendError, Generation, Message, Request, Sampling
+from rearank_cli.backends.base import Backend, BackendError, BackendFatal, Generation, Message, Request, Sampling
 from rearank_cli.errors import RearankError, require
 from rearank_cli.model_check import context_length
 from rearank_cli.provenance import installed
@@ -68,6 +68,9 @@ class HfBackend(Backend):
         self._queue: queue.Queue[_Queued | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        #: set when the worker thread died: every later request fails with it
+        self._dead: BackendFatal | None = None
+        self._current: list[_Queued] = []
         self._busy = threading.Event()
         #: fast tokenizers are not safe to use from two threads at once ("Already borrowed")
         self._tokenizer_lock = threading.Lock()
@@ -83,7 +86,7 @@ class HfBackend(Backend):
         if self._thread is not None:
             return
         await asyncio.to_thread(self._load)
-        self._thread = threading.Thread(target=self._worker, name="rearank-hf", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="rearank-hf", daemon=True)
         self._thread.start()
 
     def _source(self) -> tuple[str, dict[str, Any]]:
@@ -134,10 +137,14 @@ class HfBackend(Backend):
         """Queue one request for the worker and wait for its completion."""
         if self._thread is None:
             raise RuntimeError("HfBackend.start() was not awaited")
+        if self._dead is not None:
+            raise self._dead
         loop = asyncio.get_running_loop()
         queued = _Queued(request.messages, request.sampling, loop.create_future(), loop)
         queued.future.add_done_callback(lambda f: queued.cancelled.set() if f.cancelled() else None)
         self._queue.put(queued)
+        if self._dead is not None:  # the worker died between the check above and the put
+            _resolve(queued, error=self._dead)
         return await queued.future
 
     def prompt_text(self, messages: Sequence[Message]) -> str:
@@ -153,11 +160,30 @@ class HfBackend(Backend):
 
     # -- the worker thread -------------------------------------------------------------------
 
+    def _serve(self) -> None:
+        """The worker thread: if it dies (anything `_run_group` does not catch), every waiting and later
+        request fails at once instead of waiting forever."""
+        try:
+            self._worker()
+        except BaseException as exc:  # noqa: BLE001 - reported to every waiting request
+            self._dead = BackendFatal(f"the hf generation thread died: {type(exc).__name__}: {exc}")
+            log.error("%s", self._dead)
+            for request in self._current:
+                _resolve(request, error=self._dead)
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    _resolve(item, error=self._dead)
+
     def _worker(self) -> None:
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
+            self._current = batch
             groups: dict[Sampling, list[_Queued]] = {}
             for request in batch:
                 if not request.cancelled.is_set():

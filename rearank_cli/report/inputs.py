@@ -239,11 +239,14 @@ class Texts:
 
 
 def load_texts(topics: str | None, corpus: str | None, candidates: str | None, wanted: set[str]) -> Texts:
-    """Query and passage texts from `--candidates`, or `--topics` plus `--corpus` (JSONL or index)."""
-    if candidates is not None:
-        found = read_candidates(candidates)
-        return Texts(found.topics, {d: found.texts[d] for d in wanted if d in found.texts}, candidates)
-    texts = Texts(source=", ".join(p for p in (topics, corpus) if p) or None)
+    """Query and passage texts from `--candidates`, or `--topics` plus `--corpus` (JSONL or index), read by
+    rerank's own loader; a report also takes either half alone (query texts only, or passages only)."""
+    if candidates is not None or (topics is not None and corpus is not None):
+        from rearank_cli.rerank.inputs import open_texts
+
+        source = open_texts(None if candidates else topics, None if candidates else corpus, candidates)
+        return Texts(source.topics, source.texts_for(wanted), candidates or f"{topics}, {corpus}")
+    texts = Texts(source=topics or corpus)
     if topics is not None:
         texts.topics = read_topics(topics)
     if corpus is not None:
