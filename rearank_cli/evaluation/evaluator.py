@@ -190,17 +190,15 @@ def load_qrels(path: str, level: int) -> Qrels:
 
 
 def check_qrels(qrels: Qrels, level: int, source: str | None = None) -> Qrels:
-    """Refuse a query without any relevant doc; warn when -l leaves queries without one."""
+    """Refuse empty qrels; warn about queries without a relevant doc (at all, or at level -l)."""
     if not qrels:
         raise InputError("qrels are empty", source)
     empty = [qid for qid, judged in qrels.items() if not any(rel > 0 for rel in judged.values())]
-    if empty:
+    if empty:  # trec_eval scores them (every measure 0) and counts them in every mean: so do we
         shown = ", ".join(repr(q) for q in empty[:5]) + (" ..." if len(empty) > 5 else "")
-        raise InputError(
-            f"{len(empty)} qrels quer{'y has' if len(empty) == 1 else 'ies have'} no relevant document "
-            f"(every label <= 0): {shown}; every measure would be 0 there: drop them from the qrels",
-            source,
-        )
+        log.warning("%s: %d qrels quer%s no relevant document (every label <= 0): %s; every measure is 0 there "
+                    "and they count in every mean, as in trec_eval", source or "qrels", len(empty),
+                    "y has" if len(empty) == 1 else "ies have", shown)
     if level > 1:
         below = [qid for qid, judged in qrels.items() if not any(rel >= level for rel in judged.values())]
         if below:

@@ -170,6 +170,23 @@ def test_run_missing_queries(trec_eval, dl19, missing_run, tmp_path):
     same_as_trec_eval(trec_eval, tmp_path, missing_run, dl19["qrels"], "-m", "official")
 
 
+def test_qrels_queries_without_a_relevant_doc(trec_eval, dl19, tmp_path, capsys):
+    """Queries judged all non-relevant: trec_eval scores them (every measure 0) and counts them in the
+    means, whether the run answers them or not; rearank warns and does the same."""
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text(Path(dl19["qrels"]).read_text() + "zz1 0 7067032 0\nzz1 0 8182161 0\nzz2 0 1234 0\n")
+    run = tmp_path / "run.trec"
+    lines = Path(dl19["bm25"]).read_text().splitlines(keepends=True)
+    first = lines[0].split()[0]
+    copied = [line.replace(first, "zz1", 1) for line in lines if line.split()[0] == first]  # zz1 answered
+    run.write_text("".join(lines + copied))
+    for level in ("1", "2"):
+        got = same_as_trec_eval(trec_eval, tmp_path, run, qrels, "-q", "-l", level, "-m", "all_trec")
+        assert ["num_q", "all", "45"] in [line.split() for line in got]
+    same_as_trec_eval(trec_eval, tmp_path, run, qrels, "-m", "official")
+    assert ev.evaluate(str(run), str(qrels), ["nDCG@10"])["nDCG@10"] > 0
+
+
 @pytest.mark.parametrize("measure", PARAMETERIZED)
 def test_each_family_and_parameter_syntax(trec_eval, dl19, missing_run, tmp_path, measure):
     lines = same_as_trec_eval(trec_eval, tmp_path, missing_run, dl19["qrels"], "-q", "-l", "2", "-m", measure)
