@@ -170,13 +170,17 @@ class HfBackend(Backend):
             log.error("%s", self._dead)
             for request in self._current:
                 _resolve(request, error=self._dead)
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    _resolve(item, error=self._dead)
+            self._fail_queued(self._dead)
+
+    def _fail_queued(self, error: Exception) -> None:
+        """Fail every request still in the queue with `error`."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                _resolve(item, error=error)
 
     def _worker(self) -> None:
         while True:
@@ -287,13 +291,7 @@ class HfBackend(Backend):
         # the thread must end before the interpreter does: torch aborts the process otherwise
         await asyncio.to_thread(self._thread.join, CLOSE_TIMEOUT_S)
         self._thread = None
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                _resolve(item, error=BackendError("backend closed"))
+        self._fail_queued(BackendError("backend closed"))
 
     def describe(self) -> dict[str, Any]:
         """Backend, model, device, dtype, batching and library versions."""
