@@ -48,6 +48,15 @@ def rearank(*args: str, stdin: bytes | None = None, env: dict | None = None, tim
     )
 
 
+def augment_parquet(out: Path, samples_per_query: int = 2) -> Path:
+    """`rearank augment --format parquet` on the DL19 sample run and candidates (VeRL's layout) into `out`."""
+    result = rearank("augment", SAMPLES / "dl19-bm25-top100.trec", "--qrels", SAMPLES / "dl19-qrels.txt",
+                     "--candidates", SAMPLES / "dl19-bm25-top100.candidates.json.gz",
+                     "--samples-per-query", str(samples_per_query), "--format", "parquet", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    return out
+
+
 @pytest.fixture(scope="session")
 def cli():
     """The `rearank` function above, as a fixture."""

@@ -219,12 +219,9 @@ def test_verl_reward_on_augment_parquet_matches_the_qrels_reward(cli, samples, t
 
     pq = pytest.importorskip("pyarrow.parquet")
     from rearank_cli.formats import read_qrels
+    from tests.conftest import augment_parquet
 
-    out = tmp_path / "train.parquet"
-    result = cli("augment", samples / "dl19-bm25-top100.trec", "--qrels", samples / "dl19-qrels.txt",
-                 "--candidates", samples / "dl19-bm25-top100.candidates.json.gz", "--samples-per-query", "2",
-                 "--format", "parquet", "-o", out)
-    assert result.returncode == 0, result.stderr.decode()
+    out = augment_parquet(tmp_path / "train.parquet")
     qrels = read_qrels(str(samples / "dl19-qrels.txt"))
     rng = random.Random(0)
     rows = pq.read_table(out).to_pylist()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, augment_parquet
 
 pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
 
@@ -114,11 +114,7 @@ def work(tmp_path_factory) -> Path:
 def parquet_rows(work, cli) -> tuple[Path, list[dict]]:
     """`rearank augment --format parquet` on the DL19 sample run (2 samples per query) and its rows."""
     pq = pytest.importorskip("pyarrow.parquet")
-    out = work / "train.parquet"
-    result = cli("augment", SAMPLES / "dl19-bm25-top100.trec", "--qrels", SAMPLES / "dl19-qrels.txt",
-                 "--candidates", SAMPLES / "dl19-bm25-top100.candidates.json.gz", "--samples-per-query", "2",
-                 "--format", "parquet", "-o", out)
-    assert result.returncode == 0, result.stderr.decode()
+    out = augment_parquet(work / "train.parquet")
     return out, pq.read_table(out).to_pylist()
 
 
