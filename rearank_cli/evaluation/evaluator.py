@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from rearank_cli.errors import InputError
 from rearank_cli.evaluation.aggregate import Summary
@@ -45,12 +46,20 @@ class RunResult:
     answered: set[str] = field(default_factory=set)
     tag: str | None = None
 
-    def value(self, measure: Measure, qid: str) -> float | None:
-        """Per-query value with -c semantics: 0 for a missing query (None for Judged@k, undefined there)."""
+    def value(self, measure: Measure, qid: str) -> float | str | None:
+        """Per-query value with -c semantics: 0 for a missing query (None for Judged@k, undefined there;
+        text for runid / relstring)."""
         got = self.per_query[measure].get(qid)
         if got is None and not measure.judged:
             return 0.0
-        return got  # type: ignore[return-value]
+        return got
+
+    def number(self, measure: Measure, qid: str) -> float:
+        """`value` of a numeric measure defined for every query (not Judged@k, not a text measure)."""
+        got = self.value(measure, qid)
+        if not isinstance(got, float | int):
+            raise TypeError(f"{measure.name} has no number for query {qid!r}")
+        return float(got)
 
 
 class Evaluator:
@@ -147,7 +156,8 @@ class Evaluator:
         result.missed = [qid for qid in self.qids if qid not in result.answered]
         for measure in self.measures:
             if not measure.text:
-                result.means[measure] = self.summary.mean(measure, result.per_query[measure])  # type: ignore[arg-type]
+                numbers = cast(dict[str, float], result.per_query[measure])  # only text measures hold str
+                result.means[measure] = self.summary.mean(measure, numbers)
         return result
 
 

@@ -141,7 +141,9 @@ def _per_query_lines(report: EvalReport) -> list[str]:
 
 def _delta(result: RunResult, base: RunResult, measure: Measure, qid: str) -> float | None:
     mine, theirs = result.value(measure, qid), base.value(measure, qid)
-    return None if mine is None or theirs is None else mine - theirs
+    if isinstance(mine, str) or isinstance(theirs, str) or mine is None or theirs is None:
+        return None  # a text measure, or Judged@k on a query the run lacks
+    return mine - theirs
 
 
 # ---------------------------------------------------------------- trec_eval's layout

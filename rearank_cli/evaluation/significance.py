@@ -37,7 +37,7 @@ def compare(run: RunResult, base: RunResult, qids: Sequence[str], *, permutation
     for measure in run.measures:
         if measure.judged or measure.text:
             continue
-        diffs = [run.value(measure, q) - base.value(measure, q) for q in qids]  # type: ignore[operator]
+        diffs = [run.number(measure, q) - base.number(measure, q) for q in qids]
         win = sum(1 for d in diffs if d > TIE_EPSILON)
         loss = sum(1 for d in diffs if d < -TIE_EPSILON)
         out[measure] = Comparison(

@@ -30,7 +30,7 @@ def _hit_fields(hit: object, path: str, where: str) -> tuple[str, str, str, floa
     missing = [key for key in ("qid", "docid", "content", "score") if key not in hit]
     if missing:
         raise InputError(f"{where}: missing field(s) {', '.join(missing)}", path)
-    score = parse_score(str(hit["score"]), path, None)  # type: ignore[arg-type]
+    score = parse_score(str(hit["score"]), path, None)
     return str(hit["qid"]), str(hit["docid"]), str(hit["content"]), score
 
 

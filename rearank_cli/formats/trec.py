@@ -28,7 +28,7 @@ def first_stage_order(hits: list[Hit]) -> list[Hit]:
     return hits
 
 
-def parse_score(text: str, path: str, number: int) -> float:
+def parse_score(text: str, path: str, number: int | None) -> float:
     """A finite float score, or an InputError naming the line."""
     try:
         score = float(text)
@@ -217,16 +217,17 @@ def iter_run_queries(path: str, info: dict | None = None) -> Iterator[tuple[str,
     file with `read_run_scores`), and the errors of `read_run` otherwise.
     `info`, if given, gets `tag` (the last line's tag so far) as `read_run_scores` gives it.
     """
-    parser = _RunParser(path, flushed=set())
+    flushed: set[str] = set()
+    parser = _RunParser(path, flushed=flushed)
     for number, text in _text_chunks(path):
         parser.feed(number, text)
         if info is not None:
             info["tag"] = parser.tag
         done = [qid for qid in parser.run if qid != parser.last_qid]
         for qid in done:
-            parser.flushed.add(qid)  # type: ignore[union-attr]
+            flushed.add(qid)
             yield qid, parser.run.pop(qid)
-    if not parser.run and not parser.flushed:
+    if not parser.run and not flushed:
         raise InputError("run is empty", path)
     yield from parser.run.items()
 
