@@ -450,7 +450,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
         result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan)
     manifest["prompts"] = dict(prompts)
-    if s.lora and s.no_merge:
+    if s.lora and s.no_merge and result["saved"]:
         from rearank_cli.model_check import check_adapter
 
         manifest["adapter"] = check_adapter(s.output).record()
