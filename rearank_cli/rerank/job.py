@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from rearank_cli import provenance
+from rearank_cli.api import Reranker
 from rearank_cli.backends.base import Backend, BackendFatal
 from rearank_cli.errors import IncompleteWork, InputError
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
@@ -155,8 +156,6 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
         backend = load_backend(job.backend, job.model, **job.backend_options)
     elif backend is None:
         backend = Backend()
-    from rearank_cli.api import Reranker  # the API imports this package: not at module level
-
     result = asyncio.run(_drive(inputs.queries, Reranker(job.model, backend, settings=job.settings), journal,
                                 remaining))
     run = build_run(inputs.queries, result.orders, job.score_mode)
@@ -205,7 +204,7 @@ class _Progress:
             log.info("%d/%d windows, %.3f windows/s, about %.0f min left", self.done, self.total, rate, eta / 60)
 
 
-async def _drive(queries: list[QueryInput], reranker: Any, journal: Journal | None,
+async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal | None,
                  remaining: int) -> RerankResult:
     """Start the backend (only if there is work), run with a progress bar and signal handlers, close."""
     from tqdm import tqdm

@@ -75,7 +75,6 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     return sum(len(m["content"].encode()) // EST_BYTES_PER_TOKEN + 8 for m in messages) + 16
 
 
-
 @dataclass
 class RerankResult:
     """Final docid order per qid (input order of queries) plus the run's counters."""
