@@ -22,15 +22,30 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
 
     `max_docs` is trec_eval's -M; `exclude` a file of (qid, docid) pairs dropped from every run.
     """
-    from rearank_cli.formats.exclude import read_exclusions
     from rearank_cli.formats.textio import atomic_output
 
     if fmt not in FORMATS:
         raise InputError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
+                           permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
+                           trec_layout=fmt == "trec")
+    text = render(report, fmt, per_query)
+    with atomic_output(output) as out:
+        out.write(text)
+    return report
+
+
+def evaluate_runs(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
+                  level: int = 1, baseline: str | None = None, permutations: int = 10_000, seed: int = 0,
+                  max_docs: int | None = None, exclude: str | None = None, trec_layout: bool = False) -> EvalReport:
+    """What `rearank eval` computes, without writing it: per-query values, -c means and, with a
+    `baseline`, the comparisons (`trec_layout`: refuse measures trec_eval's layout cannot show)."""
+    from rearank_cli.formats.exclude import read_exclusions
+
     if permutations < 1:
         raise InputError("--permutations must be at least 1")
     measures = parse_measures(measure_names or DEFAULT_MEASURES)
-    if fmt == "trec":
+    if trec_layout:
         trec_measures(measures)  # refuse what trec_eval's layout cannot show before any work
     paths = _run_order(runs, baseline)
     qrels = load_qrels(qrels_path, level)
@@ -42,12 +57,8 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
     base = results[paths.index(baseline)] if baseline is not None else None
     comparisons = {result.path: compare(result, base, evaluator.qids, permutations=permutations, seed=seed)
                    for result in results if base is not None and result is not base}
-    report = EvalReport(qrels_path, level, evaluator.qids, measures, results, base, permutations, seed, max_docs,
-                        comparisons, exclude)
-    text = render(report, fmt, per_query)
-    with atomic_output(output) as out:
-        out.write(text)
-    return report
+    return EvalReport(qrels_path, level, evaluator.qids, measures, results, base, permutations, seed, max_docs,
+                      comparisons, exclude)
 
 
 def _run_order(runs: Sequence[str], baseline: str | None) -> list[str]:

@@ -1,6 +1,6 @@
 """`rearank report`: gather runs, journals, manifests, qrels and texts into one page.
 
-The numbers come from `rearank eval` itself (`run_eval`, the same measures, means, win/tie/loss and
+The numbers come from `rearank eval` itself (`evaluate_runs`, the same measures, means, win/tie/loss and
 significance tests), evaluated on the very files the page is about; a run whose job was interrupted is
 rebuilt from its journal first (the finished windows on the first-stage order) and evaluated as such.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli.errors import InputError
-from rearank_cli.evaluation import TIE_EPSILON, run_eval
+from rearank_cli.evaluation import TIE_EPSILON, evaluate_runs
 from rearank_cli.formats import Qrels, Run, read_qrels, read_run, write_run
 from rearank_cli.prompts import PASSAGE_CHARS, clean_passage
 from rearank_cli.report import inputs as found
@@ -110,9 +110,8 @@ def build_report(job: ReportJob) -> Page:
                     or _candidates_baseline(files, scratch))
         first_stage = found.read_first_stage(baseline)
         notes = _prepare_runs(files, first_stage, scratch)
-        report = run_eval([run.eval_path for run in files], job.qrels, job.measures, level=job.level,
-                          baseline=baseline, fmt="json", output=os.path.join(scratch, "eval.json"),
-                          permutations=job.permutations, seed=job.seed)
+        report = evaluate_runs([run.eval_path for run in files], job.qrels, job.measures, level=job.level,
+                               baseline=baseline, permutations=job.permutations, seed=job.seed)
         qrels = read_qrels(job.qrels)
         texts = _texts(job, files, first_stage)
         return _page(job, files, report, baseline, first_stage, qrels, texts, notes)
