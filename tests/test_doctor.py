@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rearank_cli import doctor, model_check
+from rearank_cli import model_check
 from rearank_cli.errors import InputError
+from rearank_cli.jobs import doctor
 from rearank_cli.model_check import locate_model, model_facts
 from rearank_cli.provenance import files_sha256
 

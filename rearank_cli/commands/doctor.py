@@ -19,7 +19,7 @@ def doctor(
 
     Exit 0 when every check the backend needs passes (ok or warn), else 1.
     """
-    from rearank_cli.doctor import doctor as run_doctor
+    from rearank_cli.jobs.doctor import doctor as run_doctor
 
     code = run_doctor(backend, model, base_url, output, fmt)
     if code:

@@ -45,7 +45,7 @@ def evaluate(
                              "runs are evaluated in one process (a second one gained too little to keep)."),
 ) -> None:
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
-    from rearank_cli.evaluation import run_eval
+    from rearank_cli.jobs.eval import run_eval
 
     del complete, jobs  # always -c; one process
     run_eval(runs, qrels, measures, level=level, per_query=per_query, baseline=baseline, fmt=fmt,

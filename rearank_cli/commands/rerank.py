@@ -77,8 +77,8 @@ def rerank(
     """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
     from rearank_cli.backends import BACKENDS
     from rearank_cli.backends.base import Sampling
+    from rearank_cli.jobs.rerank import RerankJob, check_complete, run_rerank
     from rearank_cli.rerank import RerankSettings
-    from rearank_cli.rerank.job import RerankJob, check_complete, run_rerank
     from rearank_cli.rerank.plan import WINDOW_SCHEDULES
 
     if backend not in BACKENDS:

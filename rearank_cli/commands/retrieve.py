@@ -19,8 +19,8 @@ def index(
     fields: list[str] = _FIELDS,
 ) -> None:
     """Build a BM25 Lucene index (Anserini, raw docs stored) from JSONL corpora."""
+    from rearank_cli.jobs.retrieve import build_index
     from rearank_cli.lucene.threads import available_cpus
-    from rearank_cli.retrieve import build_index
 
     # this process never loads vLLM: no tvm_ffi import before the JVM starts
     build_index(corpus, output, threads or available_cpus(), fields, vllm_guard=False)
@@ -41,8 +41,8 @@ def retrieve(
                                                             "OUT.manifest.json."),
 ) -> None:
     """BM25 top-k (pyserini/Anserini, k1=0.9 b=0.4 by default) for every topic, as a TREC run."""
+    from rearank_cli.jobs.retrieve import retrieve as run_retrieve
     from rearank_cli.lucene.threads import available_cpus
-    from rearank_cli.retrieve import retrieve as run_retrieve
 
     # this process never loads vLLM: no tvm_ffi import before the JVM starts
     run_retrieve(index, topics, output, k=k, k1=k1, b=b, threads=threads or available_cpus(),

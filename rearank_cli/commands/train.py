@@ -46,7 +46,7 @@ def train(
     seed: int = typer.Option(42, "--seed", help="Random seed (data order and sampling)."),
 ) -> None:
     """Train a reasoning reranker with GRPO (TRL) and the REARANK reward (spec sections 7-8)."""
-    from rearank_cli import train as core
+    from rearank_cli.jobs import train as core
 
     params = {key: value for key, value in ctx.params.items() if key != "config"}
     # Typer vendors its own click, so compare the parameter source by name.

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli.errors import InputError
-from rearank_cli.evaluation import TIE_EPSILON, evaluate_runs
+from rearank_cli.evaluation import TIE_EPSILON
 from rearank_cli.formats import Qrels, Run, read_qrels, read_run, write_run
+from rearank_cli.jobs.eval import evaluate_runs
 from rearank_cli.prompts import PASSAGE_CHARS, clean_passage
 from rearank_cli.report import inputs as found
 from rearank_cli.report.view import QueryRun, QueryView, WindowStats, top_rows, window_stats, window_view

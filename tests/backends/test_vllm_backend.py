@@ -12,7 +12,7 @@ import re
 import pytest
 
 from rearank_cli.backends.base import BackendError, Sampling
-from rearank_cli.backends.vllm import VllmBackend, _Replica, recovery_split
+from rearank_cli.backends.vllm.backend import VllmBackend, _Replica, recovery_split
 from rearank_cli.parse import parse_ranking
 from rearank_cli.prompts import PROMPTS, answer_regex
 

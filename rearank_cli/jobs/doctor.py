@@ -1,7 +1,7 @@
 """`rearank doctor`: what works on this machine, what does not, and the one command that fixes each.
 
 Each check is ok / warn / fail (or skip) with a fix hint. torch, vLLM and the JVM are probed in child
-processes (`python -m rearank_cli.doctor PROBE`, run side by side), so a crash, a CUDA initialisation or
+processes (`python -m rearank_cli.jobs.doctor PROBE`, run side by side), so a crash, a CUDA initialisation or
 the JVM never touches this process; the verdicts are pure functions of the probes' JSON, so the known
 breakages can be tested without breaking a machine. The model check is `model_check.locate_model`
 (never downloads), the server check is the openai backend's own `start()`.
@@ -127,7 +127,7 @@ def run_probes(names: list[str], timeout: float = PROBE_TIMEOUT_S) -> dict[str, 
     """Run probes in child processes side by side; each returns its JSON (or `{"error": ...}`)."""
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "rearank_cli.doctor", name], stdout=subprocess.PIPE,
+        name: subprocess.Popen([sys.executable, "-m", "rearank_cli.jobs.doctor", name], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
         for name in names
     }
