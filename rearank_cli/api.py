@@ -4,7 +4,7 @@
     with Reranker("le723z/Rearank-7B", backend="vllm") as reranker:
         order = reranker.rerank("what is a protein", ["Rocks are hard.", "Proteins are biomolecules."])
 
-`rearank rerank` goes through the same class (files -> `Reranker` -> files, see `rerank.job`).
+`rearank rerank` goes through the same class (files -> `Reranker` -> files, see `jobs.rerank`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The `rearank` command line: a thin Typer app.
 
-Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; logic is imported lazily
-from the core modules), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
+Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; its job, `rearank_cli/jobs/<name>.py`,
+is imported lazily), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
 Exit codes: 0 success, 2 bad usage or bad input, 3 output written but part of the work failed,
 1 other failures, 130/143 stopped by SIGINT/SIGTERM (see the README's Conventions).
 """

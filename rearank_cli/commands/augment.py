@@ -54,8 +54,8 @@ def augment(
     ),
 ) -> None:
     """Sample REARANK training windows (initial and ideal nDCG@10 each) from a run and graded qrels."""
-    from rearank_cli.jobs.augment import Settings
     from rearank_cli.jobs.augment import augment as build
+    from rearank_cli.sampling import Settings
 
     settings = Settings(
         samples_per_query=samples_per_query, window=window, depth=depth, min_init_ndcg=min_init_ndcg,

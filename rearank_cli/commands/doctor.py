@@ -1,4 +1,4 @@
-"""`rearank doctor`: flags only; the checks live in `rearank_cli.doctor` (imported lazily)."""
+"""`rearank doctor`: flags only; the job is `rearank_cli.jobs.doctor` (imported lazily)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`rearank eval`: flags only; the logic lives in `rearank_cli.evaluation` (imported lazily)."""
+"""`rearank eval`: flags only; the job is `rearank_cli.jobs.eval` (imported lazily)."""
 
 from __future__ import annotations
 

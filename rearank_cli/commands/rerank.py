@@ -1,5 +1,5 @@
-"""`rearank rerank` and `rearank merge`: flags only; the logic lives in the `rearank_cli.rerank` package
-(imported lazily so `rearank --help` stays fast)."""
+"""`rearank rerank` and `rearank merge`: flags only; the jobs (`rearank_cli.jobs.rerank`, `rerank.merge`) are
+imported lazily so `rearank --help` stays fast."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`rearank index` and `rearank retrieve`: flags only; the logic lives in `rearank_cli.retrieve`
+"""`rearank index` and `rearank retrieve`: flags only; the jobs are `rearank_cli.jobs.index` and `.retrieve`
 (imported lazily, so `rearank --help` never starts the JVM)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def index(
     fields: list[str] = _FIELDS,
 ) -> None:
     """Build a BM25 Lucene index (Anserini, raw docs stored) from JSONL corpora."""
-    from rearank_cli.jobs.retrieve import build_index
+    from rearank_cli.jobs.index import build_index
     from rearank_cli.lucene.threads import available_cpus
 
     # this process never loads vLLM: no tvm_ffi import before the JVM starts

@@ -1,4 +1,4 @@
-"""`rearank train`: GRPO training with TRL and the REARANK reward (flags only; logic in rearank_cli.train)."""
+"""`rearank train`: GRPO training with TRL and the REARANK reward (flags only; the job is rearank_cli.jobs.train)."""
 
 from __future__ import annotations
 

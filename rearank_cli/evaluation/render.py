@@ -6,13 +6,14 @@ the text; writing it is the caller's. Nothing heavy is imported here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rearank_cli.errors import display_path
 from rearank_cli.evaluation.evaluator import RunResult
 from rearank_cli.evaluation.measures import SUMMARY_ONLY, Measure, trec_measures
 from rearank_cli.evaluation.significance import Comparison
-from rearank_cli.provenance import block
 
 FORMATS = ("table", "json", "trec")
 
@@ -39,10 +40,10 @@ class EvalReport:
         return self.comparisons.get(result.path, {})
 
 
-def render(report: EvalReport, fmt: str, per_query: bool) -> str:
-    """The report in one of FORMATS."""
+def render(report: EvalReport, fmt: str, per_query: bool, provenance: Mapping[str, Any] | None = None) -> str:
+    """The report in one of FORMATS; a JSON document starts with `provenance` (the job's block)."""
     if fmt == "json":
-        return render_json(report, per_query)
+        return render_json(report, per_query, provenance)
     if fmt == "trec":
         return render_trec(report, per_query)
     return render_table(report, per_query)
@@ -178,18 +179,14 @@ def render_trec(report: EvalReport, per_query: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(report: EvalReport, per_query: bool) -> str:
-    """The same numbers, unrounded, with the settings, inputs and versions that produced them.
-
-    The document starts with the provenance block (`schema` rearank.eval/N, rearank's version, the
-    command, the time, the inputs with their sha256, the versions).
-    """
+def render_json(report: EvalReport, per_query: bool, provenance: Mapping[str, Any] | None = None) -> str:
+    """The same numbers, unrounded, with the settings that produced them, after `provenance` (`jobs.eval`
+    passes the block of `schema` rearank.eval/N, rearank's version, the command, the time, the inputs with
+    their sha256, the versions)."""
     import orjson
 
-    inputs = {"qrels": report.qrels_path, "exclude": report.exclude,
-              **{f"run{number}": result.path for number, result in enumerate(report.results, 1)}}
     doc = {
-        **block("eval.json", inputs, ("pytrec-eval-terrier",)),
+        **(provenance or {}),
         "qrels": report.qrels_path,
         "queries": len(report.qids),
         "relevance_level": report.level,

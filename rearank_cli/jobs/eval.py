@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
+from rearank_cli import provenance
 from rearank_cli.errors import InputError, display_path
 from rearank_cli.evaluation.evaluator import Evaluator, RunResult, load_qrels
 from rearank_cli.evaluation.measures import DEFAULT_MEASURES, parse_measures, trec_measures
@@ -29,10 +31,17 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
     report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
                            permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
                            trec_layout=fmt == "trec")
-    text = render(report, fmt, per_query)
+    text = render(report, fmt, per_query, eval_provenance(report) if fmt == "json" else None)
     with atomic_output(output) as out:
         out.write(text)
     return report
+
+
+def eval_provenance(report: EvalReport) -> dict[str, Any]:
+    """The provenance block of `--format json`: its schema, the inputs with their sha256, the versions."""
+    inputs = {"qrels": report.qrels_path, "exclude": report.exclude,
+              **{f"run{number}": result.path for number, result in enumerate(report.results, 1)}}
+    return provenance.block("eval.json", inputs, ("pytrec-eval-terrier",))
 
 
 def evaluate_runs(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,

@@ -1,112 +1,28 @@
-"""`rearank index` and `rearank retrieve`: the two commands' logic over `rearank_cli.lucene`.
-
-`build_index` validates JSONL corpora and builds an Anserini index with raw documents stored
-(`lucene.indexer`); `retrieve` writes Lucene BM25 top-k as Anserini's run (`lucene.searcher`). Both
-write a manifest whose provenance comes from `provenance.block`, and leave nothing partial behind on
-SIGINT/SIGTERM. The JVM starts in `lucene.java`; a caller whose process never loads vLLM passes
-`vllm_guard=False` (the CLI does).
+"""`rearank retrieve`: BM25 top-k for every topic (`lucene.searcher`, Anserini's scores), written as a TREC
+run, with `OUT.manifest.json` (provenance, parameters, counts, timing) beside a file output. Nothing
+partial is left behind on SIGTERM. A caller whose process never loads vLLM passes `vllm_guard=False` (the
+CLI does; see `lucene.java.start`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import orjson
 
-from rearank_cli import provenance
-from rearank_cli.errors import InputError, RearankError
+from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import write_run_lines
-from rearank_cli.lucene import indexer, java
-from rearank_cli.lucene.indexer import BEIR, MULTIFIELD, WHITESPACE, CorpusPlan
+from rearank_cli.jobs.index import _sigterm_cleans_up, lucene_provenance
+from rearank_cli.lucene import java
+from rearank_cli.lucene.indexer import WHITESPACE
 from rearank_cli.lucene.prebuilt import load_topics, resolve_index
-from rearank_cli.lucene.searcher import Bm25Searcher, anserini_score_text, search_all
+from rearank_cli.lucene.searcher import Bm25Searcher, anserini_score_text, check_bm25, search_all
 
 log = logging.getLogger("rearank")
-
-
-class Terminated(RearankError):
-    """SIGTERM (e.g. SLURM preemption) stopped indexing or retrieval; nothing partial was left behind."""
-
-    exit_code = 128 + 15
-
-
-@contextlib.contextmanager
-def _sigterm_cleans_up() -> Iterator[None]:
-    """Within this block SIGTERM raises `Terminated`, so temporary files and folders are removed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame) -> None:
-        raise Terminated("terminated by SIGTERM; no output written")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _provenance(kind: str, inputs: Mapping[str, str | None]) -> dict[str, Any]:
-    """The common provenance block (`provenance.block`) with the Anserini jar's version added."""
-    block = provenance.block(kind, inputs, java.PACKAGES)
-    version = java.anserini_version()
-    if version is not None:
-        block["versions"]["anserini"] = version
-    return block
-
-
-def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: Sequence[str] = (),
-                progress: bool = True, vllm_guard: bool = True) -> dict[str, Any]:
-    """Validate `corpora` and index them into `out_dir` (atomically: built beside it, then renamed).
-
-    Returns the manifest also written to `out_dir/rearank-index.json`. The JVM starts after validation
-    (`vllm_guard`: see `lucene.java.start`).
-    """
-    fields = list(dict.fromkeys(fields))
-    if any(name != "title" for name in fields):
-        raise InputError(f"--fields supports only 'title' (BEIR multifield), got {fields}")
-    indexer.prepare_output(out_dir)
-    started = time.time()
-    plan = indexer.validate_corpora(corpora, progress)
-    if fields and plan.collection != BEIR:
-        raise InputError("--fields title needs a BEIR corpus (`_id`, `title`, `text`)", corpora[0])
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
-    java.ready(vllm_guard)
-
-    def manifest(counters: dict[str, int]) -> dict[str, Any]:
-        summary = _index_summary(plan, corpora, fields, counters, time.time() - started)
-        indexer.check_counts(summary)
-        return summary
-
-    with _sigterm_cleans_up():
-        summary = indexer.build(plan, out_dir, threads, fields, progress, manifest)
-    log.info("indexed %d documents in %.1f s -> %s", summary["indexed"], summary["seconds"], out_dir)
-    return summary
-
-
-def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[str], counters: dict[str, int],
-                   seconds: float) -> dict[str, Any]:
-    inputs = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path for n, path in enumerate(corpora, 1)}
-    return {
-        **_provenance("index.manifest", inputs),
-        "collection": MULTIFIELD if fields else plan.collection,
-        "fields": list(fields),
-        "documents": plan.docs,
-        **counters,
-        "corpora": [{"path": os.path.abspath(f.path), "bytes": os.path.getsize(f.path), "documents": f.docs}
-                    for f in plan.files],
-        "seconds": round(seconds, 3),
-    }
 
 
 def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float = 0.9, b: float = 0.4,
@@ -119,12 +35,9 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
     """
     from tqdm import tqdm
 
-    if k < 1:
-        raise InputError(f"-k must be at least 1, got {k}")
+    check_bm25(k, k1, b)
     if not tag or WHITESPACE.search(tag):
         raise InputError(f"--tag must be one word, got {tag!r}")
-    if k1 < 0 or not 0 <= b <= 1:
-        raise InputError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1} b={b}")
     query_map = load_topics(topics, vllm_guard)
     index_dir = resolve_index(index, vllm_guard)
     java.ready(vllm_guard)
@@ -137,9 +50,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
     bar = tqdm(total=len(queries), desc="bm25", unit="q", file=sys.stderr, disable=None if progress else True)
     try:
         with _sigterm_cleans_up(), atomic_output(output) as out:
-            for qid, hits in search_all(searcher, queries, k, threads, bar.update):
-                if remove_query:
-                    hits = [hit for hit in hits if hit[0] != qid]
+            for qid, hits in search_all(searcher, queries, k, threads, bar.update, remove_query):
                 total_hits += len(hits)
                 no_hits += not hits
                 write_run_lines(out, {qid: hits}, tag, anserini_score_text)
@@ -148,7 +59,7 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
         searcher.close()
     seconds = time.time() - started
     summary = {
-        **_provenance("retrieve.manifest", {"index": index_dir, "topics": topics}),
+        **lucene_provenance("retrieve.manifest", {"index": index_dir, "topics": topics}),
         "index": index, "index_dir": os.path.abspath(index_dir), "topics": topics, "queries": len(queries),
         "hits": total_hits, "queries_without_hits": no_hits, "k": k, "k1": k1, "b": b, "fields": searcher.fields,
         "remove_query": remove_query, "tag": tag, "threads": threads, "seconds": round(seconds, 3),

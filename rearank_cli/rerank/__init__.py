@@ -2,9 +2,8 @@
 
 `inputs` (run + texts -> `QueryInput`s) -> `plan` (settings, windows, query state machines) ->
 `scheduler` (windows -> backend `Request`s -> parsed permutations, each finished window appended to the
-`journal`) -> `stats`; `merge` joins shard outputs. `rerank.job` (files -> `api.Reranker` -> run +
-manifest, what `rearank rerank` runs) sits above the API and is not re-exported here (the API imports
-this package).
+`journal`) -> `stats`; `merge` joins shard outputs. `rearank rerank` itself (files -> `api.Reranker` ->
+run + manifest) is `jobs.rerank`, a layer above the API; nothing here imports it.
 """
 
 from rearank_cli.rerank.inputs import (

@@ -1,0 +1,100 @@
+"""`rearank index`: JSONL corpora -> a BM25 Lucene index (Anserini, raw documents stored), built beside
+its target and renamed into place, with `rearank-index.json` (provenance, counts, timing) inside.
+
+The corpora are validated first (`lucene.indexer`); the JVM starts after that (`lucene.java`; a caller
+whose process never loads vLLM passes `vllm_guard=False`, as the CLI does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from rearank_cli import provenance
+from rearank_cli.errors import InputError, RearankError
+from rearank_cli.lucene import indexer, java
+from rearank_cli.lucene.indexer import BEIR, MULTIFIELD, CorpusPlan
+
+log = logging.getLogger("rearank")
+
+
+def lucene_provenance(kind: str, inputs: Mapping[str, str | None]) -> dict[str, Any]:
+    """The common provenance block (`provenance.block`) with the Anserini jar's version added."""
+    block = provenance.block(kind, inputs, java.PACKAGES)
+    version = java.anserini_version()
+    if version is not None:
+        block["versions"]["anserini"] = version
+    return block
+
+
+def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: Sequence[str] = (),
+                progress: bool = True, vllm_guard: bool = True) -> dict[str, Any]:
+    """Validate `corpora` and index them into `out_dir` (atomically: built beside it, then renamed).
+
+    Returns the manifest also written to `out_dir/rearank-index.json`. The JVM starts after validation
+    (`vllm_guard`: see `lucene.java.start`).
+    """
+    fields = list(dict.fromkeys(fields))
+    if any(name != "title" for name in fields):
+        raise InputError(f"--fields supports only 'title' (BEIR multifield), got {fields}")
+    indexer.prepare_output(out_dir)
+    started = time.time()
+    plan = indexer.validate_corpora(corpora, progress)
+    if fields and plan.collection != BEIR:
+        raise InputError("--fields title needs a BEIR corpus (`_id`, `title`, `text`)", corpora[0])
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    java.ready(vllm_guard)
+
+    def manifest(counters: dict[str, int]) -> dict[str, Any]:
+        summary = _index_summary(plan, corpora, fields, counters, time.time() - started)
+        indexer.check_counts(summary)
+        return summary
+
+    with _sigterm_cleans_up():
+        summary = indexer.build(plan, out_dir, threads, fields, progress, manifest)
+    log.info("indexed %d documents in %.1f s -> %s", summary["indexed"], summary["seconds"], out_dir)
+    return summary
+
+
+def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[str], counters: dict[str, int],
+                   seconds: float) -> dict[str, Any]:
+    inputs = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path for n, path in enumerate(corpora, 1)}
+    return {
+        **lucene_provenance("index.manifest", inputs),
+        "collection": MULTIFIELD if fields else plan.collection,
+        "fields": list(fields),
+        "documents": plan.docs,
+        **counters,
+        "corpora": [{"path": os.path.abspath(f.path), "bytes": os.path.getsize(f.path), "documents": f.docs}
+                    for f in plan.files],
+        "seconds": round(seconds, 3),
+    }
+
+
+class Terminated(RearankError):
+    """SIGTERM (e.g. SLURM preemption) stopped indexing or retrieval; nothing partial was left behind."""
+
+    exit_code = 128 + 15
+
+
+@contextlib.contextmanager
+def _sigterm_cleans_up() -> Iterator[None]:
+    """Within this block SIGTERM raises `Terminated`, so temporary files and folders are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        raise Terminated("terminated by SIGTERM; no output written")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
