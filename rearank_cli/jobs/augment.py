@@ -2,7 +2,8 @@
 
 The samples are drawn by `sampling` (its docstring lists every field of a row); `--format jsonl` writes
 one JSON object per row, `--format parquet` the VeRL layout (`formats.verl`). The counts go to stderr and
-to the summary JSON (provenance, settings, prompt hash, counts).
+to the summary JSON (provenance, settings, prompt hash, counts). SIGINT or SIGTERM stops it cleanly, leaving
+no partial output (`jobs.signals`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rearank_cli.errors import InputError, require
 from rearank_cli.formats import atomic_output, read_first_stage, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
+from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.prompts import prompt_hash
 from rearank_cli.sampling import Inputs, Settings, Summary, build_rows, summary_lines
 
@@ -90,7 +92,7 @@ def augment(
         require("pyarrow.parquet", "train")
     bar = tqdm(total=len(inputs.run), desc="augment", unit="query", file=sys.stderr, disable=None)
     try:
-        with atomic_output(output, "wb") as out:
+        with stop_on_signals("no output written"), atomic_output(output, "wb") as out:
             writer(build_rows(inputs, settings, summary, bar.update), out)
     finally:
         bar.close()

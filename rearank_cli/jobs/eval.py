@@ -1,4 +1,5 @@
-"""`rearank eval`: files -> Evaluator -> comparisons -> one report, written atomically."""
+"""`rearank eval`: files -> Evaluator -> comparisons -> one report, written atomically (SIGINT or SIGTERM
+stops it cleanly, leaving no partial output: `jobs.signals`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rearank_cli.evaluation.evaluator import Evaluator, RunResult, load_qrels
 from rearank_cli.evaluation.measures import DEFAULT_MEASURES, parse_measures, trec_measures
 from rearank_cli.evaluation.render import FORMATS, EvalReport, render
 from rearank_cli.evaluation.significance import compare
+from rearank_cli.jobs.signals import stop_on_signals
 
 log = logging.getLogger("rearank")
 
@@ -28,12 +30,13 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
 
     if fmt not in FORMATS:
         raise InputError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
-    report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
-                           permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
-                           trec_layout=fmt == "trec")
-    text = render(report, fmt, per_query, eval_provenance(report) if fmt == "json" else None)
-    with atomic_output(output) as out:
-        out.write(text)
+    with stop_on_signals("no output written"):
+        report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
+                               permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
+                               trec_layout=fmt == "trec")
+        text = render(report, fmt, per_query, eval_provenance(report) if fmt == "json" else None)
+        with atomic_output(output) as out:
+            out.write(text)
     return report
 
 

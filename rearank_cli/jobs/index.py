@@ -1,5 +1,6 @@
 """`rearank index`: JSONL corpora -> a BM25 Lucene index (Anserini, raw documents stored), built beside
-its target and renamed into place, with `rearank-index.json` (provenance, counts, timing) inside.
+its target and renamed into place, with `rearank-index.json` (provenance, counts, timing) inside. SIGINT or
+SIGTERM stops it cleanly, leaving nothing behind (`jobs.signals`).
 
 The corpora are validated first (`lucene.indexer`); the JVM starts after that (`lucene.java`; a caller
 whose process never loads vLLM passes `vllm_guard=False`, as the CLI does).
@@ -7,17 +8,15 @@ whose process never loads vLLM passes `vllm_guard=False`, as the CLI does).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rearank_cli import provenance
-from rearank_cli.errors import InputError, RearankError
+from rearank_cli.errors import InputError
+from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.lucene import indexer, java
 from rearank_cli.lucene.indexer import BEIR, MULTIFIELD, CorpusPlan
 
@@ -56,7 +55,7 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
         indexer.check_counts(summary)
         return summary
 
-    with _sigterm_cleans_up():
+    with stop_on_signals("no output written"):
         summary = indexer.build(plan, out_dir, threads, fields, progress, manifest)
     log.info("indexed %d documents in %.1f s -> %s", summary["indexed"], summary["seconds"], out_dir)
     return summary
@@ -75,26 +74,3 @@ def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[st
                     for f in plan.files],
         "seconds": round(seconds, 3),
     }
-
-
-class Terminated(RearankError):
-    """SIGTERM (e.g. SLURM preemption) stopped indexing or retrieval; nothing partial was left behind."""
-
-    exit_code = 128 + 15
-
-
-@contextlib.contextmanager
-def _sigterm_cleans_up() -> Iterator[None]:
-    """Within this block SIGTERM raises `Terminated`, so temporary files and folders are removed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame) -> None:
-        raise Terminated("terminated by SIGTERM; no output written")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

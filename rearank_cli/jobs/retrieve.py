@@ -1,7 +1,7 @@
 """`rearank retrieve`: BM25 top-k for every topic (`lucene.searcher`, Anserini's scores), written as a TREC
 run, with `OUT.manifest.json` (provenance, parameters, counts, timing) beside a file output. Nothing
-partial is left behind on SIGTERM. A caller whose process never loads vLLM passes `vllm_guard=False` (the
-CLI does; see `lucene.java.start`).
+partial is left behind on SIGINT or SIGTERM (`jobs.signals`). A caller whose process never loads vLLM
+passes `vllm_guard=False` (the CLI does; see `lucene.java.start`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import orjson
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import write_run_lines
-from rearank_cli.jobs.index import _sigterm_cleans_up, lucene_provenance
+from rearank_cli.jobs.index import lucene_provenance
+from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.lucene import java
 from rearank_cli.lucene.indexer import WHITESPACE
 from rearank_cli.lucene.prebuilt import load_topics, resolve_index
@@ -49,7 +50,8 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
     total_hits = no_hits = 0
     bar = tqdm(total=len(queries), desc="bm25", unit="q", file=sys.stderr, disable=None if progress else True)
     try:
-        with _sigterm_cleans_up(), atomic_output(output) as out:
+        note = "no output written" if output != "-" else "the run on stdout is incomplete"
+        with stop_on_signals(note), atomic_output(output) as out:
             for qid, hits in search_all(searcher, queries, k, threads, bar.update, remove_query):
                 total_hits += len(hits)
                 no_hits += not hits

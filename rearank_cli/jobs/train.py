@@ -7,7 +7,8 @@ spec section 8, every TRL option that matters set explicitly (`grpo.grpo_kwargs`
 merged), tokenizer and chat template are saved to OUT_DIR, loadable by `rearank rerank --model OUT_DIR`
 (with `--lora --no-merge`, the adapter alone: `rearank rerank --model BASE --lora OUT_DIR`), with
 `rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl` (one line per
-logged step). torch, transformers, TRL and PEFT are imported inside functions only.
+logged step). SIGINT or SIGTERM stops training cleanly (`jobs.signals`): the checkpoints saved so far stay.
+torch, transformers, TRL and PEFT are imported inside functions only.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from rearank_cli.grpo import (
     reward_functions,
     world_size,
 )
+from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.reward import WEIGHTS, K, MissingQrels, check_sample
 
 log = logging.getLogger("rearank")
@@ -195,7 +197,8 @@ def train(s: TrainSettings) -> dict[str, Any]:
                          s.train_file)
     plan = batch_plan(s, len(rows), world_size(), dropped)
     log.info("%s", plan.describe())
-    with stdout_to_stderr():
+    note = f"the checkpoints saved so far are in {s.output} (rerun with --resume-from auto)"
+    with stop_on_signals(note), stdout_to_stderr():
         result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan)
     manifest["prompts"] = dict(prompts)

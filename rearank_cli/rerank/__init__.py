@@ -6,6 +6,7 @@
 run + manifest) is `jobs.rerank`, a layer above the API; nothing here imports it.
 """
 
+from rearank_cli.errors import Interrupted
 from rearank_cli.rerank.inputs import (
     LoadedInputs,
     TextSource,
@@ -18,14 +19,9 @@ from rearank_cli.rerank.inputs import (
 from rearank_cli.rerank.journal import RESUME_KEYS, Journal, WindowRecord
 from rearank_cli.rerank.merge import merge_runs
 from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, QueryState, RerankSettings, Window, build_run
-from rearank_cli.rerank.scheduler import (
-    Interrupted,
-    RerankResult,
-    StopSignal,
-    plan_remaining,
-    rerank_queries,
-)
+from rearank_cli.rerank.scheduler import RerankResult, plan_remaining, rerank_queries
 from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds, summary_lines
+from rearank_cli.stopping import StopSignal
 
 __all__ = [
     "FAILURE_KINDS", "RESUME_KEYS", "SCORE_MODES", "Interrupted", "Journal", "LoadedInputs",
