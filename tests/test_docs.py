@@ -173,8 +173,9 @@ _STOP = re.compile(r"\s(?:\||&&|;|>|<|#)\s|[\"')`]|$")
 
 
 def commands_in(text: str) -> list[tuple[str, list[str]]]:
-    """(subcommand, flags) of each `rearank SUB ...` in `text` (continuation lines joined)."""
-    text = text.replace("\\\n", " ")
+    """(subcommand, flags) of each `rearank SUB ...` in `text` (continuation lines joined: after a
+    backslash, or indented under the line before, as in a synopsis)."""
+    text = re.sub(r"\\\n|\n(?=    )", " ", text)
     found = []
     for line in text.splitlines():
         for match in _COMMAND.finditer(line):
