@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -152,7 +153,12 @@ def test_the_quickstart_runs_offline_as_written(tmp_path):
     demo = [row for row in rows if row.startswith("demo.trec ")]
     assert len(demo) == 1 and len(demo[0].split()) == len(expected[2].split())
     assert (tmp_path / "demo.html").stat().st_size > 0
-    assert (tmp_path / "demo.trec.manifest.json").is_file()
+    manifest = json.loads((tmp_path / "demo.trec.manifest.json").read_text())
+    missing = [key for key in manifest_keys(manifest) if key not in documented_names("formats.md")]
+    assert not missing, f"docs/formats.md does not describe the rerank manifest's {missing}"
+    header = json.loads((tmp_path / "demo.trec.trace.jsonl").read_text().splitlines()[0])
+    missing = [key for key in header if key != "type" and key not in documented_names("formats.md")]
+    assert not missing, f"docs/formats.md does not describe the journal header's {missing}"
 
 
 # ---------------------------------------------------------------- flags named in the docs exist
@@ -331,3 +337,29 @@ def test_screenshots_are_on_the_report_page():
     text = (DOCS / "report.md").read_text()
     for image in ("report.png", "report-window.png"):
         assert f"]({image})" in text and (DOCS / image).is_file()
+
+
+# ---------------------------------------------------------------- file formats against the records
+
+
+def documented_names(page: str) -> set[str]:
+    """Every backticked name on a docs page (table cells list several: `prompt_tokens`, `completion_tokens`)."""
+    return set(re.findall(r"`([\w.]+)`", (DOCS / page).read_text()))
+
+
+def test_every_journal_field_is_documented():
+    from rearank_cli.parse import ParseFlags
+    from rearank_cli.rerank.journal import WindowRecord
+
+    record = WindowRecord("q", 0, 0, 0, 1, ["d"], [0], failed=True, error="x").to_json()
+    names = documented_names("formats.md")
+    missing = [key for key in [*record, *ParseFlags().as_dict()] if key not in names]
+    assert not missing, f"docs/formats.md does not describe journal fields {missing}"
+
+
+def manifest_keys(manifest: dict, prefix: str = "") -> list[str]:
+    """The manifest's keys, and `summary.X` for the summary's (the parts formats.md describes field by field)."""
+    keys = [prefix + key for key in manifest]
+    if not prefix and isinstance(manifest.get("summary"), dict):
+        keys += manifest_keys(manifest["summary"], "summary.")
+    return keys
