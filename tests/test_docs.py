@@ -168,7 +168,7 @@ def command_options() -> dict[str, set[str]]:
     """{command: its option spellings}; '' is the root (`rearank --debug`)."""
     group = typer.main.get_command(app)
     options = {"": {opt for param in group.params for opt in (*param.opts, *param.secondary_opts)} | {"-h", "--help"}}
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
+    for name, command in group.commands.items():
         options[name] = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
         options[name] |= {"-h", "--help"}
     return options
