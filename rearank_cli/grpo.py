@@ -93,7 +93,7 @@ def prompt_lengths(rows: list[dict[str, Any]], tokenizer: Any, batch: int = 256)
     return lengths
 
 
-def drop_long_prompts(rows: list[dict[str, Any]], lengths: list[int], limit: int) -> tuple[list[dict], int]:
+def drop_long_prompts(rows: list[dict[str, Any]], lengths: list[int], limit: int) -> tuple[list[dict[str, Any]], int]:
     """Rows whose prompt fits `limit` tokens, and how many were dropped (TRL no longer truncates prompts)."""
     kept = [row for row, n in zip(rows, lengths, strict=True) if n <= limit]
     return kept, len(rows) - len(kept)

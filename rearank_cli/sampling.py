@@ -102,17 +102,17 @@ class Summary:
 
     queries_in_run: int = 0
     queries_used: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     skipped_qids: dict[str, list[str]] = field(default_factory=dict)
     short_queries: int = 0
     queries_short_of_subsets: int = 0
     missing_docs: int = 0
     draws: int = 0
     distinct: int = 0
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     kept: int = 0
     kept_per_query: dict[str, int] = field(default_factory=dict)
-    labels: Counter = field(default_factory=Counter)
+    labels: Counter[int] = field(default_factory=Counter)
     unjudged: int = 0
     sum_r_init: float = 0.0
     sum_r_best: float = 0.0
@@ -181,7 +181,8 @@ def sample_scores(labels: Sequence[int], judged: Iterable[int]) -> tuple[float, 
     return ndcg(labels, judged, K), ndcg(sorted(labels, reverse=True), judged, K)
 
 
-def candidate_list(qid: str, hits: Sequence[Hit], inputs: Inputs, settings: Settings, summary: Summary):
+def candidate_list(qid: str, hits: Sequence[Hit], inputs: Inputs, settings: Settings,
+                   summary: Summary) -> list[tuple[str, float, int]]:
     """`[(docid, score, rank)]`: the query's top `depth` docs that have text (1-based RUN ranks)."""
     result = []
     for rank, (docid, score) in enumerate(hits[: settings.depth], 1):

@@ -99,7 +99,8 @@ def run_probes(names: list[str], timeout: float = PROBE_TIMEOUT_S) -> dict[str, 
 def probe_result(out: str, err: str, code: int) -> dict[str, Any]:
     for line in reversed(out.splitlines()):
         if line.startswith(PROBE_MARK):
-            return json.loads(line[len(PROBE_MARK):])
+            result: dict[str, Any] = json.loads(line[len(PROBE_MARK):])
+            return result
     last = next((line for line in reversed(err.strip().splitlines()) if line.strip()), "")
     how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
     return {"error": f"the probe process crashed ({how}){': ' + last if last else ''}"}

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_cli import provenance
-from rearank_cli.errors import IncompleteWork, InputError, RearankError, require
+from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, RearankError, require
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
@@ -48,7 +48,7 @@ from rearank_cli.grpo import (
     world_size,
 )
 from rearank_cli.jobs.signals import stop_on_signals
-from rearank_cli.reward import WEIGHTS, K, MissingQrels, check_sample
+from rearank_cli.reward import WEIGHTS, K, check_sample
 
 log = logging.getLogger("rearank")
 

@@ -145,7 +145,7 @@ class VllmBackend(Backend):
         self.ignore_eos = ignore_eos
         self.preferred_inflight = (max_num_seqs or DEFAULT_INFLIGHT) * data_parallel_size
         self.context_length: int | None = None
-        self.stats: Counter = Counter()
+        self.stats: Counter[str] = Counter()
         self._tokenizer: Any = None
         self._replicas: list[Replica] = []
         self._routes: dict[str, Replica] = {}

@@ -68,7 +68,7 @@ class ThreadedEngine:
         self._cond = threading.Condition()
         self._pending: list[tuple[str, Any, Any]] = []
         self._aborts: list[str] = []
-        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
+        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
         self._closed = False
         #: set when the worker thread died: every waiting and later request fails with it at once
         self._dead: BackendFatal | None = None
