@@ -10,12 +10,10 @@ import importlib
 from typing import Any
 
 from rearank_cli.backends.base import Backend
+from rearank_cli.settings import backends as declared
 
-BACKENDS = {
-    "vllm": ("rearank_cli.backends.vllm", "VllmBackend"),
-    "hf": ("rearank_cli.backends.hf", "HfBackend"),
-    "openai": ("rearank_cli.backends.openai_api", "OpenAIBackend"),
-}
+#: `--backend` name -> (module, class), from the backends' settings (`settings.backends`)
+BACKENDS = {name: tuple(options.implementation.split(":")) for name, options in declared.BACKENDS.items()}
 
 
 def load_backend(name: str, model: str, **options: Any) -> Backend:
