@@ -60,6 +60,7 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
         del run.__wrapped__  # Typer must read the generated signature, not the function's
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__annotations__ = {}
+        run.settings = classes  # type: ignore[attr-defined]
         return run
 
     return decorate

@@ -1,7 +1,8 @@
 """`--config FILE.toml`: read and check a command's settings file; write settings back as TOML.
 
-Keys are the settings' names (`window`, `max_tokens`; the flag spelling `max-tokens` works too). An
-unknown key or a value of the wrong type is an InputError (exit 2) naming the file and the key.
+Keys are the settings' names (`window`, `max_tokens`, `fmt`) or their long flags without the dashes
+(`max-tokens`, `format`). An unknown key or a value of the wrong type or outside the allowed values is an
+InputError (exit 2) naming the file and the key.
 """
 
 from __future__ import annotations
@@ -43,19 +44,24 @@ def read_config(path: str, classes: Iterable[type[Settings]], aliases: Mapping[s
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid TOML ({exc})", path) from None
+    classes = list(classes)
     known = {field.name: (spec, hint) for field, spec, hint in iter_fields(*classes)}
-    command = next(iter(classes)).command
+    spellings = {flag[2:].replace("-", "_"): field.name for field, spec, _ in iter_fields(*classes)
+                 for flag in spec.flags if flag.startswith("--")}
+    spellings.update(aliases or {})
+    command = classes[0].command
     values: dict[str, Any] = {}
     for key, value in data.items():
-        name = (aliases or {}).get(key, key.replace("-", "_"))
+        name = key.replace("-", "_")
+        name = name if name in known else spellings.get(key, spellings.get(name, name))
         if name in tables:
             if not isinstance(value, dict):
                 raise InputError(f"key {key!r}: must be a table", path)
             values[name] = value
             continue
         if name not in known:
-            raise InputError(f"unknown key {key!r} (keys are the settings of `rearank {command}`, "
-                             "named as its flags)", path)
+            raise InputError(f"unknown key {key!r} (keys are the settings of `rearank {command}`: its long "
+                             "flags without the dashes)", path)
         spec, hint = known[name]
         if isinstance(value, int) and not isinstance(value, bool) and type_problem(value, hint) and \
                 type_problem(float(value), hint) is None:
