@@ -198,7 +198,7 @@ def load_inputs(
     topics_path: str | None = None,
     corpus_path: str | None = None,
     candidates_path: str | None = None,
-    depth: int = 100,
+    depth: int = _O.depth,
 ) -> Inputs:
     """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
     from rearank_cli.rerank.inputs import check_text_source, open_texts

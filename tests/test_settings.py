@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -170,7 +172,10 @@ def test_a_manifest_settings_block_as_toml_reproduces_the_run(cli, samples, tiny
     assert (settings["window"], settings["step"], settings["backend"], settings["batch_size"]) == (6, 3, "hf", 2)
     assert "inputs" in manifest and "config" not in manifest["inputs"]
     config = tmp_path / "settings.toml"
-    config.write_text(to_toml(settings))
+    made = subprocess.run([sys.executable, "-m", "rearank_cli.settings", tmp_path / "first.trec.manifest.json"],
+                          capture_output=True, check=True)
+    config.write_bytes(made.stdout)
+    assert made.stdout.decode() == to_toml(settings)
     second = tmp_path / "second.trec"
     result = cli("rerank", "--config", config, "-o", second)
     assert result.returncode == 0, result.stderr.decode()[-2000:]

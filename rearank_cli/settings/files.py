@@ -106,3 +106,19 @@ def _value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def manifest_settings_toml(path: str) -> str:
+    """The `settings` block of a manifest or summary JSON (`OUT.manifest.json`, `rearank_train.json`, ...) as
+    a `--config` TOML file."""
+    try:
+        with open(path, "rb") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", path) from None
+    settings = document.get("settings") if isinstance(document, dict) else None
+    if not isinstance(settings, dict):
+        raise InputError("no `settings` block (is this a rearank manifest?)", path)
+    return to_toml(settings)
