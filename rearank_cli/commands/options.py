@@ -28,8 +28,8 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate `function(*settings, config=ConfigFile | None)`; it is called with one instance per class.
 
-    `aliases`/`tables` go to `read_config`. A class may define `resolve(values, given)` to adjust the merged
-    values (`given`: the names set on the command line or by environment variable)."""
+    `aliases`/`tables` go to `read_config`. A class may define `resolve(values, given, config)` to adjust the
+    merged values (`given`: the names set on the command line or by environment variable)."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
