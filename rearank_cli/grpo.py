@@ -5,80 +5,18 @@ batch plan, and every TRL/PEFT option that matters, set explicitly. No file is r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rearank_cli.errors import InputError, MissingDependency, require
 from rearank_cli.formats.trec import Qrels
 from rearank_cli.reward import WEIGHTS
+from rearank_cli.settings.train import TrainOptions
 
-REPORT_TO = ("none", "wandb", "tensorboard")
-VLLM_MODES = ("colocate", "server")
-
-
-@dataclass
-class TrainSettings:
-    """Every option of `rearank train` (flag names with `_`); defaults follow spec section 8."""
-
-    #: the four required paths; "" = not given (check() names the flag)
-    train_file: str = ""
-    model: str = ""
-    qrels: str = ""
-    output: str = ""
-    num_generations: int = 32
-    prompts_per_step: int = 128
-    per_device_batch_size: int = 4
-    lr: float = 1e-6
-    kl: float = 0.01
-    clip: float = 0.2
-    temperature: float = 1.0
-    max_completion_length: int = 2048
-    max_prompt_length: int = 3072
-    max_steps: int | None = None
-    epochs: float | None = None
-    save_steps: int = 20
-    lora: bool = False
-    lora_r: int = 16
-    #: with `lora`: save the adapter alone (for `rerank --lora`) instead of the merged model
-    no_merge: bool = False
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"
-    resume_from: str | None = None
-    report_to: str = "none"
-    seed: int = 42
-    trl: dict[str, Any] = field(default_factory=dict)
-
-    def check(self) -> None:
-        """Raise InputError for missing or inconsistent options."""
-        for name, flag in (("train_file", "TRAIN.jsonl"), ("model", "--model"), ("qrels", "--qrels"),
-                           ("output", "-o/--output")):
-            if not getattr(self, name):
-                raise InputError(f"missing {flag} (give it on the command line or in --config)")
-        if self.max_steps is not None and self.epochs is not None:
-            raise InputError("give --max-steps or --epochs, not both")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InputError("--max-steps must be at least 1")
-        if self.epochs is not None and not self.epochs > 0:
-            raise InputError("--epochs must be more than 0")
-        if self.num_generations < 2:
-            raise InputError("--num-generations must be at least 2 (GRPO normalizes rewards within a group)")
-        for name in ("prompts_per_step", "per_device_batch_size", "max_completion_length", "max_prompt_length",
-                     "save_steps", "lora_r"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.no_merge and not self.lora:
-            raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")
-        if self.report_to not in REPORT_TO:
-            raise InputError(f"--report-to must be one of {', '.join(REPORT_TO)}")
-        if self.vllm_mode not in VLLM_MODES:
-            raise InputError(f"--vllm-mode must be one of {', '.join(VLLM_MODES)}")
-
-
-SETTING_NAMES = {f.name for f in dataclasses.fields(TrainSettings)}
-REQUIRED_PATHS = ("train_file", "model", "qrels", "output")
+#: every option of `rearank train` (declared in `settings.train`)
+TrainSettings = TrainOptions
 
 
 def prompt_lengths(rows: list[dict[str, Any]], tokenizer: Any, batch: int = 256) -> list[int]:

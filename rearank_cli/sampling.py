@@ -41,7 +41,8 @@ from typing import Any
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Qrels, Run
 from rearank_cli.metrics import ideal_dcg, ndcg
-from rearank_cli.prompts import PROMPTS, build_messages, prompt_hash
+from rearank_cli.prompts import build_messages, prompt_hash
+from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
 
@@ -70,16 +71,16 @@ SKIP_EMPTY = "no candidates with text"
 
 @dataclass(frozen=True)
 class Settings:
-    """What `rearank augment` samples; defaults follow spec section 6."""
+    """What `rearank augment` samples; defaults (spec section 6) are `AugmentOptions`'."""
 
-    samples_per_query: int = 50
-    window: int = 20
-    depth: int = 100
-    min_init_ndcg: float = 0.1
-    prompt: str = "rearank"
-    seed: int = 42
-    skip_short: bool = False
-    skip_missing: bool = False
+    samples_per_query: int = _O.samples_per_query
+    window: int = _O.window
+    depth: int = _O.depth
+    min_init_ndcg: float = _O.min_init_ndcg
+    prompt: str = _O.prompt
+    seed: int = _O.seed
+    skip_short: bool = _O.skip_short
+    skip_missing: bool = _O.skip_missing
     attempts_per_sample: int = 10
 
     def validate(self) -> None:
@@ -90,8 +91,7 @@ class Settings:
             raise InputError(f"--window {self.window} is larger than --depth {self.depth}")
         if not 0.0 <= self.min_init_ndcg <= 1.0:
             raise InputError(f"--min-init-ndcg {self.min_init_ndcg} is outside [0, 1]")
-        if self.prompt not in PROMPTS:
-            raise InputError(f"unknown --prompt {self.prompt!r}; choose one of {', '.join(PROMPTS)}")
+        _O.check_value("prompt", self.prompt)
         if self.attempts_per_sample < 1:
             raise InputError("attempts_per_sample must be at least 1")
 

@@ -12,21 +12,24 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 import orjson
 
 from rearank_cli import __version__, provenance
-from rearank_cli.errors import InputError, require
+from rearank_cli.errors import require
 from rearank_cli.formats import atomic_output, read_first_stage, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.prompts import prompt_hash
 from rearank_cli.sampling import Inputs, Settings, Summary, build_rows, summary_lines
+from rearank_cli.settings.commands import AUGMENT_FORMATS
+from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
 
-FORMATS = ("jsonl", "parquet")
+FORMATS = AUGMENT_FORMATS
 
 
 def load_inputs(
@@ -35,7 +38,7 @@ def load_inputs(
     topics_path: str | None = None,
     corpus_path: str | None = None,
     candidates_path: str | None = None,
-    depth: int = 100,
+    depth: int = _O.depth,
 ) -> Inputs:
     """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
     from rearank_cli.rerank.inputs import check_text_source, open_texts
@@ -73,18 +76,20 @@ def augment(
     topics_path: str | None = None,
     corpus_path: str | None = None,
     candidates_path: str | None = None,
-    fmt: str = "jsonl",
+    fmt: str = _O.fmt,
     summary_path: str | None = None,
+    recorded: Mapping[str, Any] | None = None,
+    config: str | None = None,
 ) -> Summary:
     """Build the samples and write them to `output` (`-` = stdout) atomically; returns the counts.
 
-    The summary is logged to stderr and, when `summary_path` is given, written there as JSON.
+    The summary is logged to stderr and, when `summary_path` is given, written there as JSON (its
+    `settings`: `recorded`, the command's resolved settings, else `settings`; `config`: the --config file).
     """
     from tqdm import tqdm
 
     settings.validate()
-    if fmt not in FORMATS:
-        raise InputError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _O.check_value("fmt", fmt)
     inputs = load_inputs(run_path, qrels_path, topics_path, corpus_path, candidates_path, settings.depth)
     summary = Summary()
     writer = write_parquet if fmt == "parquet" else write_jsonl
@@ -100,7 +105,10 @@ def augment(
         log.info("augment: %s", line)
     if summary_path is not None:
         paths = {"run": run_path, "qrels": qrels_path, "topics": topics_path, "corpus": corpus_path,
-                 "candidates": candidates_path, "output": output}
+                 "candidates": candidates_path, "output": output, "config": config}
+        record = summary_record(summary, settings, paths, fmt)
+        if recorded is not None:
+            record["settings"] = dict(recorded)
         with atomic_output(summary_path, "wb") as out:
-            out.write(orjson.dumps(summary_record(summary, settings, paths, fmt), option=orjson.OPT_INDENT_2))
+            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     return summary

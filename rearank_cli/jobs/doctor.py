@@ -31,8 +31,9 @@ from rearank_cli.diagnostics.checks import (
 from rearank_cli.diagnostics.probes import run_probes
 from rearank_cli.errors import InputError
 from rearank_cli.provenance import installed
+from rearank_cli.settings.rerank import RerankOptions
 
-DEFAULT_MODEL = "le723z/Rearank-7B"
+DEFAULT_MODEL = RerankOptions.model
 
 
 def gpu_driver() -> bool:

@@ -33,11 +33,13 @@ def lucene_provenance(kind: str, inputs: Mapping[str, str | None]) -> dict[str, 
 
 
 def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: Sequence[str] = (),
-                progress: bool = True, vllm_guard: bool = True) -> dict[str, Any]:
+                progress: bool = True, vllm_guard: bool = True, settings: Mapping[str, Any] | None = None,
+                config: str | None = None) -> dict[str, Any]:
     """Validate `corpora` and index them into `out_dir` (atomically: built beside it, then renamed).
 
     Returns the manifest also written to `out_dir/rearank-index.json`. The JVM starts after validation
-    (`vllm_guard`: see `lucene.java.start`).
+    (`vllm_guard`: see `lucene.java.start`). The manifest records `settings` (the command's resolved
+    settings) and the `config` file's sha256 when given.
     """
     fields = list(dict.fromkeys(fields))
     if any(name != "title" for name in fields):
@@ -51,7 +53,7 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
     java.ready(vllm_guard)
 
     def manifest(counters: dict[str, int]) -> dict[str, Any]:
-        summary = _index_summary(plan, corpora, fields, counters, time.time() - started)
+        summary = _index_summary(plan, corpora, fields, counters, time.time() - started, settings, config)
         indexer.check_counts(summary)
         return summary
 
@@ -62,10 +64,13 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
 
 
 def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[str], counters: dict[str, int],
-                   seconds: float) -> dict[str, Any]:
-    inputs = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path for n, path in enumerate(corpora, 1)}
+                   seconds: float, settings: Mapping[str, Any] | None = None, config: str | None = None,
+                   ) -> dict[str, Any]:
+    inputs: dict[str, str | None] = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path
+                                     for n, path in enumerate(corpora, 1)}
     return {
-        **lucene_provenance("index.manifest", inputs),
+        **lucene_provenance("index.manifest", {**inputs, "config": config}),
+        **({"settings": dict(settings)} if settings is not None else {}),
         "collection": MULTIFIELD if fields else plan.collection,
         "fields": list(fields),
         "documents": plan.docs,

@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -22,17 +24,19 @@ from rearank_cli.lucene import java
 from rearank_cli.lucene.indexer import WHITESPACE
 from rearank_cli.lucene.prebuilt import load_topics, resolve_index
 from rearank_cli.lucene.searcher import Bm25Searcher, anserini_score_text, check_bm25, search_all
+from rearank_cli.settings.commands import RetrieveOptions as _O
 
 log = logging.getLogger("rearank")
 
 
-def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float = 0.9, b: float = 0.4,
-             threads: int = 1, remove_query: bool = False, tag: str = "bm25", progress: bool = True,
-             vllm_guard: bool = True) -> dict:
+def retrieve(index: str, topics: str, output: str = _O.output, k: int = _O.k, k1: float = _O.k1, b: float = _O.b,
+             threads: int = 1, remove_query: bool = _O.remove_query, tag: str = _O.tag, progress: bool = True,
+             vllm_guard: bool = True, settings: Mapping[str, Any] | None = None, config: str | None = None) -> dict:
     """BM25 top-k for every topic, written as a TREC run (`-` streams to stdout); returns the summary.
 
-    A file output also gets `OUT.manifest.json` (provenance, parameters, counts, timing). `vllm_guard`:
-    see `lucene.java.start`.
+    A file output also gets `OUT.manifest.json` (provenance, parameters, counts, timing; `settings`, the
+    command's resolved settings, and the `config` file's sha256 when given). `vllm_guard`: see
+    `lucene.java.start`.
     """
     from tqdm import tqdm
 
@@ -61,7 +65,8 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
         searcher.close()
     seconds = time.time() - started
     summary = {
-        **lucene_provenance("retrieve.manifest", {"index": index_dir, "topics": topics}),
+        **lucene_provenance("retrieve.manifest", {"index": index_dir, "topics": topics, "config": config}),
+        **({"settings": dict(settings)} if settings is not None else {}),
         "index": index, "index_dir": os.path.abspath(index_dir), "topics": topics, "queries": len(queries),
         "hits": total_hits, "queries_without_hits": no_hits, "k": k, "k1": k1, "b": b, "fields": searcher.fields,
         "remove_query": remove_query, "tag": tag, "threads": threads, "seconds": round(seconds, 3),

