@@ -125,6 +125,6 @@ def merge(
     output: str = typer.Option(..., "--output", "-o", help="Merged run (`-` = stdout)."),
 ) -> None:
     """Join shard outputs of `rearank rerank --shard`, checking every query appears exactly once."""
-    from rearank_cli.rerank.merge import merge_runs
+    from rearank_cli.jobs.merge import merge_runs
 
     merge_runs(shards, output, expect=expect)

@@ -2,9 +2,9 @@
 
 `inputs` (run + texts -> `QueryInput`s) -> `plan` (settings, windows, query state machines) ->
 `scheduler` (windows -> backend `Request`s -> parsed permutations, each finished window appended to the
-`journal`) -> `stats`; `merge` joins shard outputs. `rerank.job` (files -> `api.Reranker` -> run +
-manifest, what `rearank rerank` runs) sits above the API and is not re-exported here (the API imports
-this package).
+`journal`) -> `stats`; `merge` joins shard outputs; `records` are what crosses a file boundary.
+`rerank.job` (files -> `api.Reranker` -> run + manifest, what `rearank rerank` runs) sits above the API and
+is not re-exported here (the API imports this package).
 """
 
 from rearank_cli.rerank.inputs import (
@@ -16,9 +16,20 @@ from rearank_cli.rerank.inputs import (
     parse_shard,
     shard_qids,
 )
-from rearank_cli.rerank.journal import RESUME_KEYS, Journal, WindowRecord
-from rearank_cli.rerank.merge import merge_runs
+from rearank_cli.rerank.journal import Journal, JournalFile, read_header, read_journal
+from rearank_cli.rerank.merge import follow_expected, join_shards, merge_manifest
 from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, QueryState, RerankSettings, Window, build_run
+from rearank_cli.rerank.records import (
+    RESUME_KEYS,
+    JournalHeader,
+    JournalSettings,
+    MergeManifest,
+    RerankManifest,
+    RunSummary,
+    ShardFiles,
+    WindowRecord,
+    read_manifest,
+)
 from rearank_cli.rerank.scheduler import (
     Interrupted,
     RerankResult,
@@ -29,9 +40,11 @@ from rearank_cli.rerank.scheduler import (
 from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds, summary_lines
 
 __all__ = [
-    "FAILURE_KINDS", "RESUME_KEYS", "SCORE_MODES", "Interrupted", "Journal", "LoadedInputs",
-    "QueryInput", "QueryState", "RerankResult", "RerankSettings", "RerankStats", "StopSignal",
+    "FAILURE_KINDS", "Interrupted", "Journal", "JournalFile", "JournalHeader", "JournalSettings",
+    "LoadedInputs", "MergeManifest", "QueryInput", "QueryState", "RESUME_KEYS", "RerankManifest",
+    "RerankResult", "RerankSettings", "RerankStats", "RunSummary", "SCORE_MODES", "ShardFiles", "StopSignal",
     "TextSource", "Window", "WindowRecord", "build_run", "check_text_source", "failure_kinds",
-    "load_queries", "merge_runs", "open_texts", "parse_shard", "plan_remaining",
-    "rerank_queries", "shard_qids", "summary_lines",
+    "follow_expected", "join_shards", "load_queries", "merge_manifest", "open_texts", "parse_shard",
+    "plan_remaining", "read_header", "read_journal", "read_manifest", "rerank_queries", "shard_qids",
+    "summary_lines",
 ]

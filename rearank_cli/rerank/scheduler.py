@@ -19,12 +19,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from rearank_cli.backends.base import Backend, BackendError, ContextTooLong, Generation, Message, Request
+from rearank_cli.backends.base import (
+    Backend,
+    BackendError,
+    ContextTooLong,
+    Generation,
+    Message,
+    NullBackend,
+    Request,
+)
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.parse import parse_ranking
 from rearank_cli.prompts import clean_passage
-from rearank_cli.rerank.journal import Journal, WindowRecord
+from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, QueryState, RerankSettings, Window
+from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats
 
 log = logging.getLogger("rearank")
@@ -96,7 +105,7 @@ class _Scheduler:
         self.stats = RerankStats(queries=len(self.states))
         self.consecutive_failures = 0
         #: the model's context in tokens: the backend's, or learned from a server's context-length error
-        self.context = getattr(backend, "context_length", None)
+        self.context = backend.context_length
         self.prompt = settings.prompt_spec
         self.tags = self.prompt.answer_tags
 
@@ -122,7 +131,7 @@ class _Scheduler:
         """Run all queries with up to `max_inflight` in flight; a worker takes the next query as soon
         as its current one is done, and runs that query's windows back to back."""
         pending = deque(state for state in self.states if not state.done)
-        limit = self.settings.max_inflight or getattr(self.backend, "preferred_inflight", None) or 32
+        limit = self.settings.max_inflight or self.backend.preferred_inflight or 32
 
         async def worker() -> None:
             while pending:
@@ -255,7 +264,7 @@ class _Scheduler:
         """The journal record of a window the backend answered."""
         permutation, flags = parse_ranking(generation.text, len(window.docids))
         return WindowRecord(
-            window.qid, window.pass_, window.index, window.start, window.end, list(window.docids), permutation,
+            window.qid, window.pass_, window.index, window.start, window.end, tuple(window.docids), tuple(permutation),
             output=generation.text,
             # parser flags, plus `recovered` (the answer was finished under the answer grammar after the
             # token limit; the backend's own notes are kept whole in `backend_flags`)
@@ -288,7 +297,7 @@ async def rerank_queries(
     `BackendFatal` cancels the requests in flight and propagates.
     """
     settings.check()
-    context = getattr(backend, "context_length", None)
+    context = backend.context_length
     if context and settings.sampling.max_tokens >= context:
         raise InputError(f"--max-tokens {settings.sampling.max_tokens} leaves no room for a prompt in the "
                          f"model's context of {context} tokens")
@@ -304,7 +313,7 @@ async def rerank_queries(
 
 def plan_remaining(queries: Sequence[QueryInput], settings: RerankSettings, journal: Journal | None) -> int:
     """How many windows a run would generate after replaying `journal` (0: no backend needed)."""
-    scheduler = _Scheduler(queries, Backend(), settings, journal, None)
+    scheduler = _Scheduler(queries, NullBackend(), settings, journal, None)
     scheduler.replay()
     return scheduler.remaining()
 

@@ -1,0 +1,449 @@
+"""The records `rerank` and `merge` write to disk, typed, frozen and versioned, each with its JSON in one
+place: `to_json` writes it (field names and order as users and tests read them), `from_json` reads it
+back (a field an older file lacks takes its default; unknown fields are ignored).
+
+- `WindowRecord`: one line of a journal per finished window; `JournalHeader` (with `JournalSettings`):
+  the journal's first line.
+- `RunSummary` (with `WindowCounts`, `TokenCounts`): the counters of a run, the manifest's `summary`.
+- `RerankManifest`: `OUT.manifest.json` of `rearank rerank`; `MergeManifest` (with `ShardFiles`): that
+  of `rearank merge`, which names every shard's run, manifest and journal.
+
+Every record carries its `schema` (`rearank.KIND/N`, `provenance.SCHEMAS`); a reader refuses a version
+newer than its own. `read_manifest` reads either manifest from a file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+
+from rearank_cli.errors import InputError
+from rearank_cli.parse import ParseFlags
+from rearank_cli.provenance import SCHEMAS, Provenance, check_schema
+from rearank_cli.rerank.plan import Window
+
+JSON = dict[str, Any]
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------- the journal
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """One finished window as the journal holds it (a failed window keeps its order, `failed` true).
+
+    `flags` are the parser's flags plus `recovered`; `backend_flags` the backend's own notes; `max_chars`
+    the passage length the prompt was shortened to (None: not shortened)."""
+
+    qid: str
+    pass_: int
+    index: int
+    start: int
+    end: int
+    docids: tuple[str, ...]
+    permutation: tuple[int, ...]
+    output: str | None = None
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+    backend_flags: Mapping[str, Any] = field(default_factory=dict)
+    max_chars: int | None = None
+    failed: bool = False
+    error: str | None = None
+    time: float = 0.0
+
+    @classmethod
+    def failure(cls, window: Window, error: Exception, latency: float) -> WindowRecord:
+        """The record of a window whose model call failed: its order is kept."""
+        return cls(window.qid, window.pass_, window.index, window.start, window.end, tuple(window.docids),
+                   tuple(range(len(window.docids))), flags=ParseFlags().as_dict(), latency_s=round(latency, 4),
+                   failed=True, error=f"{type(error).__name__}: {error}", time=round(time.time(), 3))
+
+    def to_json(self) -> JSON:
+        """The JSON object of one journal line (`error` only on failed windows)."""
+        data: JSON = {
+            "type": "window", "qid": self.qid, "pass": self.pass_, "index": self.index, "start": self.start,
+            "end": self.end, "docids": list(self.docids), "output": self.output,
+            "permutation": list(self.permutation), "flags": dict(self.flags), "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "latency_s": self.latency_s,
+            "finish_reason": self.finish_reason, "backend_flags": dict(self.backend_flags),
+            "max_chars": self.max_chars, "failed": self.failed,
+        }
+        if self.failed:
+            data["error"] = self.error
+        data["time"] = self.time
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WindowRecord:
+        """A record from one journal line (missing optional fields take their defaults); KeyError,
+        TypeError or ValueError when a required field is missing or malformed, or when the docids, the
+        span and the permutation disagree."""
+        record = cls(
+            qid=str(data["qid"]), pass_=int(data["pass"]), index=int(data["index"]), start=int(data["start"]),
+            end=int(data["end"]), docids=tuple(str(d) for d in data["docids"]),
+            permutation=tuple(int(i) for i in data["permutation"]), output=_str(data.get("output")),
+            flags=dict(data.get("flags") or {}), prompt_tokens=int(data.get("prompt_tokens") or 0),
+            completion_tokens=int(data.get("completion_tokens") or 0),
+            latency_s=float(data.get("latency_s") or 0.0), finish_reason=_str(data.get("finish_reason")),
+            backend_flags=dict(data.get("backend_flags") or {}), max_chars=_int(data.get("max_chars")),
+            failed=bool(data.get("failed")), error=_str(data.get("error")), time=float(data.get("time") or 0.0),
+        )
+        if record.end - record.start != len(record.docids) or sorted(record.permutation) != list(
+                range(len(record.docids))):
+            raise ValueError("its docids, span and permutation disagree")
+        return record
+
+    @property
+    def key(self) -> tuple[str, int, int, int]:
+        """The window's journal key `(qid, pass, start, end)`."""
+        return (self.qid, self.pass_, self.start, self.end)
+
+    @property
+    def order(self) -> list[str]:
+        """The window's docids in the order the model put them."""
+        return [self.docids[i] for i in self.permutation]
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    """The settings a journal header records; all of them must match for `--resume` to reuse its windows.
+    None: not recorded (an older journal)."""
+
+    model: str | None = None
+    prompt: str | None = None
+    prompt_hash: str | None = None
+    window: int | None = None
+    step: int | None = None
+    depth: int | None = None
+    passes: int | None = None
+    window_schedule: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    #: the sha256 of the `--lora` adapter's files (None: no adapter)
+    lora: str | None = None
+
+    def to_json(self) -> JSON:
+        """The header's `settings` object."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JournalSettings:
+        """The settings of a header read back (TypeError or ValueError when one is malformed)."""
+        return cls(
+            model=_str(data.get("model")), prompt=_str(data.get("prompt")), prompt_hash=_str(data.get("prompt_hash")),
+            window=_int(data.get("window")), step=_int(data.get("step")), depth=_int(data.get("depth")),
+            passes=_int(data.get("passes")), window_schedule=_str(data.get("window_schedule")),
+            max_tokens=_int(data.get("max_tokens")), temperature=_float(data.get("temperature")),
+            top_p=_float(data.get("top_p")), seed=_int(data.get("seed")), lora=_str(data.get("lora")),
+        )
+
+    def differences(self, other: JournalSettings) -> list[str]:
+        """`name old -> new` for each setting that differs from `other`'s."""
+        return [f"{item.name} {getattr(self, item.name)!r} -> {getattr(other, item.name)!r}" for item in fields(self)
+                if getattr(self, item.name) != getattr(other, item.name)]
+
+
+#: journal settings that must match for `--resume` to reuse a journal's windows
+RESUME_KEYS = tuple(item.name for item in fields(JournalSettings))
+
+
+@dataclass(frozen=True)
+class JournalHeader:
+    """The first line of a journal: provenance, the settings (`RESUME_KEYS`), the backend's name, the shard
+    (`I/N` or None) and the first-stage run as given to `rerank`."""
+
+    settings: JournalSettings
+    provenance: Provenance = field(default_factory=lambda: Provenance(SCHEMAS["rerank.journal"]))
+    backend: str | None = None
+    shard: str | None = None
+    run: str | None = None
+
+    def to_json(self) -> JSON:
+        """The header line's JSON object."""
+        return {"type": "header", **self.provenance.to_json(), "settings": self.settings.to_json(),
+                "backend": self.backend, "shard": self.shard, "run": self.run}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JournalHeader:
+        """A header read back: ValueError when the line is no header or from a newer rearank, TypeError
+        when a field is malformed."""
+        if data.get("type") != "header":
+            raise ValueError("not a rearank journal (no header line)")
+        problem = check_schema(_str(data.get("schema")), "rerank.journal")
+        if problem:
+            raise ValueError(f"not a journal this rearank reads: {problem}")
+        return cls(JournalSettings.from_json(dict(data.get("settings") or {})),
+                   Provenance.from_json(data, SCHEMAS["rerank.journal"]), _str(data.get("backend")),
+                   _str(data.get("shard")), _str(data.get("run")))
+
+    @property
+    def prompt(self) -> str:
+        """The prompt the windows were built with (`rearank` for journals that do not say)."""
+        return self.settings.prompt or "rearank"
+
+
+# ---------------------------------------------------------------- the run summary
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """Windows of a run: all of them, replayed from the journal, generated now, failed, shortened to fit
+    the context, cut by `--max-tokens`."""
+
+    total: int = 0
+    replayed: int = 0
+    generated: int = 0
+    failed: int = 0
+    shortened: int = 0
+    finish_length: int = 0
+
+    def to_json(self) -> JSON:
+        """The summary's `windows` object."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WindowCounts:
+        """Counts read back (a count an older file lacks is 0)."""
+        return cls(**{item.name: int(data.get(item.name) or 0) for item in fields(cls)})
+
+    def __add__(self, other: WindowCounts) -> WindowCounts:
+        return WindowCounts(*(getattr(self, item.name) + getattr(other, item.name) for item in fields(self)))
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """Tokens of every window of a run, and of the windows generated in this session."""
+
+    prompt: int = 0
+    completion: int = 0
+    session_prompt: int = 0
+    session_completion: int = 0
+
+    def to_json(self) -> JSON:
+        """The summary's `tokens` object."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TokenCounts:
+        """Counts read back (a count an older file lacks is 0)."""
+        return cls(**{item.name: int(data.get(item.name) or 0) for item in fields(cls)})
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a rerank run did (the manifest's `summary`): counters, parse failures by kind, tokens and
+    throughput over the windows generated in this session, the first errors of failed windows."""
+
+    queries: int = 0
+    windows: WindowCounts = field(default_factory=WindowCounts)
+    parse_failures: Mapping[str, int] = field(default_factory=dict)
+    backend_flags: Mapping[str, int] = field(default_factory=dict)
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+    wall_s: float = 0.0
+    windows_per_s: float = 0.0
+    tokens_per_s: float = 0.0
+    first_errors: tuple[str, ...] = ()
+
+    def to_json(self) -> JSON:
+        """The manifest's `summary` object."""
+        return {
+            "queries": self.queries, "windows": self.windows.to_json(), "parse_failures": dict(self.parse_failures),
+            "backend_flags": dict(self.backend_flags), "tokens": self.tokens.to_json(), "wall_s": self.wall_s,
+            "windows_per_s": self.windows_per_s, "tokens_per_s": self.tokens_per_s,
+            "first_errors": list(self.first_errors),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunSummary:
+        """A summary read back."""
+        return cls(
+            int(data.get("queries") or 0), WindowCounts.from_json(data.get("windows") or {}),
+            {str(k): int(v) for k, v in dict(data.get("parse_failures") or {}).items()},
+            {str(k): int(v) for k, v in dict(data.get("backend_flags") or {}).items()},
+            TokenCounts.from_json(data.get("tokens") or {}), float(data.get("wall_s") or 0.0),
+            float(data.get("windows_per_s") or 0.0), float(data.get("tokens_per_s") or 0.0),
+            tuple(str(e) for e in data.get("first_errors") or ()),
+        )
+
+    def lines(self) -> list[str]:
+        """The human-readable end-of-run summary (for stderr)."""
+        windows, tokens = self.windows, self.tokens
+        failures = ", ".join(f"{k} {v}" for k, v in self.parse_failures.items() if v) or "none"
+        return [
+            f"{self.queries} queries, {windows.total} windows ({windows.generated} generated, "
+            f"{windows.replayed} replayed from the journal, {windows.failed} failed, "
+            f"{windows.shortened} shortened to fit the context, {windows.finish_length} hit --max-tokens)",
+            f"parse failures by kind: {failures}",
+            f"tokens: {tokens.prompt} prompt, {tokens.completion} completion; "
+            f"{self.wall_s:.1f} s, {self.windows_per_s:.3f} windows/s, {self.tokens_per_s:.1f} tokens/s",
+        ]
+
+
+# ---------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class RerankManifest:
+    """`OUT.manifest.json` of `rearank rerank`: provenance, where the outputs went, the model, backend,
+    prompt and settings, what was skipped, and the run summary."""
+
+    provenance: Provenance
+    output: str
+    trace: str | None = None
+    model: str | None = None
+    #: the `--lora` adapter: path, sha256, files, rank, alpha, base_model (None: no adapter)
+    lora: Mapping[str, Any] | None = None
+    #: the backend's own description (`backend` name, model, versions that matter)
+    backend: Mapping[str, Any] = field(default_factory=dict)
+    prompt: str | None = None
+    prompt_hash: str | None = None
+    #: the rerank settings (`RerankSettings.as_dict()`)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    score_mode: str | None = None
+    tag: str | None = None
+    shard: str | None = None
+    skipped_qids: tuple[str, ...] = ()
+    missing_docs: int = 0
+    empty_passages: int = 0
+    summary: RunSummary = field(default_factory=RunSummary)
+    job_wall_s: float = 0.0
+
+    KIND = "rerank.manifest"
+
+    def to_json(self) -> JSON:
+        """The manifest file's JSON object."""
+        return {
+            **self.provenance.to_json(), "output": self.output, "trace": self.trace, "model": self.model,
+            "lora": None if self.lora is None else dict(self.lora), "backend": dict(self.backend),
+            "prompt": self.prompt, "prompt_hash": self.prompt_hash, "settings": dict(self.settings),
+            "score_mode": self.score_mode, "tag": self.tag, "shard": self.shard,
+            "skipped_qids": list(self.skipped_qids), "missing_docs": self.missing_docs,
+            "empty_passages": self.empty_passages, "summary": self.summary.to_json(), "job_wall_s": self.job_wall_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RerankManifest:
+        """A manifest read back (TypeError or ValueError when a field is malformed)."""
+        backend = data.get("backend")
+        return cls(
+            Provenance.from_json(data), str(data.get("output") or ""), _str(data.get("trace")), _str(data.get("model")),
+            None if data.get("lora") is None else dict(data["lora"]),
+            dict(backend) if isinstance(backend, Mapping) else {}, _str(data.get("prompt")),
+            _str(data.get("prompt_hash")), dict(data.get("settings") or {}), _str(data.get("score_mode")),
+            _str(data.get("tag")), _str(data.get("shard")), tuple(str(q) for q in data.get("skipped_qids") or ()),
+            int(data.get("missing_docs") or 0), int(data.get("empty_passages") or 0),
+            RunSummary.from_json(data.get("summary") or {}), float(data.get("job_wall_s") or 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class ShardFiles:
+    """One shard of a merged run: its run as given to `merge`, and its manifest and journal where `merge`
+    found them (None: not found)."""
+
+    run: str
+    manifest: str | None = None
+    trace: str | None = None
+
+    def to_json(self) -> JSON:
+        """One entry of the merge manifest's `shards`."""
+        return {"run": self.run, "manifest": self.manifest, "trace": self.trace}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ShardFiles:
+        """An entry read back (KeyError without `run`)."""
+        return cls(str(data["run"]), _str(data.get("manifest")), _str(data.get("trace")))
+
+
+@dataclass(frozen=True)
+class MergeManifest:
+    """`OUT.manifest.json` of `rearank merge`: provenance, the shard runs, the queries merged, the windows
+    summed over the shard manifests, the model(s) and prompt(s) they name, and every shard's files."""
+
+    provenance: Provenance
+    merged_from: tuple[str, ...] = ()
+    queries: int = 0
+    shard_manifests: int = 0
+    #: the shards' window counts summed (None: no shard had a manifest; written as `{}`)
+    windows: WindowCounts | None = None
+    models: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+    #: per shard, in the order given: its run, manifest and journal (an older merge manifest has none)
+    shards: tuple[ShardFiles, ...] = ()
+
+    KIND = "merge.manifest"
+
+    def to_json(self) -> JSON:
+        """The manifest file's JSON object."""
+        return {
+            **self.provenance.to_json(), "merged_from": list(self.merged_from), "queries": self.queries,
+            "shard_manifests": self.shard_manifests, "windows": {} if self.windows is None else self.windows.to_json(),
+            "models": list(self.models), "prompts": list(self.prompts),
+            "shards": [shard.to_json() for shard in self.shards],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MergeManifest:
+        """A manifest read back (an older one without `shards` lists each run of `merged_from` alone)."""
+        merged_from = tuple(str(path) for path in data.get("merged_from") or ())
+        shards = tuple(ShardFiles.from_json(item) for item in data.get("shards") or ()) or tuple(
+            ShardFiles(path) for path in merged_from)
+        windows = data.get("windows")
+        return cls(Provenance.from_json(data), merged_from, int(data.get("queries") or 0),
+                   int(data.get("shard_manifests") or 0), WindowCounts.from_json(windows) if windows else None,
+                   tuple(str(m) for m in data.get("models") or ()), tuple(str(p) for p in data.get("prompts") or ()),
+                   shards)
+
+
+Manifest = RerankManifest | MergeManifest
+
+
+def manifest_from_json(data: Any, path: str) -> Manifest:
+    """A rerank or merge manifest from its JSON (by its `schema`); InputError naming `path` otherwise."""
+    if not isinstance(data, dict):
+        raise InputError("not a rearank manifest (expected a JSON object)", path)
+    schema = str(data.get("schema") or "")
+    for kind in (RerankManifest, MergeManifest):
+        if schema.partition("/")[0] == SCHEMAS[kind.KIND].partition("/")[0]:
+            problem = check_schema(schema, kind.KIND)
+            if problem:
+                raise InputError(problem, path)
+            try:
+                return kind.from_json(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"invalid manifest ({type(exc).__name__}: {exc})", path) from None
+    raise InputError(f"not a rerank or merge manifest (schema {schema or 'missing'})", path)
+
+
+def read_manifest(path: str) -> Manifest:
+    """The rerank or merge manifest at `path` (InputError naming it when unreadable or malformed)."""
+    try:
+        with open(path, "rb") as handle:
+            data = orjson.loads(handle.read())
+    except OSError as exc:
+        raise InputError(f"cannot read the manifest ({exc.strerror})", path) from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"invalid manifest ({exc})", path) from None
+    return manifest_from_json(data, path)
+
