@@ -9,8 +9,9 @@ _RUNS = typer.Argument(..., metavar="RUN", show_default=False,
                        help="Reranked TREC run(s), shown side by side. A run that an interrupted job never wrote "
                        "is rebuilt from its journal (RUN.trace.jsonl).")
 _TRACES = typer.Option(None, "--trace", show_default=False,
-                       help="Journal of a run (repeatable, in the order of the runs) [default: RUN.trace.jsonl "
-                       "when present].")
+                       help="Journal of a run (repeatable, in the order of the runs; with one RUN, every journal "
+                       "of it, e.g. of its shards) [default: RUN.trace.jsonl when present; for a merged run, "
+                       "the shards' journals its merge manifest records].")
 _MEASURES = typer.Option(None, "-m", "--measure", show_default=False,
                          help="Measure (repeatable, eval's names); the first is the main one of the per-query "
                          "charts. [default: eval's defaults, nDCG@10 first]")
@@ -35,8 +36,7 @@ def report(
 ) -> None:
     """One self-contained HTML page of what the reranker did: measures, per-query effect, windows,
     the model's reasoning next to the qrels labels."""
-    from rearank_cli.report import make_report
-    from rearank_cli.report.build import ReportJob
+    from rearank_cli.jobs.report import ReportJob, make_report
 
     make_report(ReportJob(list(runs), qrels, baseline, list(traces or []), topics, corpus, candidates,
                           list(measures) if measures else None, level, top_k, output, permutations, seed))
