@@ -164,7 +164,7 @@ def read_traces(run: RunFiles) -> list[str]:
     for journal in journals:
         if journal.torn is not None:
             log.warning("%s: ignoring a torn last line left by an interrupted run", journal.path)
-        diff = journal.header.settings.differences(journals[0].header.settings)
+        diff = journals[0].header.settings.differences(journal.header.settings)
         if diff:
             raise InputError(f"the journals of {run.path} were written with other settings than "
                              f"{journals[0].path} (" + "; ".join(diff) + ")", journal.path, 1)
