@@ -37,7 +37,7 @@ from rearank_cli.rerank.scheduler import (
     plan_remaining,
     rerank_queries,
 )
-from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds, summary_lines
+from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds
 
 __all__ = [
     "FAILURE_KINDS", "Interrupted", "Journal", "JournalFile", "JournalHeader", "JournalSettings",
@@ -46,5 +46,4 @@ __all__ = [
     "TextSource", "Window", "WindowRecord", "build_run", "check_text_source", "failure_kinds",
     "follow_expected", "join_shards", "load_queries", "merge_manifest", "open_texts", "parse_shard",
     "plan_remaining", "read_header", "read_journal", "read_manifest", "rerank_queries", "shard_qids",
-    "summary_lines",
 ]

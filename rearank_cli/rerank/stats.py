@@ -89,7 +89,3 @@ def failure_kinds(flags: Mapping[str, Any], tags: bool = True) -> list[str]:
         kinds.append("not_clean")
     return kinds
 
-
-def summary_lines(summary: RunSummary) -> list[str]:
-    """Human-readable end-of-run summary (for stderr); see `RunSummary.lines`."""
-    return summary.lines()
