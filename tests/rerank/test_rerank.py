@@ -354,6 +354,7 @@ def test_resume_survives_a_torn_last_line_and_needs_no_backend_when_done(samples
     job.resume = True
     manifest = run_rerank(job).to_json()  # no backend given and none needed: every window is in the journal
     assert manifest["summary"]["windows"]["replayed"] == 12
+    assert manifest["backend"] == {"backend": "scripted"}  # the backend named, none loaded (NullBackend)
     assert Path(job.output).read_bytes() == expected
     assert Path(job.trace_path()).read_bytes().endswith(b"\n")
 
@@ -539,3 +540,12 @@ def test_failure_kinds_depend_on_the_prompt():
     assert failure_kinds(good.as_dict()) == []
     _, bad = parse_ranking("<think>x</think> <answer>[2] > [2] > [7]</answer>", 3)
     assert failure_kinds(bad.as_dict()) == ["missing_ids", "duplicated_ids", "out_of_range_ids", "not_clean"]
+
+
+def test_null_backend_is_the_placeholder_of_a_run_with_nothing_to_generate():
+    from rearank_cli.backends.base import BackendFatal, NullBackend, Request
+
+    backend = NullBackend()
+    assert backend.context_length is None and backend.preferred_inflight is None
+    with pytest.raises(BackendFatal, match="no backend is loaded"):
+        asyncio.run(backend.agenerate(Request([])))
