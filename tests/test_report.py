@@ -6,6 +6,7 @@ by `rearank merge` is reported with the windows of both shards' journals."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import html
@@ -299,14 +300,12 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.mark.slow
-def test_report_in_headless_chromium(cli, made):
+@contextlib.contextmanager
+def browser_page(problems: list[str]):
+    """A page of Debian's headless Chromium; console errors, page errors and dialogs go to `problems`."""
     executable = chromium_path()
     from playwright.sync_api import sync_playwright
 
-    out, _ = report(cli, made, made["rearank"], made["rankgpt"], name="browser.html")
-    ours = eval_json(cli, made, made["rearank"])[str(made["rearank"])]
-    problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
@@ -314,74 +313,75 @@ def test_report_in_headless_chromium(cli, made):
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-            page.goto(out.as_uri())
-            page.screenshot(path=str(made["folder"] / "report-top.png"))
-            assert page.locator("details.query").count() == len(made["qids"])
-            for chart in ("delta-0", "delta-1", "scatter", "prompt_tokens", "completion_tokens", "latency",
-                          "tokens_delta"):
-                assert page.locator(f"#chart-{chart} svg").count() == 1, chart
-            cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
-            assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
-            # a bar of the delta chart opens its query
-            page.locator("#chart-delta-0 svg a").first.click()
-            target = page.evaluate("location.hash")
-            assert page.evaluate(f"document.getElementById('{target[1:]}').open")
-            # open every query: passages are filled in as text, nothing from the data runs
-            page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
-            page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
-                                   f"{len(made['qids'])}")
-            texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
-                                  "{ return c.textContent; })")
-            assert len(texts) == 2 * 43 * (9 * 20 + 10)
-            assert any(PASSAGE_XSS[:60] in text for text in texts)
-            assert "(no text)" not in texts and "" not in texts
-            assert page.evaluate("document.querySelectorAll('img, iframe, object').length") == 0
-            assert page.evaluate("document.scripts.length") == 2  # the page's data block and its script
-            assert ANSWER_XSS in page.evaluate("document.querySelector('pre.output').textContent")
-            page.fill("#search", made["qids"][5])
-            assert page.locator("details.query:not(.hidden)").count() >= 1
-            assert page.locator("#shown").inner_text().endswith(f"of {len(made['qids'])} queries")
-            page.fill("#search", "")
-            page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = false; })")
-            page.evaluate("location.hash = '#q-0'")  # the query whose passage carries a script tag
-            page.wait_for_function("document.getElementById('q-0').open")
-            page.locator("#q-0 details.window").nth(8).evaluate("function (d) { d.open = true; }")
-            page.screenshot(path=str(made["folder"] / "report-query.png"))
-            page.locator("#q-0 details.window").nth(8).screenshot(path=str(made["folder"] / "report-window.png"))
+            yield page
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_report_in_headless_chromium(cli, made):
+    chromium_path()
+    out, _ = report(cli, made, made["rearank"], made["rankgpt"], name="browser.html")
+    ours = eval_json(cli, made, made["rearank"])[str(made["rearank"])]
+    problems: list[str] = []
+    with browser_page(problems) as page:
+        page.goto(out.as_uri())
+        page.screenshot(path=str(made["folder"] / "report-top.png"))
+        assert page.locator("details.query").count() == len(made["qids"])
+        for chart in ("delta-0", "delta-1", "scatter", "prompt_tokens", "completion_tokens", "latency",
+                      "tokens_delta"):
+            assert page.locator(f"#chart-{chart} svg").count() == 1, chart
+        cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
+        assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
+        # a bar of the delta chart opens its query
+        page.locator("#chart-delta-0 svg a").first.click()
+        target = page.evaluate("location.hash")
+        assert page.evaluate(f"document.getElementById('{target[1:]}').open")
+        # open every query: passages are filled in as text, nothing from the data runs
+        page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
+        page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
+                               f"{len(made['qids'])}")
+        texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
+                              "{ return c.textContent; })")
+        assert len(texts) == 2 * 43 * (9 * 20 + 10)
+        assert any(PASSAGE_XSS[:60] in text for text in texts)
+        assert "(no text)" not in texts and "" not in texts
+        assert page.evaluate("document.querySelectorAll('img, iframe, object').length") == 0
+        assert page.evaluate("document.scripts.length") == 2  # the page's data block and its script
+        assert ANSWER_XSS in page.evaluate("document.querySelector('pre.output').textContent")
+        page.fill("#search", made["qids"][5])
+        assert page.locator("details.query:not(.hidden)").count() >= 1
+        assert page.locator("#shown").inner_text().endswith(f"of {len(made['qids'])} queries")
+        page.fill("#search", "")
+        page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = false; })")
+        page.evaluate("location.hash = '#q-0'")  # the query whose passage carries a script tag
+        page.wait_for_function("document.getElementById('q-0').open")
+        page.locator("#q-0 details.window").nth(8).evaluate("function (d) { d.open = true; }")
+        page.screenshot(path=str(made["folder"] / "report-query.png"))
+        page.locator("#q-0 details.window").nth(8).screenshot(path=str(made["folder"] / "report-window.png"))
     assert problems == []
 
 
 @pytest.mark.slow
 def test_report_of_a_merged_run_in_headless_chromium(cli, made, sharded):
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
+    chromium_path()
     out, _ = report(cli, made, sharded["merged"], name="merged-browser.html")
     ours = eval_json(cli, made, sharded["merged"])[str(sharded["merged"])]
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(out.as_uri())
-            assert page.locator("details.query").count() == len(made["qids"])
-            cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
-            assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
-            shown = page.evaluate("Array.from(document.querySelectorAll('details.query'), function (q) "
-                                  "{ return q.querySelectorAll('details.window').length; })")
-            assert shown == [9] * len(made["qids"])  # the windows of both shards' queries
-            page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
-            page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
-                                   f"{len(made['qids'])}")
-            texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
-                                  "{ return c.textContent; })")
-            assert len(texts) == 43 * (9 * 20 + 10) and "(no text)" not in texts and "" not in texts
-            for chart in ("delta-0", "scatter", "prompt_tokens", "completion_tokens", "latency", "tokens_delta"):
-                assert page.locator(f"#chart-{chart} svg").count() == 1, chart
-        finally:
-            browser.close()
+    with browser_page(problems) as page:
+        page.goto(out.as_uri())
+        assert page.locator("details.query").count() == len(made["qids"])
+        cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
+        assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
+        shown = page.evaluate("Array.from(document.querySelectorAll('details.query'), function (q) "
+                              "{ return q.querySelectorAll('details.window').length; })")
+        assert shown == [9] * len(made["qids"])  # the windows of both shards' queries
+        page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
+        page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
+                               f"{len(made['qids'])}")
+        texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
+                              "{ return c.textContent; })")
+        assert len(texts) == 43 * (9 * 20 + 10) and "(no text)" not in texts and "" not in texts
+        for chart in ("delta-0", "scatter", "prompt_tokens", "completion_tokens", "latency", "tokens_delta"):
+            assert page.locator(f"#chart-{chart} svg").count() == 1, chart
     assert problems == []

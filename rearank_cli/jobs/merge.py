@@ -11,14 +11,12 @@ import logging
 import os
 from collections.abc import Sequence
 
-import orjson
-
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output, iter_lines
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.journal import read_header
 from rearank_cli.rerank.merge import RunLines, follow_expected, join_shards, merge_manifest
-from rearank_cli.rerank.records import MergeManifest, RerankManifest, ShardFiles, read_manifest
+from rearank_cli.rerank.records import RerankManifest, ShardFiles, read_manifest, write_manifest
 
 log = logging.getLogger("rearank")
 
@@ -90,8 +88,3 @@ def _journal_of(trace: str, manifest: RerankManifest | None) -> bool:
         return False
     return True
 
-
-def write_manifest(path: str, manifest: MergeManifest | RerankManifest) -> None:
-    """Write a manifest atomically, as indented JSON."""
-    with atomic_output(path, "wb") as out:
-        out.write(orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2) + b"\n")

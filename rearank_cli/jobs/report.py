@@ -146,11 +146,11 @@ def _shard_files(run: RunFiles, merge: MergeManifest, merge_path: str) -> list[s
 
 def _resolve(path: str | None, manifest_path: str) -> str | None:
     """A path a manifest records, found as written (relative to the working directory) or relative to the
-    manifest's folder; None when it is not there."""
+    manifest's folder; None when it is not there (or is stdin)."""
     if not path or path == "-":
         return None
     for candidate in (path, os.path.join(os.path.dirname(manifest_path), path)):
-        if os.path.isfile(candidate):
+        if os.path.exists(candidate):
             return candidate
     return None
 
@@ -182,12 +182,11 @@ def manifest_input(files: Sequence[RunFiles], name: str) -> str | None:
         if run.manifest is None or run.manifest_path is None:
             continue
         path = run.manifest.provenance.input_path(name)
-        if path is None:
-            continue
-        for candidate in (path, os.path.join(os.path.dirname(run.manifest_path), path)):
-            if os.path.exists(candidate):
-                return candidate
-        log.warning("%s: recorded %s %s not found", run.manifest_path, name, path)
+        found = _resolve(path, run.manifest_path)
+        if found is not None:
+            return found
+        if path is not None:
+            log.warning("%s: recorded %s %s not found", run.manifest_path, name, path)
     return None
 
 

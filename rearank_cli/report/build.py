@@ -168,7 +168,7 @@ def _backend_name(backend: Any) -> str | None:
     return ", ".join(f"{key} {value}" for key, value in backend.items() if not isinstance(value, dict | list)) or None
 
 
-def _passage_store(queries: Sequence[QueryView], texts: Texts, runs: Sequence[RunView]) -> dict:
+def _passage_store(queries: Sequence[QueryView], texts: Texts, runs: Sequence[RunView]) -> dict[str, dict[str, str]]:
     """Per query anchor, the cleaned text of every doc shown (cut to the longest length any window
     used; the page cuts each window's copy to that window's own length, as the model saw it)."""
     longest = max([PASSAGE_CHARS.get(run.prompt, 400) for run in runs] + [400])
@@ -181,7 +181,7 @@ def _passage_store(queries: Sequence[QueryView], texts: Texts, runs: Sequence[Ru
     return store
 
 
-def _draw(page: Page, charts) -> dict[str, str]:
+def _draw(page: Page, charts: Any) -> dict[str, str]:
     """Every chart of the page as inline SVG."""
     drawn: dict[str, str] = {}
     scatter = []

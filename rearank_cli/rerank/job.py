@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from rearank_cli.api import Reranker
 from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
 from rearank_cli.errors import IncompleteWork, InputError
@@ -24,7 +22,7 @@ from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, RerankSettings, build_run
-from rearank_cli.rerank.records import JournalHeader, JournalSettings, RerankManifest
+from rearank_cli.rerank.records import JournalHeader, JournalSettings, RerankManifest, write_manifest
 from rearank_cli.rerank.scheduler import (
     Interrupted,
     RerankResult,
@@ -160,10 +158,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> RerankManifest
     manifest = _manifest(job, inputs, result, backend, trace, time.perf_counter() - began)
     path = job.manifest_path()
     if path:
-        from rearank_cli.formats import atomic_output
-
-        with atomic_output(path, "wb") as out:
-            out.write(orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        write_manifest(path, manifest)
     for line in manifest.summary.lines():
         log.info("%s", line)
     return manifest

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -87,14 +87,14 @@ def read_header(path: str) -> JournalHeader:
     raise InputError("not a rearank journal (no header line)", path, 1)
 
 
-def _header(data: dict, path: str, number: int) -> JournalHeader:
+def _header(data: dict[str, Any], path: str, number: int) -> JournalHeader:
     try:
         return JournalHeader.from_json(data)
     except (TypeError, ValueError) as exc:
         raise InputError(str(exc), path, number) from None
 
 
-def _window(data: dict, path: str, number: int) -> WindowRecord:
+def _window(data: dict[str, Any], path: str, number: int) -> WindowRecord:
     try:
         return WindowRecord.from_json(data)
     except KeyError as exc:

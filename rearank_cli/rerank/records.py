@@ -9,7 +9,7 @@ back (a field an older file lacks takes its default; unknown fields are ignored)
   of `rearank merge`, which names every shard's run, manifest and journal.
 
 Every record carries its `schema` (`rearank.KIND/N`, `provenance.SCHEMAS`); a reader refuses a version
-newer than its own. `read_manifest` reads either manifest from a file.
+newer than its own. `read_manifest` reads either manifest from a file, `write_manifest` writes one.
 """
 
 from __future__ import annotations
@@ -17,16 +17,22 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
 from rearank_cli.errors import InputError
+from rearank_cli.formats.textio import atomic_output
 from rearank_cli.parse import ParseFlags
 from rearank_cli.provenance import SCHEMAS, Provenance, check_schema
 from rearank_cli.rerank.plan import Window
 
 JSON = dict[str, Any]
+
+
+def _fields_json(record: Any) -> JSON:
+    """A flat dataclass record as a JSON object, in field order."""
+    return {item.name: getattr(record, item.name) for item in fields(record)}
 
 
 def _int(value: Any) -> int | None:
@@ -145,7 +151,7 @@ class JournalSettings:
 
     def to_json(self) -> JSON:
         """The header's `settings` object."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
+        return _fields_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalSettings:
@@ -207,9 +213,26 @@ class JournalHeader:
 
 
 @dataclass(frozen=True)
-class WindowCounts:
-    """Windows of a run: all of them, replayed from the journal, generated now, failed, shortened to fit
-    the context, cut by `--max-tokens`."""
+class Counts:
+    """A record of named counts (a count an older file lacks reads as 0)."""
+
+    def to_json(self) -> JSON:
+        """The counts as a JSON object, in field order."""
+        return _fields_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """Counts read back."""
+        return cls(**{item.name: int(data.get(item.name) or 0) for item in fields(cls)})
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(*(getattr(self, item.name) + getattr(other, item.name) for item in fields(self)))
+
+
+@dataclass(frozen=True)
+class WindowCounts(Counts):
+    """Windows of a run (the summary's `windows`): all of them, replayed from the journal, generated now,
+    failed, shortened to fit the context, cut by `--max-tokens`."""
 
     total: int = 0
     replayed: int = 0
@@ -218,36 +241,16 @@ class WindowCounts:
     shortened: int = 0
     finish_length: int = 0
 
-    def to_json(self) -> JSON:
-        """The summary's `windows` object."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WindowCounts:
-        """Counts read back (a count an older file lacks is 0)."""
-        return cls(**{item.name: int(data.get(item.name) or 0) for item in fields(cls)})
-
-    def __add__(self, other: WindowCounts) -> WindowCounts:
-        return WindowCounts(*(getattr(self, item.name) + getattr(other, item.name) for item in fields(self)))
-
 
 @dataclass(frozen=True)
-class TokenCounts:
-    """Tokens of every window of a run, and of the windows generated in this session."""
+class TokenCounts(Counts):
+    """Tokens of every window of a run, and of the windows generated in this session (the summary's
+    `tokens`)."""
 
     prompt: int = 0
     completion: int = 0
     session_prompt: int = 0
     session_completion: int = 0
-
-    def to_json(self) -> JSON:
-        """The summary's `tokens` object."""
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TokenCounts:
-        """Counts read back (a count an older file lacks is 0)."""
-        return cls(**{item.name: int(data.get(item.name) or 0) for item in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -447,3 +450,9 @@ def read_manifest(path: str) -> Manifest:
         raise InputError(f"invalid manifest ({exc})", path) from None
     return manifest_from_json(data, path)
 
+
+
+def write_manifest(path: str, manifest: Manifest) -> None:
+    """Write a manifest atomically, as indented JSON."""
+    with atomic_output(path, "wb") as out:
+        out.write(orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2) + b"\n")

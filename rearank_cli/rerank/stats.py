@@ -25,8 +25,8 @@ class RerankStats:
     failed: int = 0
     shortened: int = 0
     finish_length: int = 0
-    parse: Counter = field(default_factory=Counter)
-    backend_flags: Counter = field(default_factory=Counter)
+    parse: Counter[str] = field(default_factory=Counter)
+    backend_flags: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     session_prompt_tokens: int = 0
