@@ -100,9 +100,9 @@ class Provenance:
         inputs = {}
         for name, item in dict(data.get("inputs") or {}).items():
             if isinstance(item, Mapping) and item.get("path") is not None:
-                inputs[str(name)] = InputFile(str(item["path"]), _text(item.get("sha256")))
-        return cls(str(data.get("schema") or schema), _text(data.get("rearank_version")),
-                   tuple(str(part) for part in data.get("command") or ()), _text(data.get("created")), inputs,
+                inputs[str(name)] = InputFile(str(item["path"]), text_or_none(item.get("sha256")))
+        return cls(str(data.get("schema") or schema), text_or_none(data.get("rearank_version")),
+                   tuple(str(part) for part in data.get("command") or ()), text_or_none(data.get("created")), inputs,
                    {str(k): str(v) for k, v in dict(data.get("versions") or {}).items()})
 
     def input_path(self, name: str) -> str | None:
@@ -111,7 +111,8 @@ class Provenance:
         return item.path if item is not None and item.path != "-" else None
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
+    """`value` as text, None staying None (for optional fields read back from JSON)."""
     return None if value is None else str(value)
 
 

@@ -15,8 +15,8 @@ from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output, iter_lines
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.journal import read_header
+from rearank_cli.rerank.manifests import RerankManifest, ShardFiles, read_manifest, write_manifest
 from rearank_cli.rerank.merge import RunLines, follow_expected, join_shards, merge_manifest
-from rearank_cli.rerank.records import RerankManifest, ShardFiles, read_manifest, write_manifest
 
 log = logging.getLogger("rearank")
 

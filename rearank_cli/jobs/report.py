@@ -21,7 +21,7 @@ from rearank_cli.formats import Run, read_candidates, read_qrels, read_run, read
 from rearank_cli.report.build import Page, assemble_page
 from rearank_cli.report.inputs import RunFiles, Texts, rebuild_run, window_chains
 from rearank_cli.rerank.journal import read_journal
-from rearank_cli.rerank.records import MergeManifest, RerankManifest, read_manifest
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, read_manifest
 
 log = logging.getLogger("rearank")
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rearank_cli.formats import Run
-from rearank_cli.rerank.records import JournalHeader, JournalSettings, MergeManifest, RerankManifest, WindowRecord
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest
+from rearank_cli.rerank.records import JournalHeader, JournalSettings, WindowRecord
 from rearank_cli.windows import schedule
 
 # ---------------------------------------------------------------- which window records count

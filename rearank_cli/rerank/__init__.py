@@ -2,7 +2,7 @@
 
 `inputs` (run + texts -> `QueryInput`s) -> `plan` (settings, windows, query state machines) ->
 `scheduler` (windows -> backend `Request`s -> parsed permutations, each finished window appended to the
-`journal`) -> `stats`; `merge` joins shard outputs; `records` are what crosses a file boundary.
+`journal`) -> `stats`; `merge` joins shard outputs; `records` and `manifests` are what crosses a file boundary.
 `rerank.job` (files -> `api.Reranker` -> run + manifest, what `rearank rerank` runs) sits above the API and
 is not re-exported here (the API imports this package).
 """
@@ -17,18 +17,15 @@ from rearank_cli.rerank.inputs import (
     shard_qids,
 )
 from rearank_cli.rerank.journal import Journal, JournalFile, read_header, read_journal
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
 from rearank_cli.rerank.merge import follow_expected, join_shards, merge_manifest
 from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, QueryState, RerankSettings, Window, build_run
 from rearank_cli.rerank.records import (
     RESUME_KEYS,
     JournalHeader,
     JournalSettings,
-    MergeManifest,
-    RerankManifest,
     RunSummary,
-    ShardFiles,
     WindowRecord,
-    read_manifest,
 )
 from rearank_cli.rerank.scheduler import (
     Interrupted,

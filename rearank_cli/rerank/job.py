@@ -21,8 +21,9 @@ from rearank_cli.errors import IncompleteWork, InputError
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
 from rearank_cli.rerank.journal import Journal
+from rearank_cli.rerank.manifests import RerankManifest, write_manifest
 from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, RerankSettings, build_run
-from rearank_cli.rerank.records import JournalHeader, JournalSettings, RerankManifest, write_manifest
+from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import (
     Interrupted,
     RerankResult,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from rearank_cli.errors import InputError, some
 from rearank_cli.provenance import Provenance
-from rearank_cli.rerank.records import MergeManifest, RerankManifest, ShardFiles
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles
 
 #: a run's lines by qid, in file order
 RunLines = dict[str, list[str]]

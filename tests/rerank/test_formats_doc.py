@@ -12,12 +12,10 @@ import pytest
 
 from rearank_cli.parse import ParseFlags
 from rearank_cli.provenance import Provenance
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles
 from rearank_cli.rerank.records import (
     JournalHeader,
     JournalSettings,
-    MergeManifest,
-    RerankManifest,
-    ShardFiles,
     WindowCounts,
     WindowRecord,
 )

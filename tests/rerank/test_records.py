@@ -12,13 +12,10 @@ from rearank_cli.errors import InputError
 from rearank_cli.jobs.merge import merge_runs
 from rearank_cli.rerank.job import run_rerank
 from rearank_cli.rerank.journal import read_header, read_journal
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
 from rearank_cli.rerank.records import (
     JournalHeader,
-    MergeManifest,
-    RerankManifest,
-    ShardFiles,
     WindowRecord,
-    read_manifest,
 )
 from tests.rerank.test_rerank import ScriptedBackend, job_for
 
