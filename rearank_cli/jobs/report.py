@@ -22,6 +22,7 @@ from rearank_cli.report.build import Page, assemble_page
 from rearank_cli.report.inputs import RunFiles, Texts, rebuild_run, window_chains
 from rearank_cli.rerank.journal import read_journal
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, read_manifest
+from rearank_cli.settings.commands import ReportOptions
 
 log = logging.getLogger("rearank")
 
@@ -39,11 +40,11 @@ class ReportJob:
     corpus: str | None = None
     candidates: str | None = None
     measures: list[str] | None = None
-    level: int = 1
-    top_k: int = 10
-    output: str = "report.html"
-    permutations: int = 10_000
-    seed: int = 0
+    level: int = ReportOptions.level
+    top_k: int = ReportOptions.top_k
+    output: str = ReportOptions.output
+    permutations: int = ReportOptions.permutations
+    seed: int = ReportOptions.seed
 
     def check(self) -> None:
         """Usage errors that need no file access."""

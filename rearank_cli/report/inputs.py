@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from rearank_cli.formats import Run
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest
 from rearank_cli.rerank.records import JournalHeader, JournalSettings, WindowRecord
+from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.windows import schedule
 
 # ---------------------------------------------------------------- which window records count
@@ -84,7 +85,8 @@ def _planned(settings: JournalSettings, n: int) -> int | None:
     if settings.window is None or settings.step is None:
         return None
     try:
-        spans = schedule(settings.window_schedule or "fixed", _depth(settings, n), settings.window, settings.step)
+        name = settings.window_schedule or RerankOptions.window_schedule
+        spans = schedule(name, _depth(settings, n), settings.window, settings.step)
     except ValueError:
         return None
     return len(spans) * (settings.passes or 1)

@@ -22,7 +22,7 @@ from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.manifests import RerankManifest, write_manifest
-from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, RerankSettings, build_run
+from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import (
     Interrupted,
@@ -32,6 +32,8 @@ from rearank_cli.rerank.scheduler import (
     plan_remaining,
     run_until_stopped,
 )
+from rearank_cli.settings.files import ConfigFile
+from rearank_cli.settings.rerank import RerankOptions
 
 log = logging.getLogger("rearank")
 
@@ -44,8 +46,8 @@ class RerankJob:
 
     run: str | None
     output: str
-    model: str = "le723z/Rearank-7B"
-    backend: str = "vllm"
+    model: str = RerankOptions.model
+    backend: str = RerankOptions.backend
     backend_options: dict[str, Any] = field(default_factory=dict)
     settings: RerankSettings = field(default_factory=RerankSettings)
     topics: str | None = None
@@ -55,14 +57,18 @@ class RerankJob:
     manifest: str | None = None
     resume: bool = False
     shard: str | None = None
-    tag: str = "rearank"
-    score_mode: str = "rank"
+    tag: str = RerankOptions.tag
+    score_mode: str = RerankOptions.score_mode
     skip_missing: bool = False
     #: a PEFT LoRA adapter folder applied on top of `model` (openai: only recorded; the server applies it)
     lora: str | None = None
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     #: the checked adapter (set by `check_model_files`)
     adapter: Any = None
+    #: the resolved command settings the manifest records [default: `settings.as_dict()`]
+    recorded: dict[str, Any] | None = None
+    #: the `--config` file the settings came from, if any (its sha256 goes to the manifest's inputs)
+    config: ConfigFile | None = None
 
     def trace_path(self) -> str | None:
         """`--trace`, else `OUT.trace.jsonl`; None for `-o -` without `--trace`."""
@@ -79,8 +85,7 @@ class RerankJob:
     def check(self) -> None:
         """Usage errors that need no file access."""
         self.settings.check()
-        if self.score_mode not in SCORE_MODES:
-            raise InputError(f"unknown --score-mode {self.score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
+        RerankOptions.check_value("score_mode", self.score_mode)
         check_text_source(self.topics, self.corpus, self.candidates)
         if self.run is None and self.candidates is None:
             raise InputError("give a RUN file (or --candidates, whose lists then define the run)")
@@ -230,12 +235,14 @@ async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal
 
 def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backend: Backend,
               trace: str | None, wall: float) -> RerankManifest:
-    paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates}
+    paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates,
+             "config": job.config.path if job.config else None}
     return RerankManifest(
         Provenance.now("rerank.manifest", paths, RERANK_PACKAGES, job.command), output=job.output, trace=trace,
         model=job.model, lora=job.adapter.record() if job.adapter is not None else None,
         backend={"backend": job.backend} if isinstance(backend, NullBackend) else backend.describe(),
-        prompt=job.settings.prompt, prompt_hash=job.settings.prompt_spec.hash, settings=job.settings.as_dict(),
+        prompt=job.settings.prompt, prompt_hash=job.settings.prompt_spec.hash,
+        settings=job.recorded if job.recorded is not None else job.settings.as_dict(),
         score_mode=job.score_mode, tag=job.tag, shard=job.shard, skipped_qids=tuple(inputs.skipped_qids),
         missing_docs=inputs.missing_docs, empty_passages=len(inputs.empty_passages),
         summary=result.stats.summary(), job_wall_s=round(wall, 3),

@@ -10,6 +10,7 @@ import pytest
 
 from rearank_cli.errors import InputError
 from rearank_cli.jobs.merge import merge_runs
+from rearank_cli.provenance import SCHEMAS
 from rearank_cli.rerank.job import run_rerank
 from rearank_cli.rerank.journal import read_header, read_journal
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
@@ -88,7 +89,8 @@ def test_older_files_without_newer_fields_still_read(shards, tmp_path):
 def test_newer_or_malformed_records_are_one_input_error(shards, tmp_path):
     folder, outputs = shards
     data = orjson.loads(Path(outputs[0] + ".manifest.json").read_bytes())
-    data["schema"] = "rearank.rerank.manifest/2"
+    kind, _, version = SCHEMAS["rerank.manifest"].partition("/")
+    data["schema"] = f"{kind}/{int(version) + 1}"
     newer = tmp_path / "newer.manifest.json"
     newer.write_bytes(orjson.dumps(data))
     with pytest.raises(InputError, match="newer than this rearank reads"):
