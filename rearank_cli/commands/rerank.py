@@ -1,5 +1,5 @@
 """`rearank rerank` and `rearank merge`: flags from `settings.rerank` and `settings.backends`; the jobs
-(`rearank_cli.jobs.rerank`, `rerank.merge`) are imported lazily so `rearank --help` stays fast."""
+(`rearank_cli.jobs.rerank`, `rearank_cli.jobs.merge`) are imported lazily so `rearank --help` stays fast."""
 
 from __future__ import annotations
 
