@@ -347,16 +347,6 @@ def documented_names(page: str) -> set[str]:
     return set(re.findall(r"`([\w.]+)`", (DOCS / page).read_text()))
 
 
-def test_every_journal_field_is_documented():
-    from rearank_cli.parse import ParseFlags
-    from rearank_cli.rerank.journal import WindowRecord
-
-    record = WindowRecord("q", 0, 0, 0, 1, ["d"], [0], failed=True, error="x").to_json()
-    names = documented_names("formats.md")
-    missing = [key for key in [*record, *ParseFlags().as_dict()] if key not in names]
-    assert not missing, f"docs/formats.md does not describe journal fields {missing}"
-
-
 def manifest_keys(manifest: dict, prefix: str = "") -> list[str]:
     """The manifest's keys, and `summary.X` for the summary's (the parts formats.md describes field by field)."""
     keys = [prefix + key for key in manifest]
