@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from rearank_cli.cli import app
 from rearank_cli.commands import COMMANDS
@@ -40,7 +41,7 @@ from tests.docs_examples import (
 #: examples other tests run: the Python API example (tests/test_api.py) and the quickstart (below)
 RUN_ELSEWHERE = {"python-api", "quickstart"}
 #: examples that start the JVM, vLLM or a model: end to end, so marked slow
-SLOW_EXAMPLES = {"retrieve-scifact-slice", "doctor-tiny"}
+SLOW_EXAMPLES = {"retrieve-scifact-slice", "doctor-tiny", "config-index-retrieve"}
 
 
 def code_blocks() -> list[Block]:
@@ -246,6 +247,42 @@ def test_every_long_flag_named_in_prose_exists():
             if span not in known:
                 wrong.append(f"{path.relative_to(ROOT)}: {span}")
     assert not wrong, "flags no command has:\n" + "\n".join(sorted(set(wrong)))
+
+
+# ---------------------------------------------------------------- config files in the docs are read
+
+
+_CONFIG_FILE = re.compile(r"^cat > (\S+\.toml) <<'EOF'\n(.*?)^EOF$", re.M | re.S)
+
+
+def config_files() -> list:
+    """(where, file name, TOML text, the commands that read it with `--config`) of every config file a
+    program block writes with a here-document."""
+    found = []
+    for block in code_blocks():
+        for name, body in _CONFIG_FILE.findall(block.code):
+            readers = re.findall(rf"^rearank (\w+)\b.* --config {re.escape(name)}\b", block.code, re.M)
+            found.append(pytest.param(block.where, name, body, readers, id=f"{block.where}:{name}"))
+    return found
+
+
+@pytest.mark.parametrize("where,name,body,readers", config_files())
+def test_every_config_file_in_the_docs_is_read_by_its_command(where, name, body, readers, tmp_path):
+    """Each documented config file, examples that need a GPU included, passes its command's checks
+    (known keys, types, choices): `rearank CMD --config FILE --help` reads the file, then prints help."""
+    assert readers, f"{where}: {name} is written, but no `rearank CMD ... --config {name}` reads it"
+    path = tmp_path / name
+    path.write_text(body)
+    for command in readers:
+        result = CliRunner().invoke(app, [command, "--config", str(path), "--help"])
+        assert result.exit_code == 0, f"{where}: rearank {command} refuses {name}: {result.output}{result.exception}"
+
+
+def test_the_conventions_page_has_a_config_example_per_command_that_writes():
+    shown = {command for where, *_, readers in (param.values for param in config_files())
+             if where.startswith("docs/conventions.md") for command in readers}
+    missing = {"rerank", "eval", "retrieve", "index", "augment", "train", "report"} - shown
+    assert not missing, f"docs/conventions.md has no --config example for {sorted(missing)}"
 
 
 # ---------------------------------------------------------------- numbers say where they come from
