@@ -87,6 +87,17 @@ def test_bad_candidates_via_augment(cli, tmp_path):
     check_failure(result, "cands.json: entry 0 hit 0: missing field(s) content", out)
 
 
+def test_m_for_model_still_works_with_a_deprecation_line(cli, tmp_path):
+    """`-m` is `--measure` (eval, report); in rerank it still means --model, with one line saying so."""
+    out = tmp_path / "out.trec"
+    result = cli("rerank", DL19, "--candidates", CANDS, "-m", tmp_path / "no-model", "-o", out)
+    check_failure(result, "no-model: no such file or folder", out)
+    err = result.stderr.decode().splitlines()
+    assert err[0] == "rearank: -m for --model is deprecated; use --model", err
+    result = cli("rerank", DL19, "--candidates", CANDS, "-m", "a", "--model", "b", "-o", out)
+    check_failure(result, "-m and --model both given: give --model once", out)
+
+
 def test_missing_input_file(cli, tmp_path):
     out = tmp_path / "out.txt"
     check_failure(cli("eval", tmp_path / "nope.trec", "--qrels", QRELS, "-o", out), "nope.trec: file not found", out)

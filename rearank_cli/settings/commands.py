@@ -168,7 +168,7 @@ class DoctorOptions(Settings):
     backend: str = setting(RerankOptions.backend, "--backend", choices=BACKENDS,
                            help="The backend to check for: vllm | hf | openai.")
     model: str | None = setting(
-        None, "--model", "-m", help="Model id or path to look for (local folder or HF cache; never downloads) "
+        None, "--model", deprecated=("-m",), help="Model id or path to look for (local folder or HF cache; never downloads) "
         f"[default: rerank's {RerankOptions.model}]; with openai, the name the server must serve.")
     base_url: str | None = setting(None, "--base-url", envvar="OPENAI_BASE_URL",
                                    help="OpenAI-compatible server to check (GET /models).")

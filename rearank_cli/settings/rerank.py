@@ -29,7 +29,7 @@ class RerankOptions(Settings):
 
     run: str | None = setting(None, help="First-stage TREC run (`-` = stdin). Optional with --candidates.",
                               show_default=False)
-    model: str = setting("le723z/Rearank-7B", "--model", "-m",
+    model: str = setting("le723z/Rearank-7B", "--model", deprecated=("-m",),
                          help="Model id or path (a `.gguf` file works with --backend hf).")
     backend: str = setting("vllm", "--backend", help="vllm | hf | openai.", choices=BACKENDS)
     topics: str | None = setting(None, "--topics", help="Topics (qid<TAB>query TSV or queries.jsonl).")
