@@ -168,8 +168,9 @@ class DoctorOptions(Settings):
     backend: str = setting(RerankOptions.backend, "--backend", choices=BACKENDS,
                            help="The backend to check for: vllm | hf | openai.")
     model: str | None = setting(
-        None, "--model", deprecated=("-m",), help="Model id or path to look for (local folder or HF cache; never downloads) "
-        f"[default: rerank's {RerankOptions.model}]; with openai, the name the server must serve.")
+        None, "--model", deprecated=("-m",),
+        help="The model to look for: a local folder, a .gguf file or a hub id in the HF cache (nothing is "
+        f"downloaded); with openai, the name the server must serve. [default: rerank's {RerankOptions.model}]")
     base_url: str | None = setting(None, "--base-url", envvar="OPENAI_BASE_URL",
                                    help="OpenAI-compatible server to check (GET /models).")
     output: str = setting(".", "--output", "-o", help="Where outputs will go (free space, write access).")
