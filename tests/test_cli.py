@@ -46,6 +46,22 @@ def test_help_summaries_are_whole_and_end_with_the_docs_page(capsys):
         assert (root / last.split(": ", 1)[1]).is_file(), last
 
 
+def test_help_texts_are_sentences():
+    """Every flag's help (declared once, in `rearank_cli.settings`) is a sentence: a capital (or a
+    `vllm:`/`hf:`/`openai:` prefix), three words or more, a full stop before any `[default: ...]`."""
+    import re
+
+    from rearank_cli.commands import COMMANDS
+    from rearank_cli.settings.base import iter_fields
+
+    for name, function in COMMANDS:
+        for field, spec, _ in iter_fields(*function.settings):
+            text = re.sub(r"\s*\[default:[^\]]*\]", "", spec.help)
+            body = re.sub(r"^(vllm|hf|openai): ", "", text)
+            assert (body[:1].isupper() or body != text) and len(body.split()) >= 3, (name, field.name, spec.help)
+            assert body.endswith("."), (name, field.name, spec.help)
+
+
 def test_version(cli):
     result = cli("--version")
     assert result.returncode == 0
