@@ -3,7 +3,8 @@
 Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; its job, `rearank_cli/jobs/<name>.py`,
 is imported lazily), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
 Exit codes: 0 success, 2 bad usage or bad input, 3 output written but part of the work failed,
-1 other failures, 130/143 stopped by SIGINT/SIGTERM; each error class carries its own (`errors`).
+1 other failures, 130/143 stopped by SIGINT/SIGTERM; each error class carries its own (`errors`); the
+users' side of these conventions is docs/conventions.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import typer
 
 from rearank_cli import __version__
-from rearank_cli.commands import COMMANDS
+from rearank_cli.commands import ABOUT, COMMANDS, docs_pointer
 from rearank_cli.errors import InputError, Interrupted, RearankError
 
 app = typer.Typer(
@@ -27,10 +28,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Documentation: README.md and docs/index.md; exit statuses, files, gzip and stdin/stdout: "
+    "docs/conventions.md.",
 )
 
 for _name, _function in COMMANDS:
-    app.command(name=_name)(_function)
+    _summary, _page = ABOUT[_name]
+    app.command(name=_name, short_help=_summary, epilog=docs_pointer(_page))(_function)
 
 
 def _version(value: bool) -> None:

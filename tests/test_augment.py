@@ -347,14 +347,19 @@ def test_window_larger_than_depth_is_exit_2(tmp_path, cli):
     assert not out.exists() and list(tmp_path.glob(".o.jsonl*")) == []
 
 
-@pytest.mark.parametrize("texts", [[], ["--topics", "T"], ["--candidates", "C", "--topics", "T", "--corpus", "X"]])
-def test_text_sources_must_be_one_of_two(tmp_path, texts):
+@pytest.mark.parametrize("texts, message", [
+    ([], "give --topics and --corpus, or --candidates"),
+    (["--topics", "T"], "--topics given without --corpus"),
+    (["--corpus", "X"], "--corpus given without --topics"),
+    (["--candidates", "C", "--topics", "T", "--corpus", "X"], "either it or --topics and --corpus"),
+])
+def test_text_sources_must_be_one_of_two(tmp_path, texts, message):
     paths = write_case(tmp_path)
     names = {"T": str(paths["topics"]), "X": str(paths["corpus"]), "C": "c.json"}
     args = {"topics_path": None, "corpus_path": None, "candidates_path": None}
     for flag, value in zip(texts[::2], texts[1::2], strict=True):
         args[flag[2:] + "_path"] = names[value]
-    with pytest.raises(InputError, match="--topics and --corpus"):
+    with pytest.raises(InputError, match=message):
         augment(str(paths["run"]), str(paths["qrels"]), str(tmp_path / "o.jsonl"), SMALL, **args)
 
 

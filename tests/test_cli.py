@@ -17,8 +17,49 @@ def test_help_lists_subcommands(cli):
     assert result.returncode == 0
     out = result.stdout.decode()
     # the rows of the "Commands:" block (the app's own description also names some commands)
-    listed = [line.split()[0] for line in out.split("Commands:", 1)[1].splitlines() if line.startswith("  ")]
+    listed = [line.split()[0] for line in commands_block(out)]
     assert listed == ["index", "retrieve", "augment", "rerank", "merge", "train", "eval", "report", "doctor"]
+
+
+def commands_block(help_text: str) -> list[str]:
+    """The rows of `rearank --help`'s "Commands:" block (up to the blank line before the epilog)."""
+    return help_text.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_help_summaries_are_whole_and_end_with_the_docs_page(capsys):
+    """No command summary is cut with "..."; every `--help` ends with its docs page (no URL)."""
+    from pathlib import Path
+
+    from rearank_cli.commands import ABOUT, COMMANDS
+
+    root = Path(__file__).resolve().parent.parent
+    assert run(["--help"]) == 0
+    out = capsys.readouterr().out
+    rows = commands_block(out)
+    assert not [row for row in rows if "..." in row], rows
+    assert rows == [f"  {name:<8}  {ABOUT[name][0]}" for name, _ in COMMANDS]
+    assert out.rstrip().endswith("docs/conventions.md.") and "README.md and docs/index.md" in out
+    for name, _ in COMMANDS:
+        assert run([name, "--help"]) == 0
+        last = capsys.readouterr().out.rstrip().splitlines()[-1].strip()
+        assert last.startswith("Documentation: docs/") and "://" not in last, (name, last)
+        assert (root / last.split(": ", 1)[1]).is_file(), last
+
+
+def test_help_texts_are_sentences():
+    """Every flag's help (declared once, in `rearank_cli.settings`) is a sentence: a capital (or a
+    `vllm:`/`hf:`/`openai:` prefix), three words or more, a full stop before any `[default: ...]`."""
+    import re
+
+    from rearank_cli.commands import COMMANDS
+    from rearank_cli.settings.base import iter_fields
+
+    for name, function in COMMANDS:
+        for field, spec, _ in iter_fields(*function.settings):
+            text = re.sub(r"\s*\[default:[^\]]*\]", "", spec.help)
+            body = re.sub(r"^(vllm|hf|openai): ", "", text)
+            assert (body[:1].isupper() or body != text) and len(body.split()) >= 3, (name, field.name, spec.help)
+            assert body.endswith("."), (name, field.name, spec.help)
 
 
 def test_version(cli):

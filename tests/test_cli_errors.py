@@ -87,6 +87,38 @@ def test_bad_candidates_via_augment(cli, tmp_path):
     check_failure(result, "cands.json: entry 0 hit 0: missing field(s) content", out)
 
 
+@pytest.mark.parametrize("given, fragment", [
+    (["--topics", TOPICS], "--topics given without --corpus"),
+    (["--corpus", "sample_runs/no-corpus.jsonl"], "--corpus given without --topics"),
+    ([], "give --topics and --corpus, or --candidates"),
+])
+def test_rerank_names_the_missing_text_input(cli, tmp_path, given, fragment):
+    out = tmp_path / "out.trec"
+    check_failure(cli("rerank", DL19, *given, "-o", out), fragment, out)
+
+
+def test_a_model_missing_offline_points_to_the_demo_model(cli, tmp_path):
+    from rearank_cli.model_check import DEMO_MODEL
+
+    out = tmp_path / "out.trec"
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-cache")}
+    result = cli("rerank", DL19, "--candidates", CANDS, "--model", "org/not-downloaded", "-o", out, env=env)
+    check_failure(result, "HF_HUB_OFFLINE is set", out)
+    [line] = result.stderr.decode().splitlines()
+    assert "demo model" in line and DEMO_MODEL[1] in line and "--backend hf" in line, line
+
+
+def test_m_for_model_still_works_with_a_deprecation_line(cli, tmp_path):
+    """`-m` is `--measure` (eval, report); in rerank it still means --model, with one line saying so."""
+    out = tmp_path / "out.trec"
+    result = cli("rerank", DL19, "--candidates", CANDS, "-m", tmp_path / "no-model", "-o", out)
+    check_failure(result, "no-model: no such file or folder", out)
+    err = result.stderr.decode().splitlines()
+    assert err[0] == "rearank: -m for --model is deprecated; use --model", err
+    result = cli("rerank", DL19, "--candidates", CANDS, "-m", "a", "--model", "b", "-o", out)
+    check_failure(result, "-m and --model both given: give --model once", out)
+
+
 def test_missing_input_file(cli, tmp_path):
     out = tmp_path / "out.txt"
     check_failure(cli("eval", tmp_path / "nope.trec", "--qrels", QRELS, "-o", out), "nope.trec: file not found", out)

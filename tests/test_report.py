@@ -289,6 +289,18 @@ def test_report_of_a_merged_run_finds_every_shard_journal(cli, made, sharded):
     assert bad.returncode == 2 and "window 20 -> 10" in bad.stderr.decode(), bad.stderr
 
 
+def test_report_of_one_shard_counts_the_queries_it_reranked(cli, made, sharded):
+    """A shard's run against the full qrels: "N of M judged queries reranked", not M queries."""
+    shard = sharded["outputs"][0]
+    judged = set(read_qrels(str(made["qrels"])))
+    reranked = {line.split()[0] for line in shard.read_text().splitlines()} & judged
+    assert 0 < len(reranked) < len(judged)
+    _, page = report(cli, made, shard, name="shard.html")
+    assert f"({len(reranked)} of {len(judged)} judged queries reranked, relevance level 1)" in page
+    _, full = report(cli, made, sharded["merged"], name="merged-count.html")
+    assert f"({len(judged)} queries, relevance level 1)" in full and "judged queries reranked" not in full
+
+
 # ---------------------------------------------------------------- in a real browser
 
 

@@ -38,13 +38,32 @@ def test_every_flag_is_declared_once_in_the_settings():
 
     functions = dict(COMMANDS)
     for name, command in commands().items():
-        params = {p.name: p for p in command.params if p.name not in ("help", "config")}
+        params = {p.name: p for p in command.params if p.name not in ("help", "config") and not p.hidden}
         declared = [field.name for field, _, _ in iter_fields(*functions[name].settings)]
         assert sorted(params) == sorted(declared), name
         assert len(declared) == len(set(declared)), name
         flags = [flag for p in params.values() for flag in p.opts if flag.startswith("-")]
         assert len(flags) == len(set(flags)), name
         assert ("config" in {p.name for p in command.params}) == (name in WRITERS), name
+
+
+def test_one_meaning_per_short_flag():
+    """A short flag means the same long flag in every command; old spellings are hidden and declared."""
+    meaning: dict[str, set[str]] = {}
+    for name, command in commands().items():
+        for param in command.params:
+            shorts = [flag for flag in param.opts if not flag.startswith("--")]
+            longs = [flag for flag in param.opts if flag.startswith("--")] or [param.name]
+            if param.hidden:
+                assert param.name.endswith("_as_" + shorts[0].lstrip("-")), (name, param.name)
+                continue
+            for flag in shorts:
+                meaning.setdefault(flag, set()).add(longs[0])
+    clashes = {flag: longs for flag, longs in meaning.items() if len(longs) > 1}
+    assert not clashes
+    assert meaning["-m"] == {"--measure"} and meaning["-o"] == {"--output"}
+    hidden = {(name, p.opts[0]) for name, c in commands().items() for p in c.params if p.hidden}
+    assert hidden == {("rerank", "-m"), ("doctor", "-m")}
 
 
 def test_registries_match_the_declared_names():

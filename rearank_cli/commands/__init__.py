@@ -23,3 +23,21 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("report", report),
     ("doctor", doctor),
 ]
+
+#: name -> (its line in `rearank --help`, short enough not to be cut, and its page under docs/)
+ABOUT: dict[str, tuple[str, str]] = {
+    "index": ("Build a BM25 Lucene index from JSONL corpora.", "retrieve.md"),
+    "retrieve": ("Retrieve the BM25 top-k hits of each topic.", "retrieve.md"),
+    "augment": ("Sample REARANK training windows from a run and qrels.", "augment.md"),
+    "rerank": ("Rerank a TREC run with an LLM over a sliding window.", "rerank.md"),
+    "merge": ("Join the outputs of `rerank --shard`.", "merge.md"),
+    "train": ("Train a reasoning reranker with GRPO (TRL).", "train.md"),
+    "eval": ("Evaluate runs as trec_eval does, with significance tests.", "eval.md"),
+    "report": ("Write one offline HTML page of what the reranker did.", "report.md"),
+    "doctor": ("Check what works on this machine for a backend.", "doctor.md"),
+}
+
+
+def docs_pointer(page: str) -> str:
+    """The line that ends a `--help`: where the command's documentation is, without a URL."""
+    return f"Documentation: docs/{page}"

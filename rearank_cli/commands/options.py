@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
 
+from rearank_cli.errors import InputError
 from rearank_cli.settings.base import REQUIRED, Settings, Spec, iter_fields
 from rearank_cli.settings.files import ConfigFile, read_config
 
@@ -34,6 +36,8 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
         params += [_parameter(field, spec, hint) for field, spec, hint in iter_fields(*classes)]
+        old = _deprecated(classes)
+        params += [_old_parameter(name, flag, hint) for name, (_, flag, hint) in old.items()]
         if config:
             def reader(ctx: typer.Context, path: str | None) -> str | None:
                 return _load_config(ctx, path, classes, aliases, tables)
@@ -49,7 +53,11 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
             loaded: ConfigFile | None = ctx.meta.get("rearank.config")
             if loaded is not None:  # config-only keys (tables) that no flag carries
                 values.update({key: value for key, value in loaded.values.items() if key not in values})
+            olds = {name: values.pop(name) for name in old}
             given = {name for name in values if _source(ctx, name) in ("COMMANDLINE", "ENVIRONMENT")}
+            for name, value in olds.items():
+                if value is not None:
+                    given.add(_use_old(old[name], value, values, given))
             objects = []
             for cls in classes:
                 resolve = getattr(cls, "resolve", None)
@@ -88,6 +96,30 @@ def _parameter(field: dataclasses.Field[Any], spec: Spec, hint: Any) -> inspect.
         kwargs.setdefault("metavar", "<" + "|".join(spec.choices) + ">")
     info = typer.Option(default, *spec.flags, **kwargs) if spec.flags else typer.Argument(default, **kwargs)
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint)
+
+
+def _deprecated(classes: tuple[type[Settings], ...]) -> dict[str, tuple[dataclasses.Field[Any], str, Any]]:
+    """{parameter name: (field, old flag, type)} of every deprecated spelling (`model_as_m` for `-m`)."""
+    return {f"{field.name}_as_{flag.lstrip('-').replace('-', '_')}": (field, flag, hint)
+            for field, spec, hint in iter_fields(*classes) for flag in spec.deprecated}
+
+
+def _old_parameter(name: str, flag: str, hint: Any) -> inspect.Parameter:
+    """A hidden option for a deprecated spelling: None unless given."""
+    info = typer.Option(None, flag, hidden=True, show_default=False)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint | None)
+
+
+def _use_old(old: tuple[dataclasses.Field[Any], str, Any], value: Any, values: dict[str, Any],
+             given: set[str]) -> str:
+    """Take the value given with a deprecated spelling (one line on stderr says so); returns its name."""
+    field, flag, _ = old
+    new = field.metadata["setting"].flag(field.name)
+    logging.getLogger("rearank").warning("%s for %s is deprecated; use %s", flag, new, new)
+    if field.name in given:
+        raise InputError(f"{flag} and {new} both given: give {new} once ({flag} is its deprecated spelling)")
+    values[field.name] = value
+    return field.name
 
 
 def _choice(spec: Spec) -> Callable[[str], str]:

@@ -181,12 +181,13 @@ def check_pytrec_eval() -> Check:
 def check_model(model: str, backend: str) -> Check:
     """The model is a local path or in the HF cache (offline-aware, never downloads); its chat template and
     context length from its files."""
-    from rearank_cli.model_check import locate_model, model_facts, offline
+    from rearank_cli.model_check import demo_model_hint, locate_model, model_facts, offline
 
     try:
         source = locate_model(model)
     except RearankError as exc:
         fix = f"hf download {model}" if "cache" in str(exc) else "pass --model an existing folder or a hub id"
+        fix += f"; {demo_model_hint()}" if backend != "openai" else ""
         return Check("model", "fail", str(exc), fix)
     if source.kind == "hub":
         return Check("model", "warn", f"{model}: {source.detail}", f"hf download {model}  (to fetch it now)")

@@ -77,7 +77,8 @@ def make_report(job: ReportJob) -> int:
 
     page = build_report(job)
     size = write_report(page, job.output)
-    log.info("%s: %d queries, %d run(s), %.1f MB", job.output, len(page.queries), len(page.runs), size / 1e6)
+    log.info("%s: %d queries, %d of %d judged queries reranked, %d run(s), %.1f MB", job.output, len(page.queries),
+             page.n_reranked, page.n_qrels, len(page.runs), size / 1e6)
     return size
 
 

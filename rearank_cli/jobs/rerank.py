@@ -113,7 +113,7 @@ def check_model_files(job: RerankJob, load: bool = True) -> None:
                  "names (vllm serve BASE --enable-lora --lora-modules %s=%s)", job.model, job.model, job.lora)
     if not load or job.backend == "openai":
         return
-    source = locate_model(job.model)
+    source = locate_model(job.model, demo_hint=True)
     base = job.adapter.base_model if job.adapter is not None else None
     if base and base not in (job.model, source.path) and os.path.abspath(base) != source.path:
         log.warning("the adapter was trained on %s, not on --model %s", base, job.model)

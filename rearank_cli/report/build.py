@@ -85,6 +85,8 @@ class Page:
     top_k: int
     #: eval's tolerance for a tie, used for the per-query win / tie / loss colours
     tie: float = TIE_EPSILON
+    #: judged queries that some reranked run holds (fewer than `n_qrels` for a shard's run)
+    n_reranked: int = 0
 
 
 def assemble_page(job: PageRequest, files: list[RunFiles], report: Any, baseline: str | None,
@@ -122,7 +124,8 @@ def assemble_page(job: PageRequest, files: list[RunFiles], report: Any, baseline
     passages = _passage_store(queries, texts, runs)
     page = Page(runs, baseline, {m.name: base.means[m] for m in report.measures} if base else {},
                 [m.name for m in report.measures], main.name, job.qrels, len(report.qids), job.level,
-                job.permutations, job.seed, queries, texts.source, passages, {}, notes, job.top_k)
+                job.permutations, job.seed, queries, texts.source, passages, {}, notes, job.top_k,
+                n_reranked=len({qid for run in files for qid in run.order} & set(report.qids)))
     page.charts = _draw(page, _charts)
     return page
 

@@ -19,12 +19,18 @@ log = logging.getLogger("rearank")
 
 def check_text_source(topics: str | None, corpus: str | None, candidates: str | None) -> None:
     """Query and passage texts come from `--candidates` or from `--topics` + `--corpus`: InputError
-    (exit status 2) for neither or both."""
+    (exit status 2) naming what is missing, or for both."""
     if candidates is not None and (topics is not None or corpus is not None):
         raise InputError("--candidates carries query and passage texts: give either it or --topics and --corpus, "
                          "not both")
-    if candidates is None and (topics is None or corpus is None):
+    if candidates is None and topics is None and corpus is None:
         raise InputError("query and passage texts are needed: give --topics and --corpus, or --candidates")
+    if candidates is None and corpus is None:
+        raise InputError("--topics given without --corpus: the passage texts come from --corpus (a JSONL corpus "
+                         "or a Lucene index), or give --candidates instead of both")
+    if candidates is None and topics is None:
+        raise InputError("--corpus given without --topics: the query texts come from --topics, or give "
+                         "--candidates instead of both")
 
 
 @dataclass

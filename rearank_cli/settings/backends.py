@@ -35,16 +35,18 @@ class VllmOptions(BackendOptions):
     command = "rerank"
     implementation = "rearank_cli.backends.vllm:VllmBackend"
 
-    tensor_parallel_size: int = setting(1, "--tensor-parallel-size", help="vllm: GPUs per model replica.")
-    data_parallel_size: int = setting(1, "--data-parallel-size", help="vllm: model replicas.")
-    gpu_memory_utilization: float | None = setting(None, "--gpu-memory-utilization", help="vllm.")
-    max_model_len: int | None = setting(None, "--max-model-len", help="vllm: context length.")
-    enforce_eager: bool = setting(False, "--enforce-eager", help="vllm: no CUDA graphs.")
-    max_num_seqs: int | None = setting(None, "--max-num-seqs", help="vllm: max sequences per step.")
+    tensor_parallel_size: int = setting(1, "--tensor-parallel-size", help="vllm: the GPUs of each model replica.")
+    data_parallel_size: int = setting(1, "--data-parallel-size", help="vllm: the number of model replicas.")
+    gpu_memory_utilization: float | None = setting(None, "--gpu-memory-utilization", help="vllm: the share of GPU "
+                                                   "memory the engine may take [default: vLLM's].")
+    max_model_len: int | None = setting(None, "--max-model-len", help="vllm: the context length "
+                                            "[default: the model's].")
+    enforce_eager: bool = setting(False, "--enforce-eager", help="vllm: run eagerly, without CUDA graphs.")
+    max_num_seqs: int | None = setting(None, "--max-num-seqs", help="vllm: the most sequences per engine step.")
     no_recovery: bool = setting(False, "--no-recovery", help="vllm: do not complete answers cut off by --max-tokens.")
     max_lora_rank: int | None = setting(
-        None, "--max-lora-rank", help="vllm: the engine's max LoRA rank [default: the adapter's rank, rounded up "
-        "to one vLLM accepts].")
+        None, "--max-lora-rank", help="vllm: the largest LoRA rank the engine accepts [default: the adapter's rank, "
+        "rounded up to one vLLM accepts].")
 
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """VllmBackend's keyword arguments."""
@@ -64,8 +66,8 @@ class HfOptions(BackendOptions):
     command = "rerank"
     implementation = "rearank_cli.backends.hf:HfBackend"
 
-    device: str = setting("auto", "--device", help="hf: cpu | cuda | cuda:N | auto.")
-    batch_size: int = setting(8, "--batch-size", help="hf: max requests per generate() batch.")
+    device: str = setting("auto", "--device", help="hf: the device to run on: cpu, cuda, cuda:N or auto.")
+    batch_size: int = setting(8, "--batch-size", help="hf: the most requests per generate() batch.")
 
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """HfBackend's keyword arguments."""
@@ -80,12 +82,12 @@ class OpenAIOptions(BackendOptions):
     implementation = "rearank_cli.backends.openai_api:OpenAIBackend"
 
     base_url: str | None = setting(None, "--base-url", envvar="OPENAI_BASE_URL",
-                                   help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (openai).")
+                                   help="openai: the OpenAI-compatible server, e.g. http://localhost:8000/v1.")
     api_key_env: str | None = setting(
-        None, "--api-key-env", help="Environment variable holding the API key (openai; default OPENAI_API_KEY, "
-        "optional for local servers).")
-    retries: int = setting(5, "--retries", help="openai: retries on 429/5xx/connection errors.")
-    request_timeout: float = setting(600.0, "--request-timeout", help="openai: seconds per request.")
+        None, "--api-key-env", help="openai: the environment variable that holds the API key (default "
+        "OPENAI_API_KEY; optional for local servers).")
+    retries: int = setting(5, "--retries", help="openai: the retries on 429/5xx/connection errors.")
+    request_timeout: float = setting(600.0, "--request-timeout", help="openai: the seconds to wait for each request.")
     #: requests in flight when --max-inflight is not given
     default_inflight: ClassVar[int] = 16
 

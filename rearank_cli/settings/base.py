@@ -30,6 +30,7 @@ class Spec:
 
     `flags`: the option's spellings (`("-o", "--output")`); empty for a positional argument.
     `show_default`: True, False, or the text shown instead of the default.
+    `deprecated`: old spellings still accepted (left out of `--help`; using one prints a deprecation line).
     """
 
     flags: tuple[str, ...]
@@ -40,6 +41,7 @@ class Spec:
     max: float | None = None
     metavar: str | None = None
     show_default: bool | str = True
+    deprecated: tuple[str, ...] = ()
 
     def flag(self, name: str) -> str:
         """How messages name the setting: its long flag (`--window`), or its name for an argument."""
@@ -60,11 +62,12 @@ class Spec:
 
 def setting(default: Any, *flags: str, help: str, choices: tuple[str, ...] = (), envvar: str | None = None,
             min: float | None = None, max: float | None = None, metavar: str | None = None,
-            show_default: bool | str = True) -> Any:
+            show_default: bool | str = True, deprecated: tuple[str, ...] = ()) -> Any:
     """A settings field: `window: int = setting(20, "--window", help="Passages per window.")`.
 
-    `default` is the value (REQUIRED: the command line must give it); no flags = a positional argument."""
-    spec = Spec(tuple(flags), help, tuple(choices), envvar, min, max, metavar, show_default)
+    `default` is the value (REQUIRED: the command line must give it); no flags = a positional argument;
+    `deprecated`: old spellings of the flag, still accepted with a deprecation line on stderr."""
+    spec = Spec(tuple(flags), help, tuple(choices), envvar, min, max, metavar, show_default, tuple(deprecated))
     metadata = {"setting": spec}
     if default is REQUIRED:
         return dataclasses.field(metadata=metadata)

