@@ -31,9 +31,10 @@ def evaluate(
         None, "--exclude", show_default=False,
         help="(qid, docid) pairs dropped from every run before scoring (BRIGHT's excluded_ids): a two-column "
         "'qid docid' file or BRIGHT's examples JSONL (fields id, excluded_ids). The count goes to stderr."),
-    complete: bool = typer.Option(False, "-c", help="Accepted and ignored, for trec_eval command lines: "
-                                  "the aggregation is always trec_eval -c (a query missing from a run counts "
-                                  "as an empty ranking)."),
+    complete: bool = typer.Option(False, "-c", help="trec_eval -c, for --format trec: a query missing from a run "
+                                  "counts as an empty ranking in the means; without it trec_eval's layout "
+                                  "averages over the queries the run answers, as trec_eval does. The table "
+                                  "and json always aggregate as trec_eval -c."),
     baseline: str | None = typer.Option(
         None, "--baseline", help="Run to compare the others with: win/tie/loss, paired t-test and randomization "
         "test per measure (* and + mark p < 0.05)."),
@@ -47,6 +48,7 @@ def evaluate(
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
     from rearank_cli.evaluation import run_eval
 
-    del complete, jobs  # always -c; one process
+    del jobs  # one process
     run_eval(runs, qrels, measures, level=level, per_query=per_query, baseline=baseline, fmt=fmt,
-             output=output, permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude)
+             output=output, permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
+             complete=complete)
