@@ -177,7 +177,7 @@ def test_a_permanent_400_ends_the_run_at_once_saying_what_to_fix(cli, samples, s
     result, run, out = rerank(cli, samples, tmp_path, server.url, queries=3)
     assert result.returncode == 1
     [line] = error_lines(result)
-    assert "HTTP 400: top_p must be in (0, 1], got 0.0." in line and "check --model and the decoding flags" in line
+    assert "refused a decoding parameter (HTTP 400: top_p must be in (0, 1], got 0.0.); check --top-p" in line
     assert "--resume" not in line
     assert len(server.calls) == 1  # not retried, not repeated for every window
     assert not out.exists()
@@ -201,13 +201,28 @@ def test_a_base_url_without_v1_is_exit_2_with_a_hint(cli, samples, serve, tmp_pa
     assert server.calls == [] and not out.exists()
 
 
-def test_an_unknown_model_at_a_server_without_a_model_list_ends_the_run(cli, samples, serve, tmp_path):
-    missing = {"error": {"message": "The model `served-model` does not exist.", "type": "NotFoundError"}}
-    server = serve(lambda body, number: (404, missing), models=[])
+@pytest.mark.parametrize("status,answer", [
+    (404, {"error": {"message": "The model `served-model` does not exist.", "type": "NotFoundError"}}),  # vLLM
+    (404, {"error": "model \"served-model\" not found, try pulling it first"}),  # Ollama
+])
+def test_an_unknown_model_at_a_server_without_a_model_list_is_exit_2(cli, samples, serve, tmp_path, status, answer):
+    """The server lists no models, so the first request finds out: the one line says it is the model."""
+    server = serve(lambda body, number: (status, answer), models=[])
     result, run, out = rerank(cli, samples, tmp_path, server.url, queries=3)
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stderr.decode()
     [line] = error_lines(result)
-    assert "does not exist" in line and "check --model served-model" in line and "--resume" not in line
+    assert line.startswith(f"rearank: error: --model served-model is not served by {server.url} (HTTP 404: ")
+    assert "not found" in line or "does not exist" in line
+    assert "lists no models at GET /models" in line and "--resume" not in line
+    assert len(server.calls) == 1 and not out.exists()
+
+
+def test_a_404_without_a_model_in_it_names_the_endpoint(cli, samples, serve, tmp_path):
+    server = serve(lambda body, number: (404, {"detail": "Not Found"}), models=[])
+    result, run, out = rerank(cli, samples, tmp_path, server.url, queries=3)
+    assert result.returncode == 1, result.stderr.decode()
+    [line] = error_lines(result)
+    assert "has no chat completions endpoint (HTTP 404: Not Found)" in line and f"check --base-url {server.url}" in line
     assert len(server.calls) == 1 and not out.exists()
 
 
