@@ -137,8 +137,16 @@ def journal_header(job: RerankJob) -> dict[str, Any]:
 def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]:
     """Run `job` end to end and return its manifest: read inputs, replay the journal, rerank the
     remaining windows, write the run (atomically) and the manifest. `backend` overrides
-    `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here."""
+    `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here. The journal's
+    lock is held throughout (`locks.Busy`, exit 2, when another process holds it)."""
+    from rearank_cli.locks import exclusive
+
     job.check()
+    with exclusive(job.trace_path(), "the journal", "-o or --trace"):
+        return _run_rerank(job, backend)
+
+
+def _run_rerank(job: RerankJob, backend: Backend | None) -> dict[str, Any]:
     check_model_files(job, load=False)
     began = time.perf_counter()
     inputs = read_job_inputs(job)

@@ -34,7 +34,15 @@ def read_run_lines(path: str) -> dict[str, list[str]]:
 
 def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) -> dict[str, list[str]]:
     """Merge shard runs into `output`; returns the merged lines by qid. Fails loudly (InputError) on a
-    query in two shards, and with `expect` on a missing or unexpected query or a different doc set."""
+    query in two shards, and with `expect` on a missing or unexpected query or a different doc set;
+    `locks.Busy` (exit 2) when another process writes `output`."""
+    from rearank_cli.locks import exclusive
+
+    with exclusive(output, "the merge output", "-o"):
+        return _merge_runs(shards, output, expect)
+
+
+def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> dict[str, list[str]]:
     merged: dict[str, list[str]] = {}
     origin: dict[str, str] = {}
     for path in shards:

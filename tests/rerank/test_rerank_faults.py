@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -274,3 +280,83 @@ def test_a_context_too_small_for_any_prompt_fails_the_windows(cli, samples, serv
     assert result.returncode == 3, result.stderr.decode()
     [line] = error_lines(result)
     assert "4 of 4 windows failed" in line and "maximum context length is 100" in line
+
+
+# -- one writer per journal -------------------------------------------------------------------------------
+
+
+def rerank_process(samples, tmp_path, url, name, *extra) -> subprocess.Popen:
+    """`rerank` as in `rerank()` above, started in the background (its run: the first 3 DL19 queries)."""
+    run = small_run(samples, tmp_path / "run.trec", 3)
+    args = [sys.executable, "-m", "rearank_cli", "rerank", run, "--candidates", samples / CANDIDATES, "--backend",
+            "openai", "--base-url", url, "--model", "served-model", "--depth", "30", "--max-tokens", "64",
+            "--max-inflight", "1", "--retries", "2", "-o", tmp_path / name, *extra]
+    return subprocess.Popen(list(map(str, args)), env=dict(os.environ, TQDM_DISABLE="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def steady(trace: Path) -> list[dict]:
+    """A journal's window records without what changes from run to run (times)."""
+    return [{k: v for k, v in r.items() if k not in ("time", "latency_s")} for r in records(trace)]
+
+
+def gated_server(serve, opened_after: int) -> tuple[Server, threading.Event]:
+    """A server that holds every chat request after the first `opened_after` until the event is set."""
+    gate = threading.Event()
+
+    def chat(body, number):
+        if number > opened_after:
+            gate.wait(120)
+        return 200, ranking(body)
+
+    return serve(chat), gate
+
+
+def test_a_second_run_on_the_same_journal_is_refused_at_once(cli, samples, serve, tmp_path):
+    reference = serve()
+    full, _, full_out = rerank(cli, samples, tmp_path, reference.url, queries=3, name="full.trec")
+    assert full.returncode == 0, full.stderr.decode()
+    server, gate = gated_server(serve, 1)
+    first = rerank_process(samples, tmp_path, server.url, "out.trec")
+    try:
+        while len(server.calls) < 2:  # the first run holds the journal and waits on its second window
+            assert first.poll() is None, first.communicate()[1].decode()
+            time.sleep(0.02)
+        # the second run must end while the first still waits: a bounded wait, no clock
+        second, _, out = rerank(cli, samples, tmp_path, server.url, queries=3)
+        assert first.poll() is None and len(server.calls) == 2
+    finally:
+        gate.set()
+        _, err = first.communicate(timeout=300)
+    assert second.returncode == 2
+    [line] = error_lines(second)
+    assert line == (f"rearank: error: {out}.trace.jsonl: the journal is in use by another rearank process (pid "
+                    f"{first.pid} on {socket.gethostname()} since {line.split(' since ')[1].split(')')[0]}); wait "
+                    "for it to end, or give another -o or --trace")
+    assert first.returncode == 0, err.decode()
+    assert out.read_bytes() == full_out.read_bytes()
+    assert steady(Path(f"{out}.trace.jsonl")) == steady(Path(f"{full_out}.trace.jsonl"))
+    assert not Path(f"{out}.trace.jsonl.lock").exists()
+
+
+def test_kill_9_frees_the_journal_for_resume(cli, samples, serve, tmp_path):
+    reference = serve()
+    full, _, full_out = rerank(cli, samples, tmp_path, reference.url, queries=3, name="full.trec")
+    assert full.returncode == 0, full.stderr.decode()
+    server, gate = gated_server(serve, 2)
+    first = rerank_process(samples, tmp_path, server.url, "out.trec")
+    trace = tmp_path / "out.trec.trace.jsonl"
+    try:
+        while len(server.calls) < 3:  # two windows journaled, the third in flight
+            assert first.poll() is None, first.communicate()[1].decode()
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        gate.set()
+    assert Path(f"{trace}.lock").exists() and len(records(trace)) == 2
+    again, _, out = rerank(cli, samples, tmp_path, server.url, "--resume", queries=3)
+    assert again.returncode == 0, again.stderr.decode()
+    assert manifest_of(out)["summary"]["windows"]["replayed"] == 2
+    assert out.read_bytes() == full_out.read_bytes()
+    assert not Path(f"{trace}.lock").exists()
