@@ -7,9 +7,12 @@ soon as its window is done.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -97,6 +100,47 @@ class WindowRecord:
         return (self.qid, self.pass_, self.start, self.end)
 
 
+def docids_digest(docids: Sequence[str]) -> bytes:
+    """A 16-byte digest of a window's docids, what the replay index compares instead of the docids."""
+    return hashlib.blake2b("\n".join(docids).encode(), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A journaled window as the replay index keeps it: a digest of its docids, its permutation and the
+    counters of its record (the model output is not kept); `record(window)` rebuilds the record."""
+
+    docids: bytes
+    permutation: bytes
+    counts: tuple[Any, ...]
+
+    def record(self, window: Window) -> WindowRecord:
+        """The WindowRecord of `window` (whose docids matched this entry)."""
+        flags, prompt_tokens, completion_tokens, latency, finish, backend_flags, max_chars, stamp = self.counts
+        return WindowRecord(window.qid, window.pass_, window.index, window.start, window.end, list(window.docids),
+                            list(array("H", self.permutation)), None, flags, prompt_tokens, completion_tokens, latency,
+                            finish, backend_flags, max_chars, False, None, stamp)
+
+
+class _Shared:
+    """One copy of the strings and flag dicts that many records repeat (qids, parser flags)."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def one(self, value: Any) -> Any:
+        key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if isinstance(value, dict) else value
+        return self.values.setdefault(key, value)
+
+    def key(self, record: WindowRecord) -> tuple[str, int, int, int]:
+        return (self.one(record.qid), record.pass_, record.start, record.end)
+
+    def compact(self, record: WindowRecord) -> Replay:
+        counts = (self.one(record.flags), record.prompt_tokens, record.completion_tokens, record.latency_s,
+                  self.one(record.finish_reason), self.one(record.backend_flags), record.max_chars, record.time)
+        return Replay(docids_digest(record.docids), array("H", record.permutation).tobytes(), counts)
+
+
 class Journal:
     """Append-only JSONL trace: a header line, then one record per finished window, written at once.
 
@@ -115,7 +159,9 @@ class Journal:
         self.fsync = fsync
         self.fsync_every_s = fsync_every_s
         self._synced = 0.0
-        self.records: dict[tuple[str, int, int, int], WindowRecord] = {}
+        #: the replay index: per window key, what replay needs of its record, compactly
+        self.records: dict[tuple[str, int, int, int], Replay] = {}
+        self._shared = _Shared()
         self.resumed = False
         self._handle: IO[bytes] | None = None
         self._header_seen = False
@@ -154,7 +200,7 @@ class Journal:
                 record = WindowRecord.from_json(data)
             except (KeyError, TypeError, ValueError) as exc:
                 raise InputError(f"invalid window record ({type(exc).__name__}: {exc})", self.path, number) from None
-            self.records[record.key] = record
+            self.records[self._shared.key(record)] = self._shared.compact(record)
 
     def _check_header(self, record: dict[str, Any]) -> None:
         if record.get("type") != "header":
@@ -170,9 +216,10 @@ class Journal:
 
     def lookup(self, window: Window) -> WindowRecord | None:
         """The journaled result for `window`, if one exists for exactly these docids."""
-        record = self.records.get(window.key)
-        if record is None or tuple(record.docids) != window.docids:
+        found = self.records.get(window.key)
+        if found is None or found.docids != docids_digest(window.docids):
             return None
+        record = found.record(window)
         if sorted(record.permutation) != list(range(len(window.docids))):
             return None
         return record
