@@ -7,6 +7,7 @@ soon as its window is done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 
-from rearank_cli.errors import InputError
+from rearank_cli.errors import InputError, RearankError
 from rearank_cli.parse import ParseFlags
 from rearank_cli.rerank.plan import Window
 
@@ -165,6 +166,7 @@ class Journal:
         self.resumed = False
         self._handle: IO[bytes] | None = None
         self._header_seen = False
+        self._failed = False
         if resume and os.path.exists(path) and os.path.getsize(path) > 0:
             self._load()
             self.resumed = self._header_seen  # a journal torn inside its header line starts over
@@ -244,18 +246,30 @@ class Journal:
 
     def _write(self, data: dict[str, Any]) -> None:
         assert self._handle is not None
-        self._handle.write(orjson.dumps(data) + b"\n")
-        self._handle.flush()
-        now = time.monotonic()
-        if self.fsync and now - self._synced >= self.fsync_every_s:
-            os.fsync(self._handle.fileno())
-            self._synced = now
+        try:
+            self._handle.write(orjson.dumps(data) + b"\n")
+            self._handle.flush()
+            now = time.monotonic()
+            if self.fsync and now - self._synced >= self.fsync_every_s:
+                os.fsync(self._handle.fileno())
+                self._synced = now
+        except OSError as exc:  # a full disk, a quota: stop, with every whole line kept for --resume
+            self._failed = True
+            raise RearankError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); it holds every "
+                               "window finished so far: make room (or copy it elsewhere) and rerun with "
+                               "--resume") from None
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (after a failed write, without raising again)."""
         if self._handle is not None:
-            self._handle.flush()
-            if self.fsync:
-                os.fsync(self._handle.fileno())
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+                handle.close()
+            except OSError:
+                if not self._failed:
+                    raise
+                with contextlib.suppress(OSError):
+                    handle.close()

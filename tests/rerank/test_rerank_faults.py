@@ -360,3 +360,39 @@ def test_kill_9_frees_the_journal_for_resume(cli, samples, serve, tmp_path):
     assert manifest_of(out)["summary"]["windows"]["replayed"] == 2
     assert out.read_bytes() == full_out.read_bytes()
     assert not Path(f"{trace}.lock").exists()
+
+
+# -- a full disk ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 KiB tmpfs (root only: skipped otherwise, saying why)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_mid_run_exits_1_and_resume_elsewhere_completes(cli, samples, serve, small_disk, tmp_path):
+    server = serve()
+    full, _, full_out = rerank(cli, samples, tmp_path, server.url, queries=43, name="full.trec")
+    assert full.returncode == 0, full.stderr.decode()
+    assert Path(f"{full_out}.trace.jsonl").stat().st_size > 2 * 32 * 1024  # the journal cannot fit the disk
+    trace = small_disk / "trace.jsonl"
+    result, _, out = rerank(cli, samples, tmp_path, server.url, "--trace", trace, queries=43)
+    assert result.returncode == 1, result.stderr.decode()
+    [line] = error_lines(result)
+    assert f"{trace}: cannot write the journal (No space left on device)" in line and "--resume" in line
+    assert not out.exists() and trace.read_bytes().count(b"\n") > 1  # the header and some windows, maybe a torn line
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(trace.read_bytes())
+    again, _, out = rerank(cli, samples, tmp_path, server.url, "--trace", elsewhere, "--resume", queries=43)
+    assert again.returncode == 0, again.stderr.decode()
+    assert manifest_of(out)["summary"]["windows"]["replayed"] > 0
+    assert out.read_bytes() == full_out.read_bytes()
