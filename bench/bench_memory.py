@@ -191,8 +191,23 @@ def baseline_tree(rev: str, folder: Path) -> Path:
     return folder
 
 
+def replayed_journal(journal: Path, copies: int, out: Path) -> Path:
+    """A journal for DL19 repeated `copies` times holding every window, made from a smaller run's journal
+    (the zero-latency server answers each copy of a query alike): its header, then copy 0's records under
+    each copy's qids."""
+    lines = journal.read_bytes().splitlines(keepends=True)
+    first = [orjson.loads(line) for line in lines[1:]]
+    first = [record for record in first if record["qid"].endswith("r0")]
+    with open(out, "wb") as handle:
+        handle.write(lines[0])
+        for copy in range(copies):
+            handle.writelines(orjson.dumps({**record, "qid": f"{record['qid'][:-2]}r{copy}"}) + b"\n"
+                              for record in first)
+    return out
+
+
 def bench(sizes: list[int], eval_sizes: list[int], modes: list[str], baseline: str | None,
-          baseline_sizes: list[int]) -> list[dict]:
+          baseline_sizes: list[int], replay_sizes: list[int]) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
@@ -200,33 +215,43 @@ def bench(sizes: list[int], eval_sizes: list[int], modes: list[str], baseline: s
         if baseline:
             trees["baseline"] = baseline_tree(baseline, work / "baseline")
         server = Server()
+        journal = None
         try:
-            for size in sorted(set(sizes) | set(eval_sizes)):
-                data = make_data(work / f"data-{size}", copies_for(size), texts_too=size in sizes)
+            for size in sorted(set(sizes) | set(eval_sizes) | set(replay_sizes)):
+                data = make_data(work / f"data-{size}", copies_for(size), texts_too=size in sizes + replay_sizes)
                 queries = copies_for(size) * DL19_QUERIES
                 for tree_name, tree in trees.items():
                     if tree_name == "baseline" and size not in baseline_sizes:
                         continue
+
+                    def add(command: str, got: Measure, queries: int = queries, tree_name: str = tree_name) -> None:
+                        rows.append({"command": command, "queries": queries, "tree": tree_name, **got.__dict__})
+                        _print(rows[-1])
+
                     for mode in modes if size in sizes else []:
                         out = work / f"out-{size}-{mode}-{tree_name}.trec"
-                        got = measure(tree, rerank_args(mode, data, server.url, out), Path(f"{out}.manifest.json"))
-                        rows.append({"command": f"rerank ({mode})", "queries": queries, "tree": tree_name,
-                                     **got.__dict__})
-                        _print(rows[-1])
+                        add(f"rerank ({mode})",
+                            measure(tree, rerank_args(mode, data, server.url, out), Path(f"{out}.manifest.json")))
+                        if journal is None:
+                            journal = work / "first.trace.jsonl"
+                            Path(f"{out}.trace.jsonl").rename(journal)
                         out.unlink()
-                    if size in sizes:
+                    for mode in modes if size in replay_sizes and journal is not None else []:
+                        out = work / f"replay-{size}-{mode}-{tree_name}.trec"
+                        trace = replayed_journal(journal, copies_for(size), work / "replay.trace.jsonl")
+                        add(f"rerank --resume ({mode})", measure(
+                            tree, [*rerank_args(mode, data, server.url, out), "--trace", trace, "--resume"],
+                            Path(f"{out}.manifest.json")))
+                        out.unlink()
+                    if size in sizes + replay_sizes:
                         out = work / f"aug-{size}-{tree_name}.jsonl"
-                        got = measure(tree, ["augment", data["run"], "--qrels", data["qrels"], "--topics",
-                                             data["topics"], "--corpus", data["corpus"], "--samples-per-query", "1",
-                                             "-o", out])
-                        rows.append({"command": "augment", "queries": queries, "tree": tree_name, **got.__dict__})
-                        _print(rows[-1])
+                        add("augment", measure(tree, ["augment", data["run"], "--qrels", data["qrels"], "--topics",
+                                                      data["topics"], "--corpus", data["corpus"],
+                                                      "--samples-per-query", "1", "-o", out]))
                         out.unlink()
                     if size in eval_sizes:
-                        got = measure(tree, ["eval", data["run"], "--qrels", data["qrels"], "-m", "ndcg_cut.10",
-                                             "-m", "map", "-o", work / "eval.txt"])
-                        rows.append({"command": "eval", "queries": queries, "tree": tree_name, **got.__dict__})
-                        _print(rows[-1])
+                        add("eval", measure(tree, ["eval", data["run"], "--qrels", data["qrels"], "-m", "ndcg_cut.10",
+                                                   "-m", "map", "-o", work / "eval.txt"]))
                 for path in (work / f"data-{size}").iterdir():
                     path.unlink()
         finally:
@@ -265,6 +290,9 @@ def main() -> None:
     parser.add_argument("--modes", default="corpus,candidates")
     parser.add_argument("--baseline", help="git revision to measure beside this tree (e.g. main)")
     parser.add_argument("--baseline-sizes", help="sizes measured for the baseline too (default: all)")
+    parser.add_argument("--replay-sizes", default="",
+                        help="sizes measured as a --resume with every window in the journal (no window generated: "
+                        "reading, replay and writing only), from the smallest --sizes run's journal")
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -273,8 +301,10 @@ def main() -> None:
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     eval_sizes = [int(s) for s in args.eval_sizes.split(",") if s]
-    baseline_sizes = [int(s) for s in (args.baseline_sizes or f"{args.sizes},{args.eval_sizes}").split(",") if s]
-    rows = bench(sizes, eval_sizes, args.modes.split(","), args.baseline, baseline_sizes)
+    replay_sizes = [int(s) for s in args.replay_sizes.split(",") if s]
+    everything = f"{args.sizes},{args.eval_sizes},{args.replay_sizes}"
+    baseline_sizes = [int(s) for s in (args.baseline_sizes or everything).split(",") if s]
+    rows = bench(sizes, eval_sizes, args.modes.split(","), args.baseline, baseline_sizes, replay_sizes)
     print(f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; zero-latency local "
           "server; DL19 repeated under new qids")
     print(table(rows))

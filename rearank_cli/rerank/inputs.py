@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -200,21 +200,78 @@ class StreamedInputs:
         self.texts.close()
 
 
+class SpooledRun(Mapping[str, list[Hit]]):
+    """The run of `StreamedInputs` as a read-only mapping `{qid: hits}` (each read from the spool)."""
+
+    def __init__(self, inputs: StreamedInputs) -> None:
+        self.inputs = inputs
+
+    def __getitem__(self, qid: str) -> list[Hit]:
+        return self.inputs.query_hits(qid)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.inputs.qids)
+
+    def __len__(self) -> int:
+        return len(self.inputs.qids)
+
+
+class SpooledTexts(Mapping[str, str]):
+    """The passage texts of `StreamedInputs` as a read-only mapping `{docid: text}`."""
+
+    def __init__(self, inputs: StreamedInputs) -> None:
+        self.spool = inputs.texts
+
+    def __getitem__(self, docid: str) -> str:
+        return self.spool.get(docid).decode()
+
+    def __contains__(self, docid: object) -> bool:
+        return docid in self.spool
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("spooled texts are looked up by docid, not listed")
+
+    def __len__(self) -> int:
+        return len(self.spool)
+
+
 def stream_inputs(run: str | None, topics: str | None, corpus: str | None, candidates: str | None, *, depth: int,
                   prompt: str, shard: tuple[int, int] | None = None, skip_missing: bool = False,
                   spool_folder: str | None = None) -> StreamedInputs:
     """Check and spool the inputs of a rerank job (see `StreamedInputs`): the run (or the candidates'
     own lists) defines the queries and their order; texts come from the candidates or topics + corpus
     (a JSONL file or a Lucene index). The errors and warnings are `load_queries`'."""
+    check_text_source(topics, corpus, candidates)
+    inputs = spool_inputs(run, topics, corpus, candidates, depth=depth, shard=shard, spool_folder=spool_folder,
+                          passage_chars=get_prompt(prompt).passage_chars)
+    if inputs.skipped_qids and not skip_missing:
+        inputs.close()
+        raise InputError(f"{len(inputs.skipped_qids)} qid(s) of the run have no topic: {some(inputs.skipped_qids)} "
+                         "(--skip-missing skips them)", candidates if candidates is not None else topics)
+    try:
+        _check_texts(inputs, candidates or corpus, skip_missing)
+    except InputError:
+        inputs.close()
+        raise
+    _warn(inputs)
+    return inputs
+
+
+def spool_inputs(run: str | None, topics: str | None, corpus: str | None, candidates: str | None, *, depth: int,
+                 shard: tuple[int, int] | None = None, spool_folder: str | None = None,
+                 passage_chars: int | None = None, every_query: bool = False,
+                 needs_text: Callable[[str], bool] | None = None) -> StreamedInputs:
+    """Spool a run's queries and the texts of their top `depth` docs, without judging them (see
+    `stream_inputs`). A query without a topic goes to `skipped_qids` and, unless `every_query`, out of
+    `qids`; with `needs_text`, only the queries it accepts get texts. `passage_chars`: the prompt's
+    passage length, to note passages that are empty after cleaning."""
     from rearank_cli.formats import read_topics
 
-    check_text_source(topics, corpus, candidates)
-    limit = get_prompt(prompt).passage_chars
     inputs = StreamedInputs([], {}, Spool(spool_folder), Spool(spool_folder), depth)
     wanted: set[str] = set()
 
     def keep_text(docid: str, text: str) -> None:
-        if inputs.texts.add(docid, text.encode()) and not clean_passage(text, limit):
+        if inputs.texts.add(docid, text.encode()) and passage_chars and not clean_passage(text, passage_chars):
             inputs.empty_docids.add(docid)
 
     if candidates is not None and run is None:
@@ -230,24 +287,18 @@ def stream_inputs(run: str | None, topics: str | None, corpus: str | None, candi
             inputs.topics = read_topics(topics)
         assert run is not None
         first_stage = _first_stage(run)
+    spool = _QuerySpooler(inputs, shard, wanted if corpus is not None else None, every_query, needs_text)
     try:
-        _spool_queries(inputs, first_stage, shard, wanted if corpus is not None else None)
+        spool(first_stage)
     except RunNotGrouped:
         assert run is not None
         log.info("%s: the lines of a query are not together; reading the whole run", run)
         inputs.hits.close()
         inputs.hits, inputs.qids, inputs.skipped_qids = Spool(spool_folder), [], []
         wanted.clear()
-        _spool_queries(inputs, iter(read_first_stage(run).items()), shard, wanted if corpus is not None else None)
-    topics_path = candidates if candidates is not None else topics
-    if inputs.skipped_qids and not skip_missing:
-        raise InputError(f"{len(inputs.skipped_qids)} qid(s) of the run have no topic: {some(inputs.skipped_qids)} "
-                         "(--skip-missing skips them)", topics_path)
+        spool(iter(read_first_stage(run).items()))
     if corpus is not None:
         _spool_corpus(corpus, wanted, keep_text)
-        del wanted
-    _check_texts(inputs, candidates or corpus, skip_missing)
-    _warn(inputs)
     return inputs
 
 
@@ -261,19 +312,31 @@ def _candidate_lists(path: str, topics: dict[str, str],
         yield entry.qid, entry.hits
 
 
-def _spool_queries(inputs: StreamedInputs, first_stage: Iterable[tuple[str, list[Hit]]],
-                   shard: tuple[int, int] | None, wanted: set[str] | None) -> None:
-    """Spool the hits of the queries of `first_stage` in this shard; collect their head docids in `wanted`."""
-    for position, (qid, hits) in enumerate(first_stage):
-        if shard is not None and position % shard[1] != shard[0]:
-            continue
-        if qid not in inputs.topics:
-            inputs.skipped_qids.append(qid)
-            continue
-        inputs.qids.append(qid)
-        inputs.hits.add(qid, orjson.dumps(hits))
-        if wanted is not None:
-            wanted.update(docid for docid, _ in hits[: inputs.depth])
+@dataclass
+class _QuerySpooler:
+    """Spools the hits of the queries of a first stage in this shard; collects the head docids that need
+    text in `wanted`."""
+
+    inputs: StreamedInputs
+    shard: tuple[int, int] | None
+    wanted: set[str] | None
+    every_query: bool = False
+    needs_text: Callable[[str], bool] | None = None
+
+    def __call__(self, first_stage: Iterable[tuple[str, list[Hit]]]) -> None:
+        inputs, shard = self.inputs, self.shard
+        for position, (qid, hits) in enumerate(first_stage):
+            if shard is not None and position % shard[1] != shard[0]:
+                continue
+            has_topic = qid in inputs.topics
+            if not has_topic:
+                inputs.skipped_qids.append(qid)
+                if not self.every_query:
+                    continue
+            inputs.qids.append(qid)
+            inputs.hits.add(qid, orjson.dumps(hits))
+            if self.wanted is not None and has_topic and (self.needs_text is None or self.needs_text(qid)):
+                self.wanted.update(docid for docid, _ in hits[: inputs.depth])
 
 
 def _first_stage(path: str) -> Iterator[tuple[str, list[Hit]]]:

@@ -1,7 +1,8 @@
 """The streamed rerank (queries spooled, read one at a time, written in run order) at the memory bench's
-smallest size (DL19 repeated to 1,032 queries, a zero-latency local server): byte for byte the output
-of the in-memory path (everything in dicts, `build_run` + `write_run`), from a run + topics + corpus and
-from the candidates JSON, in shards merged back, and resumed from half a journal."""
+smallest size (DL19 repeated to 989 queries, a zero-latency local server; the top 40 reranked, 3 windows a
+query, to keep the test short): byte for byte the output of the in-memory path (everything in dicts,
+`build_run` + `write_run`), from a run + topics + corpus and from the candidates JSON, in shards merged
+back, and resumed from half a journal."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from rearank_cli.formats import read_first_stage, read_topics, write_run
 from rearank_cli.rerank import RerankSettings, build_run, load_queries, rerank_queries
 from rearank_cli.texts import fetch_texts
 
-pytestmark = pytest.mark.slow  # 9,288 windows per full run
+pytestmark = pytest.mark.slow  # 2,967 windows per full run
 
 SIZE = 1000  # the smallest size of bench/bench_memory.py
+DEPTH = ["--depth", "40"]
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +37,13 @@ def in_memory(bench, tmp_path_factory) -> Path:
     """The in-memory path: the whole run, topics and texts in dicts, the run built and written at the end."""
     data, url = bench
     loaded = load_queries(read_first_stage(str(data["run"])), read_topics(str(data["topics"])),
-                          lambda wanted: fetch_texts(str(data["corpus"]), wanted), depth=100, prompt="rearank")
+                          lambda wanted: fetch_texts(str(data["corpus"]), wanted), depth=40, prompt="rearank")
 
     async def rerank():
         backend = OpenAIBackend(MODEL, url)
         await backend.start()
         try:
-            return await rerank_queries(loaded.queries, backend, RerankSettings())
+            return await rerank_queries(loaded.queries, backend, RerankSettings(depth=40))
         finally:
             await backend.close()
 
@@ -55,7 +57,7 @@ def in_memory(bench, tmp_path_factory) -> Path:
 def streamed(cli, bench, tmp_path_factory) -> Path:
     data, url = bench
     out = tmp_path_factory.mktemp("streamed") / "out.trec"
-    result = cli(*rerank_args("corpus", data, url, out), env={"TQDM_DISABLE": "1"})
+    result = cli(*rerank_args("corpus", data, url, out), *DEPTH, env={"TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     return out
 
@@ -68,7 +70,7 @@ def test_streamed_equals_in_memory(streamed, in_memory):
 def test_candidates_streamed_equal_in_memory(cli, bench, in_memory, tmp_path):
     data, url = bench
     out = tmp_path / "out.trec"
-    result = cli(*rerank_args("candidates", data, url, out), env={"TQDM_DISABLE": "1"})
+    result = cli(*rerank_args("candidates", data, url, out), *DEPTH, env={"TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert out.read_bytes() == in_memory.read_bytes()
 
@@ -78,7 +80,8 @@ def test_shards_merged_equal_in_memory(cli, bench, in_memory, tmp_path):
     shards = []
     for index in range(2):
         out = tmp_path / f"shard{index}.trec"
-        result = cli(*rerank_args("corpus", data, url, out), "--shard", f"{index}/2", env={"TQDM_DISABLE": "1"})
+        result = cli(*rerank_args("corpus", data, url, out), *DEPTH, "--shard", f"{index}/2",
+                     env={"TQDM_DISABLE": "1"})
         assert result.returncode == 0, result.stderr.decode()[-2000:]
         shards.append(out)
     merged = tmp_path / "merged.trec"
@@ -93,7 +96,7 @@ def test_resumed_from_half_a_journal_equals_in_memory(cli, bench, streamed, in_m
     kept = len(lines) // 2
     out = tmp_path / "out.trec"
     Path(f"{out}.trace.jsonl").write_bytes(b"".join(lines[:kept]))
-    result = cli(*rerank_args("corpus", data, url, out), "--resume", env={"TQDM_DISABLE": "1"})
+    result = cli(*rerank_args("corpus", data, url, out), *DEPTH, "--resume", env={"TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     windows = json.loads(Path(f"{out}.manifest.json").read_text())["summary"]["windows"]
     assert windows["replayed"] > 0 and windows["replayed"] + windows["generated"] == windows["total"]
