@@ -312,16 +312,25 @@ def gated_server(serve, opened_after: int) -> tuple[Server, threading.Event]:
     return serve(chat), gate
 
 
-def test_a_second_run_on_the_same_journal_is_refused_at_once(cli, samples, serve, tmp_path):
+def held_run(cli, samples, serve, tmp_path, answered: int):
+    """An uncontended reference run (`full.trec`), then a run in the background (`out.trec`) on a server
+    that holds every request after the first `answered`, returned once its next request is held."""
     reference = serve()
     full, _, full_out = rerank(cli, samples, tmp_path, reference.url, queries=3, name="full.trec")
     assert full.returncode == 0, full.stderr.decode()
-    server, gate = gated_server(serve, 1)
+    server, gate = gated_server(serve, answered)
     first = rerank_process(samples, tmp_path, server.url, "out.trec")
+    while len(server.calls) <= answered:
+        if first.poll() is not None:
+            gate.set()
+            raise AssertionError(first.communicate()[1].decode())
+        time.sleep(0.02)
+    return full_out, server, gate, first
+
+
+def test_a_second_run_on_the_same_journal_is_refused_at_once(cli, samples, serve, tmp_path):
+    full_out, server, gate, first = held_run(cli, samples, serve, tmp_path, 1)
     try:
-        while len(server.calls) < 2:  # the first run holds the journal and waits on its second window
-            assert first.poll() is None, first.communicate()[1].decode()
-            time.sleep(0.02)
         # the second run must end while the first still waits: a bounded wait, no clock
         second, _, out = rerank(cli, samples, tmp_path, server.url, queries=3)
         assert first.poll() is None and len(server.calls) == 2
@@ -340,16 +349,9 @@ def test_a_second_run_on_the_same_journal_is_refused_at_once(cli, samples, serve
 
 
 def test_kill_9_frees_the_journal_for_resume(cli, samples, serve, tmp_path):
-    reference = serve()
-    full, _, full_out = rerank(cli, samples, tmp_path, reference.url, queries=3, name="full.trec")
-    assert full.returncode == 0, full.stderr.decode()
-    server, gate = gated_server(serve, 2)
-    first = rerank_process(samples, tmp_path, server.url, "out.trec")
+    full_out, server, gate, first = held_run(cli, samples, serve, tmp_path, 2)  # two windows journaled
     trace = tmp_path / "out.trec.trace.jsonl"
     try:
-        while len(server.calls) < 3:  # two windows journaled, the third in flight
-            assert first.poll() is None, first.communicate()[1].decode()
-            time.sleep(0.02)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
     finally:
