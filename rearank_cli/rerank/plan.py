@@ -14,25 +14,27 @@ from rearank_cli.backends.base import Sampling
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Run, write_run_lines
 from rearank_cli.prompts import Prompt, get_prompt
+from rearank_cli.settings.rerank import SCORE_MODES, WINDOW_SCHEDULES, RerankOptions
 from rearank_cli.windows import schedule
 
-SCORE_MODES = ("rank", "first-stage")
-WINDOW_SCHEDULES = ("fixed", "official")
+__all__ = ["SCORE_MODES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "QueryState", "RerankSettings", "Window",
+           "build_run", "ranked_hits"]
 
 
 @dataclass(frozen=True)
 class RerankSettings:
-    """How to rerank: prompt, window schedule, decoding and concurrency (defaults = the paper)."""
+    """How to rerank: prompt, window schedule, decoding and concurrency (defaults: `RerankOptions`'s, the
+    paper's)."""
 
-    prompt: str = "rearank"
-    window: int = 20
-    step: int = 10
-    depth: int = 100
-    passes: int = 1
-    window_schedule: str = "fixed"
+    prompt: str = RerankOptions.prompt
+    window: int = RerankOptions.window
+    step: int = RerankOptions.step
+    depth: int = RerankOptions.depth
+    passes: int = RerankOptions.passes
+    window_schedule: str = RerankOptions.window_schedule
     sampling: Sampling = field(default_factory=Sampling)
     #: requests in flight across queries; None = the backend's `preferred_inflight` (or 32)
-    max_inflight: int | None = None
+    max_inflight: int | None = RerankOptions.max_inflight
     #: abort (journal kept) after this many windows in a row failed in the backend
     max_consecutive_failures: int = 50
 
@@ -41,9 +43,19 @@ class RerankSettings:
         """The `Prompt` object named by `prompt` (InputError for an unknown name)."""
         return get_prompt(self.prompt)
 
+    @classmethod
+    def from_options(cls, options: RerankOptions) -> RerankSettings:
+        """The reranking part of `rearank rerank`'s settings."""
+        sampling = Sampling(max_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
+                            seed=options.request_seed)
+        return cls(prompt=options.prompt, window=options.window, step=options.step, depth=options.depth,
+                   passes=options.passes, window_schedule=options.window_schedule, sampling=sampling,
+                   max_inflight=options.max_inflight)
+
     def check(self) -> None:
         """Raise InputError for settings that cannot work."""
-        get_prompt(self.prompt)
+        RerankOptions.check_value("prompt", self.prompt)
+        RerankOptions.check_value("window_schedule", self.window_schedule)
         if self.depth < 1 or self.passes < 1:
             raise InputError("--depth and --passes must be at least 1")
         if self.max_inflight is not None and self.max_inflight < 1:
@@ -73,10 +85,13 @@ class RerankSettings:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """Settings as plain JSON (the manifest's `settings`)."""
-        data = asdict(self)
-        data["sampling"] = asdict(self.sampling)
-        return data
+        """Settings as plain JSON, named as `rearank rerank`'s settings (a manifest's `settings` when the
+        job was not started from the command line)."""
+        data = {key: value for key, value in asdict(self).items()
+                if key not in ("sampling", "max_consecutive_failures")}
+        sampling = asdict(self.sampling)
+        sampling["seed"] = -1 if sampling["seed"] is None else sampling["seed"]
+        return {**data, **sampling}
 
 
 @dataclass
@@ -138,15 +153,16 @@ class QueryState:
         return self.order + [docid for docid, _ in self.query.hits[len(self.order) :]]
 
 
-def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]], score_mode: str = "rank") -> Run:
+def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]],
+              score_mode: str = RerankOptions.score_mode) -> Run:
     """The output run: `rank` scores strictly decrease (n, n-1, ..., 1) so no tie can reorder a list;
     `first-stage` copies the first-stage scores by position (the authors' behaviour)."""
-    if score_mode not in SCORE_MODES:
-        raise InputError(f"unknown --score-mode {score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
+    RerankOptions.check_value("score_mode", score_mode)
     return {query.qid: ranked_hits(query, orders[query.qid], score_mode) for query in queries}
 
 
-def ranked_hits(query: QueryInput, docids: Sequence[str], score_mode: str = "rank") -> list[Hit]:
+def ranked_hits(query: QueryInput, docids: Sequence[str],
+                score_mode: str = RerankOptions.score_mode) -> list[Hit]:
     """One query of the output run (see `build_run`)."""
     if score_mode == "rank":
         return [(docid, float(len(docids) - i)) for i, docid in enumerate(docids)]
@@ -157,7 +173,7 @@ class InOrder:
     """Writes queries finished in any order as TREC run lines in their input order: a query waits
     only for the queries before it that are still in flight."""
 
-    def __init__(self, out: IO[str], tag: str, score_mode: str = "rank") -> None:
+    def __init__(self, out: IO[str], tag: str, score_mode: str = RerankOptions.score_mode) -> None:
         self.out, self.tag, self.score_mode = out, tag, score_mode
         self.next = 0
         self.waiting: dict[int, tuple[str, list[Hit]]] = {}
