@@ -10,12 +10,9 @@ one returns (no lock-step rounds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rearank_cli.backends.base import (
@@ -32,6 +29,7 @@ from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, QueryState, RerankSettings, Window
 from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats
+from rearank_cli.stopping import StopSignal, run_until_stopped
 
 log = logging.getLogger("rearank")
 
@@ -39,35 +37,6 @@ log = logging.getLogger("rearank")
 CONTEXT_RETRIES = 6
 
 
-class Interrupted(RearankError):
-    """SIGTERM/SIGINT stopped the run; the journal holds every finished window."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class StopSignal:
-    """A request to stop a run cleanly: set by SIGTERM/SIGINT (`install_stop_handlers`) or by hand; it
-    remembers the first signal that set it."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.signum: int | None = None
-
-    def set(self, signum: int | None = None) -> None:
-        """Ask the run to stop (`signum`: the signal that asked, if any)."""
-        if self.signum is None:
-            self.signum = signum
-        self._event.set()
-
-    def is_set(self) -> bool:
-        """Whether a stop was asked for."""
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        """Return once a stop is asked for."""
-        await self._event.wait()
 
 
 @dataclass
@@ -217,8 +186,8 @@ async def rerank_queries(
 
     Windows found in `journal` (with identical inputs) are replayed, not generated; every new window
     is appended to it. When `stop` is set, in-flight requests are cancelled and `Interrupted` is
-    raised (exit status 130); the journal then holds every window finished so far. A `BackendError`
-    fails its window only (`ContextTooLong` first shortens the window and sends it again); a
+    raised (exit status 128 + the signal's number); the journal then holds every window finished so
+    far. A `BackendError` fails its window only (`ContextTooLong` first shortens the window and sends it again); a
     `BackendFatal` cancels the requests in flight and propagates.
 
     `queries` may be a stream: a query is taken from it only when a worker is free. With `finished`,
@@ -256,50 +225,3 @@ def plan_remaining(queries: Iterable[QueryInput], settings: RerankSettings, jour
     queries' hits are read, so texts may be left empty."""
     scheduler = _Scheduler(NullBackend(), settings, journal, None, 0)
     return sum(len(state.plan) - state.position for state in map(scheduler.start, queries))
-
-
-async def run_until_stopped(work: Awaitable[object], stop: StopSignal | None) -> None:
-    """Await `work`; when `stop` is set first, cancel it and raise `Interrupted` (exit status 130)."""
-    task = asyncio.ensure_future(work)
-    if stop is None:
-        await task
-        return
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-    if task in done:
-        task.result()
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    raise Interrupted("interrupted", 130)
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: StopSignal) -> Callable[[], None]:
-    """SIGTERM/SIGINT set `stop` (a clean stop with the journal intact); a second signal exits at once.
-    Returns a function that removes the handlers."""
-
-    def handler(signum: int) -> None:
-        if stop.signum is not None:
-            os._exit(128 + signum)
-        log.warning("received %s: stopping; finished windows are in the journal (rerun with --resume)",
-                    signal.Signals(signum).name)
-        stop.set(signum)
-
-    installed = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, handler, signum)
-            installed.append(signum)
-
-    def remove() -> None:
-        for signum in installed:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
-
-    return remove
-
-

@@ -60,5 +60,4 @@ def test_a_refused_request_names_its_cause(status, text, kind, cause):
     backend.served_models = []  # a server without a model list
     got = backend.refused(status, text)
     assert type(got) is kind and cause in str(got), str(got)
-    assert getattr(got, "exit_code", None) == (2 if kind is UnknownModel else 1 if issubclass(kind, BackendFatal)
-                                               else None)
+    assert getattr(got, "exit_code", None) == (2 if kind is UnknownModel else 1)
