@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from rearank_cli.cli import app
 from rearank_cli.commands import COMMANDS
@@ -40,7 +41,7 @@ from tests.docs_examples import (
 #: examples other tests run: the Python API example (tests/test_api.py) and the quickstart (below)
 RUN_ELSEWHERE = {"python-api", "quickstart"}
 #: examples that start the JVM, vLLM or a model: end to end, so marked slow
-SLOW_EXAMPLES = {"retrieve-scifact-slice", "doctor-tiny"}
+SLOW_EXAMPLES = {"retrieve-scifact-slice", "doctor-tiny", "config-index-retrieve"}
 
 
 def code_blocks() -> list[Block]:
@@ -248,6 +249,42 @@ def test_every_long_flag_named_in_prose_exists():
     assert not wrong, "flags no command has:\n" + "\n".join(sorted(set(wrong)))
 
 
+# ---------------------------------------------------------------- config files in the docs are read
+
+
+_CONFIG_FILE = re.compile(r"^cat > (\S+\.toml) <<'EOF'\n(.*?)^EOF$", re.M | re.S)
+
+
+def config_files() -> list:
+    """(where, file name, TOML text, the commands that read it with `--config`) of every config file a
+    program block writes with a here-document."""
+    found = []
+    for block in code_blocks():
+        for name, body in _CONFIG_FILE.findall(block.code):
+            readers = re.findall(rf"^rearank (\w+)\b.* --config {re.escape(name)}\b", block.code, re.M)
+            found.append(pytest.param(block.where, name, body, readers, id=f"{block.where}:{name}"))
+    return found
+
+
+@pytest.mark.parametrize("where,name,body,readers", config_files())
+def test_every_config_file_in_the_docs_is_read_by_its_command(where, name, body, readers, tmp_path):
+    """Each documented config file, examples that need a GPU included, passes its command's checks
+    (known keys, types, choices): `rearank CMD --config FILE --help` reads the file, then prints help."""
+    assert readers, f"{where}: {name} is written, but no `rearank CMD ... --config {name}` reads it"
+    path = tmp_path / name
+    path.write_text(body)
+    for command in readers:
+        result = CliRunner().invoke(app, [command, "--config", str(path), "--help"])
+        assert result.exit_code == 0, f"{where}: rearank {command} refuses {name}: {result.output}{result.exception}"
+
+
+def test_the_conventions_page_has_a_config_example_per_command_that_writes():
+    shown = {command for where, *_, readers in (param.values for param in config_files())
+             if where.startswith("docs/conventions.md") for command in readers}
+    missing = {"rerank", "eval", "retrieve", "index", "augment", "train", "report"} - shown
+    assert not missing, f"docs/conventions.md has no --config example for {sorted(missing)}"
+
+
 # ---------------------------------------------------------------- numbers say where they come from
 
 _MEASURED = re.compile(r"(?<![\w.])\d[\d,]*\.\d+(?![\w.])")
@@ -345,16 +382,6 @@ def test_screenshots_are_on_the_report_page():
 def documented_names(page: str) -> set[str]:
     """Every backticked name on a docs page (table cells list several: `prompt_tokens`, `completion_tokens`)."""
     return set(re.findall(r"`([\w.]+)`", (DOCS / page).read_text()))
-
-
-def test_every_journal_field_is_documented():
-    from rearank_cli.parse import ParseFlags
-    from rearank_cli.rerank.journal import WindowRecord
-
-    record = WindowRecord("q", 0, 0, 0, 1, ["d"], [0], failed=True, error="x").to_json()
-    names = documented_names("formats.md")
-    missing = [key for key in [*record, *ParseFlags().as_dict()] if key not in names]
-    assert not missing, f"docs/formats.md does not describe journal fields {missing}"
 
 
 def manifest_keys(manifest: dict, prefix: str = "") -> list[str]:

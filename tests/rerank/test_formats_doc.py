@@ -1,4 +1,4 @@
-"""The formats documentation lists every field of the journal header, the window record, the rerank
+"""The formats page (docs/formats.md) lists every field of the journal header, the window record, the rerank
 manifest and the merge manifest, and no field they do not write: the field tables under their headings
 are checked against what the typed records' `to_json` writes."""
 
@@ -20,6 +20,8 @@ from rearank_cli.rerank.records import (
     WindowRecord,
 )
 from tests.conftest import ROOT
+
+FORMATS = ROOT / "docs" / "formats.md"
 
 #: per heading: an example record's JSON, and the fields whose own fields the table lists too
 RECORDS: dict[str, tuple[dict[str, Any], set[str]]] = {
@@ -47,13 +49,11 @@ def fields(data: Mapping[str, Any], expand: set[str], prefix: str = "") -> Itera
 
 
 def documented(title: str) -> set[str]:
-    """The field names (first column) of the tables under `### title` in the docs."""
-    for path in sorted(ROOT.glob("docs/**/*.md")):
-        text = path.read_text()
-        found = re.search(rf"^### {re.escape(title)}\s*$(.*?)(?=^#{{1,3}} |\Z)", text, re.M | re.S)
-        if found:
-            return set(re.findall(r"^\| `([^`]+)` \|", found.group(1), re.M))
-    pytest.fail(f"no '### {title}' section in docs/")
+    """The field names (first column) of the table under `### title` on the formats page."""
+    found = re.search(rf"^### {re.escape(title)}\s*$(.*?)(?=^#{{1,3}} |\Z)", FORMATS.read_text(), re.M | re.S)
+    if not found:
+        pytest.fail(f"no '### {title}' section in {FORMATS.relative_to(ROOT)}")
+    return set(re.findall(r"^\| `([^`]+)` \|", found.group(1), re.M))
 
 
 @pytest.mark.parametrize("title", list(RECORDS))
