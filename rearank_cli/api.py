@@ -88,11 +88,14 @@ class Reranker:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def arerank_queries(self, queries: Sequence[QueryInput], journal: Journal | None = None, *,
-                              progress: Callable[[int], None] | None = None,
-                              stop: StopSignal | None = None) -> RerankResult:
-        """Rerank `QueryInput`s with the started backend (see `rerank.scheduler.rerank_queries`)."""
-        return await rerank_queries(queries, self.backend, self.settings, journal, progress=progress, stop=stop)
+    async def arerank_queries(self, queries: Iterable[QueryInput], journal: Journal | None = None, *,
+                              progress: Callable[[int], None] | None = None, stop: StopSignal | None = None,
+                              finished: Callable[[int, QueryInput, list[str]], None] | None = None,
+                              count: int | None = None) -> RerankResult:
+        """Rerank `QueryInput`s (a list or a stream) with the started backend; `finished` takes each query's
+        final order as soon as it is done (see `rerank.scheduler.rerank_queries`)."""
+        return await rerank_queries(queries, self.backend, self.settings, journal, progress=progress, stop=stop,
+                                    finished=finished, count=count)
 
     async def arerank(self, query: str, passages: Sequence[str]) -> list[int]:
         """The new order of `passages` for `query`, as a permutation of `range(len(passages))` (best

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rearank_cli.errors import InputError
-from rearank_cli.formats.trec import Hit, Qrels, Run
+from rearank_cli.formats.trec import Hit, Qrels
 from rearank_cli.metrics import ideal_dcg, ndcg
 from rearank_cli.prompts import build_messages, prompt_hash
 from rearank_cli.settings.commands import AugmentOptions as _O
@@ -137,7 +137,7 @@ class Summary:
 class Inputs:
     """What augment reads: the run, qrels, query texts and doc texts (only those needed)."""
 
-    run: Run
+    run: Mapping[str, list[Hit]]
     qrels: Qrels
     topics: Mapping[str, str]
     texts: Mapping[str, str]

@@ -4,9 +4,11 @@ Concurrent requests over one HTTP/1.1 connection pool (httpx), retries with expo
 jitter on 429, 5xx, timeouts, connection errors and 200s whose body is not a whole completion (a
 `Retry-After` header is honoured), the API key from an environment variable, and token counts from the
 server's `usage`. A context-length error is `ContextTooLong` (the scheduler shortens the window); any
-other 4xx is `BackendFatal` (every window would repeat it). `start` checks the server (`GET /models`)
-before any work: a wrong URL or a model it does not serve fails at once with one line. No local
-tokenizer or weights are needed.
+other 4xx is `BackendFatal` (every window would repeat it), its one line naming the cause the server's
+answer shows: the API key, a model the server does not serve (`UnknownModel`, exit 2, as at start), a
+decoding parameter, an endpoint the server lacks. `start` checks the server (`GET /models`) before any
+work: a wrong URL or a model it does not serve fails at once with one line. No local tokenizer or
+weights are needed.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 CONTEXT_RE = re.compile(r"maximum context length is (\d+)|context[_ ]length[_ ]exceeded|exceeds the available "
                         r"context size|context window", re.IGNORECASE)
 #: the prompt's size as the server counted it, in the wordings above
+#: how servers word "no such model": vLLM / OpenAI ("The model `x` does not exist"), Ollama ('model "x" not
+#: found'), LiteLLM ("Invalid model name passed"), others ("unknown model", "model ... is not served")
+UNKNOWN_MODEL_RE = re.compile(r"\bmodel\b.{0,200}?\b(?:does not exist|doesn't exist|not found|is not served|"
+                              r"not available|not loaded)|\b(?:unknown|invalid|no such) model\b",
+                              re.IGNORECASE)
+#: the decoding parameters rearank sends, and the flag that sets each
+SAMPLING_FLAGS = {"max_tokens": "--max-tokens", "temperature": "--temperature", "top_p": "--top-p", "seed": "--seed"}
 PROMPT_TOKENS_RE = re.compile(r"(\d+) (?:input )?tokens (?:in the messages|in the prompt)|prompt contains "
                               r"(?:at least )?(\d+) input tokens|request has (\d+) input tokens|messages resulted "
                               r"in (\d+) tokens", re.IGNORECASE)
@@ -160,7 +169,7 @@ class OpenAIBackend(Backend):
                 else:
                     last = f"HTTP {response.status_code}: {response.text[:300]}"
                     if response.status_code not in RETRY_STATUS:
-                        raise self._refused(response.status_code, response.text)
+                        raise self.refused(response.status_code, response.text)
                     retry_after = _retry_after(response.headers.get("retry-after"))
             if attempt == self.retries:
                 break
@@ -170,22 +179,32 @@ class OpenAIBackend(Backend):
             await asyncio.sleep(delay)
         raise BackendError(f"failed after {self.retries + 1} attempts: {last}")
 
-    def _refused(self, status: int, text: str) -> Exception:
+    def refused(self, status: int, text: str) -> Exception:
         """The error for a status that retrying cannot fix: the context is too small (this window), or a
-        request every window would repeat (stop the run, saying what to fix)."""
+        request every window would repeat (stop the run, naming the cause the server's answer shows)."""
         detail = " ".join(_error_message(text).split())[:300]
         too_long = context_error(detail)
         if too_long is not None:
             return too_long
         if status >= 500:
             return BackendError(f"HTTP {status}: {detail}")
+        said = f"HTTP {status}: {detail}"
         if status in (401, 403):
-            hint = f"check --api-key-env (default {DEFAULT_KEY_ENV})"
-        elif status == 404:
-            hint = f"check --model {self.model} and --base-url {self.base_url}"
-        else:
-            hint = "check --model and the decoding flags (--max-tokens, --temperature, --top-p, --seed)"
-        return BackendFatal(f"the server at {self.base_url} refused the request (HTTP {status}: {detail}); {hint}")
+            return BackendFatal(f"the server at {self.base_url} refused the API key ({said}); "
+                                f"check --api-key-env (default {DEFAULT_KEY_ENV})")
+        if _error_code(text) == "model_not_found" or UNKNOWN_MODEL_RE.search(detail):
+            listed = ("it lists no models at GET /models, so this showed at the first request"
+                      if not self.served_models else f"GET /models lists: {', '.join(self.served_models[:10])}")
+            return UnknownModel(f"--model {self.model} is not served by {self.base_url} ({said}); {listed}")
+        named = [flag for name, flag in SAMPLING_FLAGS.items() if re.search(rf"\b{name}\b", detail)]
+        if named:
+            return BackendFatal(f"the server at {self.base_url} refused a decoding parameter ({said}); "
+                                f"check {' and '.join(named)}")
+        if status in (404, 405):
+            return BackendFatal(f"the server at {self.base_url} has no chat completions endpoint ({said}); "
+                                f"check --base-url {self.base_url} (it usually ends in /v1) and --model {self.model}")
+        return BackendFatal(f"the server at {self.base_url} refused the request ({said}); "
+                            "check --model and the decoding flags (--max-tokens, --temperature, --top-p, --seed)")
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped."""
@@ -241,9 +260,27 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+class UnknownModel(BackendFatal):
+    """The server answered that it does not serve `--model`: a usage error (exit 2), as when `GET /models`
+    shows it before any work."""
+
+    exit_code = 2
+
+
+def _error_code(text: str) -> str | None:
+    """The `code` of an OpenAI-style error body (`{"error": {"code": "model_not_found"}}`), if any."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    error = data.get("error", data) if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code is not None else None
+
+
 def _error_message(text: str) -> str:
     """The `message` of an OpenAI-style error body (`{"error": {"message": ...}}` or `{"message": ...}`),
-    else the text itself."""
+    FastAPI's `{"detail": ...}`, else the text itself."""
     try:
         data = json.loads(text)
     except ValueError:
@@ -251,6 +288,8 @@ def _error_message(text: str) -> str:
     error = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
+    if isinstance(error, dict) and isinstance(error.get("detail"), str):  # FastAPI's own errors
+        return str(error["detail"])
     return str(error) if isinstance(error, str) else text
 
 

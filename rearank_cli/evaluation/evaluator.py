@@ -66,9 +66,10 @@ class Evaluator:
     """The measures of one qrels at one relevance level, reused across runs."""
 
     def __init__(self, qrels: Qrels, measures: Sequence[Measure], level: int = 1, *, max_docs: int | None = None,
-                 exclude: dict[str, set[str]] | None = None) -> None:
+                 exclude: dict[str, set[str]] | None = None, complete: bool = True) -> None:
         """`max_docs`: trec_eval -M (the top N docs of each query are kept before every measure);
-        `exclude`: (qid, docid) pairs dropped from each run first (BRIGHT's excluded_ids)."""
+        `exclude`: (qid, docid) pairs dropped from each run first (BRIGHT's excluded_ids); `complete`:
+        trec_eval -c (the default: means over every qrels query; False: over the queries a run answers)."""
         if max_docs is not None and max_docs < 1:
             raise InputError("-M must be at least 1")
         self.qrels = qrels
@@ -79,7 +80,7 @@ class Evaluator:
         self.exclude = exclude or {}
         self.providers = providers(qrels, self.measures, level)
         self.cutoffs = sorted({k for provider in self.providers for k in provider.cutoffs})
-        self.summary = Summary(qrels, level)
+        self.summary = Summary(qrels, level, complete)
 
     def evaluate(self, run: RunScores, name: str = "<run>", tag: str | None = None) -> RunResult:
         """Evaluate a run in memory; `name` is how messages and results call it."""

@@ -95,3 +95,25 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def staged_output(path: str, mode: str = "w") -> Iterator[IO]:
+    """`atomic_output` for an output written bit by bit: `-` too is staged (in an anonymous temporary
+    file, copied to stdout on success), so a failed job never leaves a part of its output anywhere."""
+    if path != "-":
+        with atomic_output(path, mode) as out:
+            yield out
+        return
+    with tempfile.TemporaryFile() as staged:
+        if "b" in mode:
+            yield staged
+        else:
+            text = io.TextIOWrapper(staged, encoding="utf-8", newline="\n")
+            yield text
+            text.flush()
+            text.detach()
+        staged.seek(0)
+        with atomic_output("-", "wb") as out:
+            while block := staged.read(1 << 20):
+                out.write(block)

@@ -18,7 +18,7 @@ import orjson
 
 from rearank_cli import __version__, provenance
 from rearank_cli.errors import require
-from rearank_cli.formats import atomic_output, read_first_stage, read_qrels
+from rearank_cli.formats import atomic_output, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
 from rearank_cli.jobs.signals import stop_on_signals
@@ -40,16 +40,17 @@ def load_inputs(
     candidates_path: str | None = None,
     depth: int = _O.depth,
 ) -> Inputs:
-    """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
-    from rearank_cli.rerank.inputs import check_text_source, open_texts
+    """Read the qrels, and spool the run and the texts from `--topics` + `--corpus` or from `--candidates`
+    (read back one query at a time: memory does not grow with the run)."""
+    from rearank_cli.rerank.inputs import SpooledRun, SpooledTexts, check_text_source, spool_inputs
 
     check_text_source(topics_path, corpus_path, candidates_path)
-    run = read_first_stage(run_path)
     qrels = read_qrels(qrels_path)
-    source = open_texts(topics_path, corpus_path, candidates_path)
-    used = [hits for qid, hits in run.items() if qid in qrels and qid in source.topics]
-    wanted = {docid for hits in used for docid, _ in hits[:depth]}
-    return Inputs(run, qrels, source.topics, source.texts_for(wanted), source.corpus_path)
+    spooled = spool_inputs(run_path, topics_path, corpus_path, candidates_path, depth=depth, every_query=True,
+                           needs_text=qrels.__contains__)
+    source = candidates_path if candidates_path is not None else corpus_path
+    assert source is not None
+    return Inputs(SpooledRun(spooled), qrels, spooled.topics, SpooledTexts(spooled), source)
 
 
 def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict:

@@ -24,12 +24,14 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
              level: int = _O.level, per_query: bool = False, baseline: str | None = None, fmt: str = _O.fmt,
              output: str = _O.output, permutations: int = _O.permutations, seed: int = _O.seed,
              max_docs: int | None = None,
-             exclude: str | None = None, settings: dict[str, Any] | None = None,
+             exclude: str | None = None, complete: bool = True, settings: dict[str, Any] | None = None,
              config: str | None = None) -> EvalReport:
     """`rearank eval`: evaluate runs, compare them with a baseline, write the report atomically.
 
     `max_docs` is trec_eval's -M; `exclude` a file of (qid, docid) pairs dropped from every run;
-    `settings` (the command's resolved settings) and `config` (its --config file) go to the JSON layout.
+    `complete` is trec_eval's -c, which only trec_eval's layout (`fmt="trec"`) can turn off: the table
+    and json always average over every qrels query; `settings` (the command's resolved settings) and
+    `config` (its --config file) go to the JSON layout.
     """
     from rearank_cli.formats.textio import atomic_output
 
@@ -37,7 +39,7 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
     with stop_on_signals("no output written"):
         report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
                                permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
-                               trec_layout=fmt == "trec")
+                               trec_layout=fmt == "trec", complete=complete or fmt != "trec")
         report.settings, report.config = settings, config
         text = render(report, fmt, per_query, eval_provenance(report) if fmt == "json" else None)
         with atomic_output(output) as out:
@@ -54,10 +56,11 @@ def eval_provenance(report: EvalReport) -> dict[str, Any]:
 
 def evaluate_runs(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
                   level: int = _O.level, baseline: str | None = None, permutations: int = _O.permutations,
-                  seed: int = _O.seed,
-                  max_docs: int | None = None, exclude: str | None = None, trec_layout: bool = False) -> EvalReport:
-    """What `rearank eval` computes, without writing it: per-query values, -c means and, with a
-    `baseline`, the comparisons (`trec_layout`: refuse measures trec_eval's layout cannot show)."""
+                  seed: int = _O.seed, max_docs: int | None = None, exclude: str | None = None,
+                  trec_layout: bool = False, complete: bool = True) -> EvalReport:
+    """What `rearank eval` computes, without writing it: per-query values, means (-c unless `complete`
+    is False) and, with a `baseline`, the comparisons (`trec_layout`: refuse measures trec_eval's layout
+    cannot show)."""
     from rearank_cli.formats.exclude import read_exclusions
 
     if permutations < 1:
@@ -68,10 +71,10 @@ def evaluate_runs(runs: Sequence[str], qrels_path: str, measure_names: Sequence[
     paths = _run_order(runs, baseline)
     qrels = load_qrels(qrels_path, level)
     pairs = read_exclusions(exclude) if exclude is not None else None
-    evaluator = Evaluator(qrels, measures, level, max_docs=max_docs, exclude=pairs)
+    evaluator = Evaluator(qrels, measures, level, max_docs=max_docs, exclude=pairs, complete=complete)
     results = [evaluator.evaluate_file(path) for path in paths]
     for result in results:
-        warn_about(result, len(qrels))
+        warn_about(result, len(qrels), complete)
     base = results[paths.index(baseline)] if baseline is not None else None
     comparisons = {result.path: compare(result, base, evaluator.qids, permutations=permutations, seed=seed)
                    for result in results if base is not None and result is not base}
@@ -89,14 +92,14 @@ def _run_order(runs: Sequence[str], baseline: str | None) -> list[str]:
     return paths
 
 
-def warn_about(result: RunResult, n_qrels: int) -> None:
-    """stderr notes on what a run misses or what trec_eval silently does with it."""
+def warn_about(result: RunResult, n_qrels: int, complete: bool = True) -> None:
+    """stderr notes on what a run misses or what trec_eval silently does with it (`complete`: -c)."""
     name = display_path(result.path)
     if result.excluded:
         log.info("%s: %d hits dropped by --exclude", name, result.excluded)
     if result.missed:
-        log.warning("%s: %d of %d qrels queries are not in the run (each counts 0 in the means)",
-                    name, len(result.missed), n_qrels)
+        log.warning("%s: %d of %d qrels queries are not in the run (%s)", name, len(result.missed), n_qrels,
+                    "each counts 0 in the means" if complete else "left out of the means: no -c")
     if result.extra_queries:
         log.warning("%s: %d run queries are not in the qrels (ignored)", name, result.extra_queries)
     if result.tied_hits:

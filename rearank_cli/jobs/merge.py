@@ -37,7 +37,14 @@ def read_run_lines(path: str) -> RunLines:
 def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) -> RunLines:
     """Merge shard runs into `output` (and, unless `-`, `OUTPUT.manifest.json`); returns the merged lines
     by qid. Fails loudly (InputError) on a query in two shards, and with `expect` on a missing or
-    unexpected query or a different doc set."""
+    unexpected query or a different doc set; `locks.Busy` (exit 2) when another process writes `output`."""
+    from rearank_cli.locks import exclusive
+
+    with exclusive(output, "the merge output", "-o"):
+        return _merge_runs(shards, output, expect)
+
+
+def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> RunLines:
     merged = join_shards([(path, read_run_lines(path)) for path in shards])
     if expect is not None:
         merged = follow_expected(merged, read_run_lines(expect), expect)

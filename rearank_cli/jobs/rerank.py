@@ -19,10 +19,10 @@ from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
 from rearank_cli.errors import IncompleteWork, InputError, Interrupted
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.provenance import Provenance
-from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
+from rearank_cli.rerank.inputs import StreamedInputs, check_text_source, parse_shard, stream_inputs
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.manifests import RerankManifest, write_manifest
-from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
+from rearank_cli.rerank.plan import InOrder, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining
 from rearank_cli.settings.files import ConfigFile
@@ -88,16 +88,14 @@ class RerankJob:
         parse_shard(self.shard)
 
 
-def read_job_inputs(job: RerankJob) -> LoadedInputs:
-    """Read the run, topics and texts of `job` (candidates JSON or topics + corpus/index)."""
-    from rearank_cli.formats import read_first_stage
-
-    source = open_texts(job.topics, job.corpus, job.candidates)
-    run = read_first_stage(job.run) if job.run is not None else source.run
-    assert run is not None
-    return load_queries(run, source.topics, source.texts_for, depth=job.settings.depth, prompt=job.settings.prompt,
-                        shard=parse_shard(job.shard), skip_missing=job.skip_missing,
-                        topics_path=source.topics_path, corpus_path=source.corpus_path)
+def stream_job_inputs(job: RerankJob) -> StreamedInputs:
+    """Check the run, topics and texts of `job` and spool them (next to the output) for one query at a time."""
+    spool = None if job.output == "-" else os.path.dirname(os.path.abspath(job.output))
+    if spool is not None:
+        os.makedirs(spool, exist_ok=True)
+    return stream_inputs(job.run, job.topics, job.corpus, job.candidates, depth=job.settings.depth,
+                         prompt=job.settings.prompt, shard=parse_shard(job.shard), skip_missing=job.skip_missing,
+                         spool_folder=spool)
 
 
 def check_model_files(job: RerankJob, load: bool = True) -> None:
@@ -130,16 +128,34 @@ def journal_header(job: RerankJob) -> JournalHeader:
 def run_rerank(job: RerankJob, backend: Backend | None = None) -> RerankManifest:
     """Run `job` end to end and return its manifest: read inputs, replay the journal, rerank the
     remaining windows, write the run (atomically) and the manifest. `backend` overrides
-    `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here."""
+    `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here. The journal's
+    lock is held throughout (`locks.Busy`, exit 2, when another process holds it)."""
+    from rearank_cli.locks import exclusive
+
     job.check()
+    with exclusive(job.trace_path(), "the journal", "-o or --trace"):
+        return _run_rerank(job, backend)
+
+
+def _run_rerank(job: RerankJob, backend: Backend | None) -> RerankManifest:
     check_model_files(job, load=False)
     began = time.perf_counter()
-    inputs = read_job_inputs(job)
+    inputs = stream_job_inputs(job)
+    try:
+        return _rerank_inputs(job, inputs, backend, began)
+    finally:
+        inputs.close()
+
+
+def _rerank_inputs(job: RerankJob, inputs: StreamedInputs, backend: Backend | None,
+                   began: float) -> RerankManifest:
+    """Replay the journal, rerank the remaining windows query by query, each query's lines written to the
+    staged output in run order as soon as it and the queries before it are done; then the manifest."""
     trace = job.trace_path()
     journal = Journal(trace, journal_header(job), job.resume) if trace else None
     if job.resume and journal is not None and not journal.resumed:
         log.info("%s: no journal yet, starting from the beginning", trace)
-    remaining = plan_remaining(inputs.queries, job.settings, journal)
+    remaining = plan_remaining(inputs.queries(with_texts=False), job.settings, journal)
     if journal is not None and journal.resumed:
         log.info("resuming from %s: %d window(s) left to generate", trace, remaining)
     if backend is None and remaining:
@@ -149,12 +165,11 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> RerankManifest
         backend = load_backend(job.backend, job.model, **job.backend_options)
     elif backend is None:
         backend = NullBackend()
-    result = asyncio.run(_drive(inputs.queries, Reranker(job.model, backend, settings=job.settings), journal,
-                                remaining))
-    run = build_run(inputs.queries, result.orders, job.score_mode)
-    from rearank_cli.formats.trec import write_run
+    from rearank_cli.formats.textio import staged_output
 
-    write_run(job.output, run, job.tag)
+    with staged_output(job.output) as out:
+        result = asyncio.run(_drive(inputs, Reranker(job.model, backend, settings=job.settings), journal, remaining,
+                                    InOrder(out, job.tag, job.score_mode)))
     manifest = _manifest(job, inputs, result, backend, trace, time.perf_counter() - began)
     path = job.manifest_path()
     if path:
@@ -194,8 +209,8 @@ class _Progress:
             log.info("%d/%d windows, %.3f windows/s, about %.0f min left", self.done, self.total, rate, eta / 60)
 
 
-async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal | None,
-                 remaining: int) -> RerankResult:
+async def _drive(inputs: StreamedInputs, reranker: Reranker, journal: Journal | None, remaining: int,
+                 writer: InOrder) -> RerankResult:
     """Start the backend (only if there is work), run with a progress bar and SIGINT/SIGTERM stopping
     cleanly (`jobs.signals`), close."""
     from tqdm import tqdm
@@ -208,7 +223,8 @@ async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal
                 await run_until_stopped(reranker.astart(), stop)
             if journal is not None:
                 journal.open()
-            return await reranker.arerank_queries(queries, journal, progress=_Progress(bar, remaining), stop=stop)
+            return await reranker.arerank_queries(inputs.queries(), journal, progress=_Progress(bar, remaining),
+                                                  stop=stop, finished=writer, count=len(inputs.qids))
         except BackendFatal as exc:
             if exc.resumable and journal is not None:
                 raise BackendFatal(f"{exc}; stopped, {journal.path} holds every finished window: fix the cause "
@@ -225,7 +241,7 @@ async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal
                 await reranker.aclose()
 
 
-def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backend: Backend,
+def _manifest(job: RerankJob, inputs: StreamedInputs, result: RerankResult, backend: Backend,
               trace: str | None, wall: float) -> RerankManifest:
     paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates,
              "config": job.config.path if job.config else None}
@@ -236,6 +252,6 @@ def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backen
         prompt=job.settings.prompt, prompt_hash=job.settings.prompt_spec.hash,
         settings=job.recorded if job.recorded is not None else job.settings.as_dict(),
         score_mode=job.score_mode, tag=job.tag, shard=job.shard, skipped_qids=tuple(inputs.skipped_qids),
-        missing_docs=inputs.missing_docs, empty_passages=len(inputs.empty_passages),
+        missing_docs=inputs.missing_docs, empty_passages=inputs.empty_passages,
         summary=result.stats.summary(), job_wall_s=round(wall, 3),
     )

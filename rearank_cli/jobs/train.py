@@ -147,8 +147,17 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
     """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json
-    (`config`: the --config file the settings came from, recorded with its sha256)."""
+    (`config`: the --config file the settings came from, recorded with its sha256); the output folder's
+    lock is held throughout (`locks.Busy`, exit 2, when another process holds it)."""
+    from rearank_cli.locks import exclusive
+
     s.check()
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes the folder
+    with exclusive(s.output if main_process else None, "the output folder", "-o"):
+        return _train(s, config)
+
+
+def _train(s: TrainSettings, config: str | None) -> dict[str, Any]:
     qrels = read_qrels(s.qrels)
     prompts: Counter = Counter()
     rows = read_samples(s.train_file, qrels, prompts)

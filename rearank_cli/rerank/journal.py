@@ -8,16 +8,19 @@ left out, and `Journal` (the writer) cuts it off before appending on `--resume`.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 
-from rearank_cli.errors import InputError
+from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.rerank.plan import Window
 from rearank_cli.rerank.records import RESUME_KEYS, JournalHeader, WindowRecord
@@ -39,12 +42,13 @@ class JournalFile:
 
 
 def read_journal(path: str, *, outputs: bool = True, failed: bool = True,
-                 check: Callable[[JournalHeader], None] | None = None) -> JournalFile:
+                 check: Callable[[JournalHeader], None] | None = None,
+                 each: Callable[[WindowRecord], None] | None = None) -> JournalFile:
     """Read the journal at `path` in one stream; an unreadable file, a line that is not JSON, a first line
     that is no header or a malformed window record is an InputError naming the file and line, except a
     torn last line, which is left out. Lines of other types are skipped. `outputs=False` drops the model
     outputs and `failed=False` the failed windows (what `--resume` needs); `check` sees the header before
-    any record is read."""
+    any record is read; with `each`, every record goes to it as it is read instead of into `records`."""
     header: JournalHeader | None = None
     records: list[WindowRecord] = []
     offset = 0
@@ -69,7 +73,7 @@ def read_journal(path: str, *, outputs: bool = True, failed: bool = True,
             elif data.get("type") == "window" and (failed or not data.get("failed")):
                 if not outputs:
                     data.pop("output", None)
-                records.append(_window(data, path, number))
+                (each or records.append)(_window(data, path, number))
     if header is None:
         raise InputError("not a rearank journal (no header line)", path, 1)
     return JournalFile(path, header, records, torn)
@@ -103,6 +107,47 @@ def _window(data: dict[str, Any], path: str, number: int) -> WindowRecord:
         raise InputError(f"invalid window record ({exc})", path, number) from None
 
 
+def docids_digest(docids: Sequence[str]) -> bytes:
+    """A 16-byte digest of a window's docids, what the replay index compares instead of the docids."""
+    return hashlib.blake2b("\n".join(docids).encode(), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A journaled window as the replay index keeps it: a digest of its docids, its permutation and the
+    counters of its record (the model output is not kept); `record(window)` rebuilds the record."""
+
+    docids: bytes
+    permutation: bytes
+    counts: tuple[Any, ...]
+
+    def record(self, window: Window) -> WindowRecord:
+        """The WindowRecord of `window` (whose docids matched this entry)."""
+        flags, prompt_tokens, completion_tokens, latency, finish, backend_flags, max_chars, stamp = self.counts
+        return WindowRecord(window.qid, window.pass_, window.index, window.start, window.end, tuple(window.docids),
+                            tuple(array("H", self.permutation)), None, flags, prompt_tokens, completion_tokens,
+                            latency, finish, backend_flags, max_chars, False, None, stamp)
+
+
+class _Shared:
+    """One copy of the strings and flag dicts that many records repeat (qids, parser flags)."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def one(self, value: Any) -> Any:
+        key = orjson.dumps(dict(value), option=orjson.OPT_SORT_KEYS) if isinstance(value, Mapping) else value
+        return self.values.setdefault(key, value)
+
+    def key(self, record: WindowRecord) -> tuple[str, int, int, int]:
+        return (self.one(record.qid), record.pass_, record.start, record.end)
+
+    def compact(self, record: WindowRecord) -> Replay:
+        counts = (self.one(record.flags), record.prompt_tokens, record.completion_tokens, record.latency_s,
+                  self.one(record.finish_reason), self.one(record.backend_flags), record.max_chars, record.time)
+        return Replay(docids_digest(record.docids), array("H", record.permutation).tobytes(), counts)
+
+
 class Journal:
     """Append-only JSONL trace: a header line, then one record per finished window, written at once.
 
@@ -121,8 +166,11 @@ class Journal:
         self.fsync = fsync
         self.fsync_every_s = fsync_every_s
         self._synced = 0.0
-        self.records: dict[tuple[str, int, int, int], WindowRecord] = {}
+        #: the replay index: per window key, what replay needs of its record, compactly
+        self.records: dict[tuple[str, int, int, int], Replay] = {}
+        self._shared = _Shared()
         self.resumed = False
+        self._failed = False
         self._handle: IO[bytes] | None = None
         # a journal torn inside its header line starts over
         if resume and _first_line_whole(path):
@@ -132,8 +180,10 @@ class Journal:
     def _load(self) -> None:
         """Read the journal once, keeping what replay needs (not the model outputs, not failed windows),
         and cut off a torn last line."""
-        found = read_journal(self.path, outputs=False, failed=False, check=self._check_header)
-        self.records = {record.key: record for record in found.records}
+        def keep(record: WindowRecord) -> None:
+            self.records[self._shared.key(record)] = self._shared.compact(record)
+
+        found = read_journal(self.path, outputs=False, failed=False, check=self._check_header, each=keep)
         if found.torn is not None:
             size = os.path.getsize(self.path) - found.torn
             log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, size)
@@ -150,9 +200,10 @@ class Journal:
 
     def lookup(self, window: Window) -> WindowRecord | None:
         """The journaled result for `window`, if one exists for exactly these docids."""
-        record = self.records.get(window.key)
-        if record is None or tuple(record.docids) != window.docids:
+        found = self.records.get(window.key)
+        if found is None or found.docids != docids_digest(window.docids):
             return None
+        record = found.record(window)
         if sorted(record.permutation) != list(range(len(window.docids))):
             return None
         return record
@@ -177,21 +228,33 @@ class Journal:
 
     def _write(self, data: dict[str, object]) -> None:
         assert self._handle is not None
-        self._handle.write(orjson.dumps(data) + b"\n")
-        self._handle.flush()
-        now = time.monotonic()
-        if self.fsync and now - self._synced >= self.fsync_every_s:
-            os.fsync(self._handle.fileno())
-            self._synced = now
+        try:
+            self._handle.write(orjson.dumps(data) + b"\n")
+            self._handle.flush()
+            now = time.monotonic()
+            if self.fsync and now - self._synced >= self.fsync_every_s:
+                os.fsync(self._handle.fileno())
+                self._synced = now
+        except OSError as exc:  # a full disk, a quota: stop, with every whole line kept for --resume
+            self._failed = True
+            raise RearankError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); it holds every "
+                               "window finished so far: make room (or copy it elsewhere) and rerun with "
+                               "--resume") from None
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (after a failed write, without raising again)."""
         if self._handle is not None:
-            self._handle.flush()
-            if self.fsync:
-                os.fsync(self._handle.fileno())
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+                handle.close()
+            except OSError:
+                if not self._failed:
+                    raise
+                with contextlib.suppress(OSError):
+                    handle.close()
 
 
 def _first_line_whole(path: str) -> bool:

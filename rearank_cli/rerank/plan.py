@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from rearank_cli.backends.base import Sampling
 from rearank_cli.errors import InputError
-from rearank_cli.formats.trec import Hit, Run
+from rearank_cli.formats.trec import Hit, Run, write_run_lines
 from rearank_cli.prompts import Prompt, get_prompt
 from rearank_cli.settings.rerank import SCORE_MODES, WINDOW_SCHEDULES, RerankOptions
 from rearank_cli.windows import schedule
 
-__all__ = ["SCORE_MODES", "WINDOW_SCHEDULES", "QueryInput", "QueryState", "RerankSettings", "Window", "build_run"]
+__all__ = ["SCORE_MODES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "QueryState", "RerankSettings", "Window",
+           "build_run", "ranked_hits"]
 
 
 @dataclass(frozen=True)
@@ -157,11 +158,30 @@ def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]],
     """The output run: `rank` scores strictly decrease (n, n-1, ..., 1) so no tie can reorder a list;
     `first-stage` copies the first-stage scores by position (the authors' behaviour)."""
     RerankOptions.check_value("score_mode", score_mode)
-    run: Run = {}
-    for query in queries:
-        docids = orders[query.qid]
-        if score_mode == "rank":
-            run[query.qid] = [(docid, float(len(docids) - i)) for i, docid in enumerate(docids)]
-        else:
-            run[query.qid] = [(docid, score) for docid, (_, score) in zip(docids, query.hits, strict=True)]
-    return run
+    return {query.qid: ranked_hits(query, orders[query.qid], score_mode) for query in queries}
+
+
+def ranked_hits(query: QueryInput, docids: Sequence[str],
+                score_mode: str = RerankOptions.score_mode) -> list[Hit]:
+    """One query of the output run (see `build_run`)."""
+    if score_mode == "rank":
+        return [(docid, float(len(docids) - i)) for i, docid in enumerate(docids)]
+    return [(docid, score) for docid, (_, score) in zip(docids, query.hits, strict=True)]
+
+
+class InOrder:
+    """Writes queries finished in any order as TREC run lines in their input order: a query waits
+    only for the queries before it that are still in flight."""
+
+    def __init__(self, out: IO[str], tag: str, score_mode: str = RerankOptions.score_mode) -> None:
+        self.out, self.tag, self.score_mode = out, tag, score_mode
+        self.next = 0
+        self.waiting: dict[int, tuple[str, list[Hit]]] = {}
+
+    def __call__(self, position: int, query: QueryInput, docids: list[str]) -> None:
+        """Take query number `position` (from 0) with its final docids; write what is now in order."""
+        self.waiting[position] = (query.qid, ranked_hits(query, docids, self.score_mode))
+        while self.next in self.waiting:
+            qid, hits = self.waiting.pop(self.next)
+            write_run_lines(self.out, {qid: hits}, self.tag)
+            self.next += 1

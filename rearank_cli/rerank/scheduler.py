@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rearank_cli.backends.base import (
@@ -51,14 +50,13 @@ class RerankResult:
 class _Scheduler:
     """Drives the query state machines against one backend (see `rerank_queries`)."""
 
-    def __init__(self, queries: Sequence[QueryInput], backend: Backend, settings: RerankSettings,
-                 journal: Journal | None, progress: Callable[[int], None] | None) -> None:
+    def __init__(self, backend: Backend, settings: RerankSettings, journal: Journal | None,
+                 progress: Callable[[int], None] | None, queries: int) -> None:
         self.backend = backend
         self.settings = settings
         self.journal = journal
         self.progress = progress or (lambda n: None)
-        self.states = [QueryState(query, settings) for query in queries]
-        self.stats = RerankStats(queries=len(self.states))
+        self.stats = RerankStats(queries=queries)
         self.consecutive_failures = 0
         #: builds each window's request to fit the model's context (the backend's, or learned from a
         #: server's context-length error)
@@ -66,37 +64,37 @@ class _Scheduler:
                              backend.count_prompt_tokens)
         self.tags = settings.prompt_spec.answer_tags
 
-    def replay(self) -> None:
-        """Apply every journaled window whose inputs match, query by query, until the first gap."""
+    def start(self, query: QueryInput) -> QueryState:
+        """A query's state with every journaled window whose inputs match applied, up to the first gap."""
+        state = QueryState(query, self.settings)
         if self.journal is None:
-            return
-        for state in self.states:
-            while not state.done:
-                window = state.next_window()
-                record = self.journal.lookup(window)
-                if record is None:
-                    break
-                state.apply(window, record.permutation)
-                self.stats.replayed += 1
-                self.stats.count_record(record, self.tags)
+            return state
+        while not state.done:
+            window = state.next_window()
+            record = self.journal.lookup(window)
+            if record is None:
+                break
+            state.apply(window, record.permutation)
+            self.stats.replayed += 1
+            self.stats.count_record(record, self.tags)
+        return state
 
-    def remaining(self) -> int:
-        """Windows still to generate."""
-        return sum(len(state.plan) - state.position for state in self.states)
-
-    async def run(self) -> None:
+    async def run(self, queries: Iterable[QueryInput], finished: Callable[[int, QueryState], None]) -> None:
         """Run all queries with up to `max_inflight` in flight; a worker takes the next query as soon
-        as its current one is done, and runs that query's windows back to back."""
-        pending = deque(state for state in self.states if not state.done)
+        as its current one is done, and runs that query's windows back to back. Queries are taken from
+        `queries` only when a worker is free (so a stream holds only those in flight); `finished(i,
+        state)` gets each query once done, `i` its position in `queries`."""
+        feed = enumerate(queries)
         limit = self.settings.max_inflight or self.backend.preferred_inflight or 32
 
         async def worker() -> None:
-            while pending:
-                state = pending.popleft()
+            for index, query in feed:
+                state = self.start(query)
                 while not state.done:
                     await self.run_window(state)
+                finished(index, state)
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(limit, len(pending)))]
+        tasks = [asyncio.ensure_future(worker()) for _ in range(limit)]
         try:
             await asyncio.gather(*tasks)
         finally:  # one worker failed (or we were cancelled): stop the others before the journal closes
@@ -171,19 +169,18 @@ class _Scheduler:
             backend_flags=generation.flags or {}, max_chars=max_chars, time=round(time.time(), 3),
         )
 
-    def result(self) -> RerankResult:
-        """Final orders of all queries (finished or not)."""
-        return RerankResult({s.query.qid: s.final_docids() for s in self.states}, self.stats)
 
 
 async def rerank_queries(
-    queries: Sequence[QueryInput],
+    queries: Iterable[QueryInput],
     backend: Backend,
     settings: RerankSettings,
     journal: Journal | None = None,
     *,
     progress: Callable[[int], None] | None = None,
     stop: StopSignal | None = None,
+    finished: Callable[[int, QueryInput, list[str]], None] | None = None,
+    count: int | None = None,
 ) -> RerankResult:
     """Rerank `queries` with a started `backend` and return the final orders plus counters.
 
@@ -192,24 +189,39 @@ async def rerank_queries(
     raised (exit status 128 + the signal's number); the journal then holds every window finished so
     far. A `BackendError` fails its window only (`ContextTooLong` first shortens the window and sends it again); a
     `BackendFatal` cancels the requests in flight and propagates.
+
+    `queries` may be a stream: a query is taken from it only when a worker is free. With `finished`,
+    each query's final docids go to `finished(position, query, docids)` as soon as it is done (in the
+    order queries finish) and the result's `orders` stay empty, so memory holds only the queries in
+    flight; `count` (the number of queries, for the counters) is then needed for a stream without len.
     """
     settings.check()
     context = backend.context_length
     if context and settings.sampling.max_tokens >= context:
         raise InputError(f"--max-tokens {settings.sampling.max_tokens} leaves no room for a prompt in the "
                          f"model's context of {context} tokens")
-    scheduler = _Scheduler(queries, backend, settings, journal, progress)
-    scheduler.replay()
+    if count is None:
+        queries = list(queries)
+        count = len(queries)
+    scheduler = _Scheduler(backend, settings, journal, progress, count)
+    orders: dict[int, tuple[str, list[str]]] = {}
+
+    def done(index: int, state: QueryState) -> None:
+        if finished is not None:
+            finished(index, state.query, state.final_docids())
+        else:
+            orders[index] = (state.query.qid, state.final_docids())
+
     began = time.perf_counter()
     try:
-        await run_until_stopped(scheduler.run(), stop)
+        await run_until_stopped(scheduler.run(queries, done), stop)
     finally:
         scheduler.stats.wall_s = time.perf_counter() - began
-    return scheduler.result()
+    return RerankResult(dict(orders[i] for i in sorted(orders)), scheduler.stats)
 
 
-def plan_remaining(queries: Sequence[QueryInput], settings: RerankSettings, journal: Journal | None) -> int:
-    """How many windows a run would generate after replaying `journal` (0: no backend needed)."""
-    scheduler = _Scheduler(queries, NullBackend(), settings, journal, None)
-    scheduler.replay()
-    return scheduler.remaining()
+def plan_remaining(queries: Iterable[QueryInput], settings: RerankSettings, journal: Journal | None) -> int:
+    """How many windows a run would generate after replaying `journal` (0: no backend needed); only the
+    queries' hits are read, so texts may be left empty."""
+    scheduler = _Scheduler(NullBackend(), settings, journal, None, 0)
+    return sum(len(state.plan) - state.position for state in map(scheduler.start, queries))

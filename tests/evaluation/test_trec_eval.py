@@ -1,5 +1,6 @@
 """`rearank eval --format trec` as a drop-in for trec_eval 9.0.x: the same lines as the C trec_eval that
-pyserini bundles, for every measure, trec_eval's parameter syntax, -q, -l, -M, -c, and its input rules.
+pyserini bundles, for every measure, trec_eval's parameter syntax, -q, -l, -M, with and without -c, and its
+input rules.
 
 The reference is the binary itself, taken out of pyserini's Anserini jar (the jar's `trec_eval` Java class
 extracts and runs the same file), called without a JVM.
@@ -64,7 +65,7 @@ def trec_eval(trec_eval_binary):
 
 def trec_args(args: list[str]) -> dict:
     """trec_eval flags -> run_eval keyword arguments (measures in a list)."""
-    options: dict = {"measure_names": [], "fmt": "trec"}
+    options: dict = {"measure_names": [], "fmt": "trec", "complete": False}
     flags = iter(args)
     for flag in flags:
         if flag == "-q":
@@ -77,6 +78,7 @@ def trec_args(args: list[str]) -> dict:
             options["measure_names"].append(next(flags))
         else:
             assert flag == "-c", flag
+            options["complete"] = True
     return options
 
 
@@ -89,11 +91,13 @@ def ours(tmp_path: Path, run: Path, qrels: Path, args: list[str]) -> list[str]:
 
 
 def same_as_trec_eval(trec_eval, tmp_path, run, qrels, *args: str) -> list[str]:
-    """Assert rearank's lines equal trec_eval -c's for these flags; returns them."""
-    expected = trec_eval("-c", *args, qrels, run)
-    got = ours(tmp_path, run, qrels, ["-c", *args])
-    assert got == expected, next((e, g) for e, g in zip(expected + [""], got + [""], strict=False) if e != g)
-    return expected
+    """Assert rearank's lines equal trec_eval's for these flags, with -c and without; returns -c's."""
+    for flags in (["-c", *args], list(args)):
+        expected = trec_eval(*flags, qrels, run)
+        got = ours(tmp_path, run, qrels, flags)
+        assert got == expected, (flags, next((e, g) for e, g in zip(expected + [""], got + [""], strict=False)
+                                             if e != g))
+    return trec_eval("-c", *args, qrels, run)
 
 
 # ---------------------------------------------------------------- runs
@@ -339,7 +343,25 @@ def test_c_is_accepted_and_documented(cli):
     result = cli("eval", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.decode().split())
-    assert "-c" in text and "always trec_eval -c" in text and "-M" in text and "--exclude" in text
+    assert "-c" in text and "always aggregate as trec_eval -c" in text and "-M" in text and "--exclude" in text
+
+
+def test_num_rel_under_l_with_and_without_c(cli, trec_eval, dl19, missing_run):
+    """trec_eval's summary num_rel: -c counts every label > 0 of the qrels whatever -l says; without -c it
+    sums the answered queries' num_rel at -l. `--format trec` follows -c; the table always aggregates as -c."""
+    qrels = read_qrels(str(dl19["qrels"]))
+    answered = set(read_run(str(missing_run)))
+    for flags, count in ((["-c"], sum(rel > 0 for j in qrels.values() for rel in j.values())),
+                         ([], sum(rel >= 2 for q, j in qrels.items() if q in answered for rel in j.values()))):
+        args = [*flags, "-l", "2", "-m", "num_rel", "-m", "num_q", "-m", "map"]
+        result = cli("eval", missing_run, "--qrels", dl19["qrels"], "--format", "trec", *args)
+        assert result.returncode == 0, result.stderr.decode()
+        lines = result.stdout.decode().splitlines()
+        assert lines == trec_eval(*args, dl19["qrels"], missing_run)
+        assert ["num_rel", "all", str(count)] in [line.split() for line in lines]
+    table = [cli("eval", missing_run, "--qrels", dl19["qrels"], "-l", "2", "-m", "num_rel", *flags).stdout
+             for flags in (["-c"], [])]
+    assert table[0] == table[1] and str(sum(rel > 0 for j in qrels.values() for rel in j.values())) in table[0].decode()
 
 
 def test_table_and_json_carry_text_measures(samples, dl19, tmp_path):

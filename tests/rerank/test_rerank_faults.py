@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -177,7 +183,7 @@ def test_a_permanent_400_ends_the_run_at_once_saying_what_to_fix(cli, samples, s
     result, run, out = rerank(cli, samples, tmp_path, server.url, queries=3)
     assert result.returncode == 1
     [line] = error_lines(result)
-    assert "HTTP 400: top_p must be in (0, 1], got 0.0." in line and "check --model and the decoding flags" in line
+    assert "refused a decoding parameter (HTTP 400: top_p must be in (0, 1], got 0.0.); check --top-p" in line
     assert "--resume" not in line
     assert len(server.calls) == 1  # not retried, not repeated for every window
     assert not out.exists()
@@ -201,13 +207,28 @@ def test_a_base_url_without_v1_is_exit_2_with_a_hint(cli, samples, serve, tmp_pa
     assert server.calls == [] and not out.exists()
 
 
-def test_an_unknown_model_at_a_server_without_a_model_list_ends_the_run(cli, samples, serve, tmp_path):
-    missing = {"error": {"message": "The model `served-model` does not exist.", "type": "NotFoundError"}}
-    server = serve(lambda body, number: (404, missing), models=[])
+@pytest.mark.parametrize("status,answer", [
+    (404, {"error": {"message": "The model `served-model` does not exist.", "type": "NotFoundError"}}),  # vLLM
+    (404, {"error": "model \"served-model\" not found, try pulling it first"}),  # Ollama
+])
+def test_an_unknown_model_at_a_server_without_a_model_list_is_exit_2(cli, samples, serve, tmp_path, status, answer):
+    """The server lists no models, so the first request finds out: the one line says it is the model."""
+    server = serve(lambda body, number: (status, answer), models=[])
     result, run, out = rerank(cli, samples, tmp_path, server.url, queries=3)
-    assert result.returncode == 1
+    assert result.returncode == 2, result.stderr.decode()
     [line] = error_lines(result)
-    assert "does not exist" in line and "check --model served-model" in line and "--resume" not in line
+    assert line.startswith(f"rearank: error: --model served-model is not served by {server.url} (HTTP 404: ")
+    assert "not found" in line or "does not exist" in line
+    assert "lists no models at GET /models" in line and "--resume" not in line
+    assert len(server.calls) == 1 and not out.exists()
+
+
+def test_a_404_without_a_model_in_it_names_the_endpoint(cli, samples, serve, tmp_path):
+    server = serve(lambda body, number: (404, {"detail": "Not Found"}), models=[])
+    result, run, out = rerank(cli, samples, tmp_path, server.url, queries=3)
+    assert result.returncode == 1, result.stderr.decode()
+    [line] = error_lines(result)
+    assert "has no chat completions endpoint (HTTP 404: Not Found)" in line and f"check --base-url {server.url}" in line
     assert len(server.calls) == 1 and not out.exists()
 
 
@@ -259,3 +280,121 @@ def test_a_context_too_small_for_any_prompt_fails_the_windows(cli, samples, serv
     assert result.returncode == 3, result.stderr.decode()
     [line] = error_lines(result)
     assert "4 of 4 windows failed" in line and "maximum context length is 100" in line
+
+
+# -- one writer per journal -------------------------------------------------------------------------------
+
+
+def rerank_process(samples, tmp_path, url, name, *extra) -> subprocess.Popen:
+    """`rerank` as in `rerank()` above, started in the background (its run: the first 3 DL19 queries)."""
+    run = small_run(samples, tmp_path / "run.trec", 3)
+    args = [sys.executable, "-m", "rearank_cli", "rerank", run, "--candidates", samples / CANDIDATES, "--backend",
+            "openai", "--base-url", url, "--model", "served-model", "--depth", "30", "--max-tokens", "64",
+            "--max-inflight", "1", "--retries", "2", "-o", tmp_path / name, *extra]
+    return subprocess.Popen(list(map(str, args)), env=dict(os.environ, TQDM_DISABLE="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def steady(trace: Path) -> list[dict]:
+    """A journal's window records without what changes from run to run (times)."""
+    return [{k: v for k, v in r.items() if k not in ("time", "latency_s")} for r in records(trace)]
+
+
+def gated_server(serve, opened_after: int) -> tuple[Server, threading.Event]:
+    """A server that holds every chat request after the first `opened_after` until the event is set."""
+    gate = threading.Event()
+
+    def chat(body, number):
+        if number > opened_after:
+            gate.wait(120)
+        return 200, ranking(body)
+
+    return serve(chat), gate
+
+
+def held_run(cli, samples, serve, tmp_path, answered: int):
+    """An uncontended reference run (`full.trec`), then a run in the background (`out.trec`) on a server
+    that holds every request after the first `answered`, returned once its next request is held."""
+    reference = serve()
+    full, _, full_out = rerank(cli, samples, tmp_path, reference.url, queries=3, name="full.trec")
+    assert full.returncode == 0, full.stderr.decode()
+    server, gate = gated_server(serve, answered)
+    first = rerank_process(samples, tmp_path, server.url, "out.trec")
+    while len(server.calls) <= answered:
+        if first.poll() is not None:
+            gate.set()
+            raise AssertionError(first.communicate()[1].decode())
+        time.sleep(0.02)
+    return full_out, server, gate, first
+
+
+def test_a_second_run_on_the_same_journal_is_refused_at_once(cli, samples, serve, tmp_path):
+    full_out, server, gate, first = held_run(cli, samples, serve, tmp_path, 1)
+    try:
+        # the second run must end while the first still waits: a bounded wait, no clock
+        second, _, out = rerank(cli, samples, tmp_path, server.url, queries=3)
+        assert first.poll() is None and len(server.calls) == 2
+    finally:
+        gate.set()
+        _, err = first.communicate(timeout=300)
+    assert second.returncode == 2
+    [line] = error_lines(second)
+    assert line == (f"rearank: error: {out}.trace.jsonl: the journal is in use by another rearank process (pid "
+                    f"{first.pid} on {socket.gethostname()} since {line.split(' since ')[1].split(')')[0]}); wait "
+                    "for it to end, or give another -o or --trace")
+    assert first.returncode == 0, err.decode()
+    assert out.read_bytes() == full_out.read_bytes()
+    assert steady(Path(f"{out}.trace.jsonl")) == steady(Path(f"{full_out}.trace.jsonl"))
+    assert not Path(f"{out}.trace.jsonl.lock").exists()
+
+
+def test_kill_9_frees_the_journal_for_resume(cli, samples, serve, tmp_path):
+    full_out, server, gate, first = held_run(cli, samples, serve, tmp_path, 2)  # two windows journaled
+    trace = tmp_path / "out.trec.trace.jsonl"
+    try:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        gate.set()
+    assert Path(f"{trace}.lock").exists() and len(records(trace)) == 2
+    again, _, out = rerank(cli, samples, tmp_path, server.url, "--resume", queries=3)
+    assert again.returncode == 0, again.stderr.decode()
+    assert manifest_of(out)["summary"]["windows"]["replayed"] == 2
+    assert out.read_bytes() == full_out.read_bytes()
+    assert not Path(f"{trace}.lock").exists()
+
+
+# -- a full disk ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 KiB tmpfs (root only: skipped otherwise, saying why)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_mid_run_exits_1_and_resume_elsewhere_completes(cli, samples, serve, small_disk, tmp_path):
+    server = serve()
+    full, _, full_out = rerank(cli, samples, tmp_path, server.url, queries=43, name="full.trec")
+    assert full.returncode == 0, full.stderr.decode()
+    assert Path(f"{full_out}.trace.jsonl").stat().st_size > 2 * 32 * 1024  # the journal cannot fit the disk
+    trace = small_disk / "trace.jsonl"
+    result, _, out = rerank(cli, samples, tmp_path, server.url, "--trace", trace, queries=43)
+    assert result.returncode == 1, result.stderr.decode()
+    [line] = error_lines(result)
+    assert f"{trace}: cannot write the journal (No space left on device)" in line and "--resume" in line
+    assert not out.exists() and trace.read_bytes().count(b"\n") > 1  # the header and some windows, maybe a torn line
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(trace.read_bytes())
+    again, _, out = rerank(cli, samples, tmp_path, server.url, "--trace", elsewhere, "--resume", queries=43)
+    assert again.returncode == 0, again.stderr.decode()
+    assert manifest_of(out)["summary"]["windows"]["replayed"] > 0
+    assert out.read_bytes() == full_out.read_bytes()
