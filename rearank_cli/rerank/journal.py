@@ -25,6 +25,8 @@ log = logging.getLogger("rearank")
 RESUME_KEYS = (
     "model", "prompt", "prompt_hash", "window", "step", "depth", "passes", "window_schedule",
     "max_tokens", "temperature", "top_p", "seed", "lora",
+    # the window strategy: absent from sliding-window journals, so those resume as before
+    "strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget",
 )
 
 

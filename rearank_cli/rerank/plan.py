@@ -1,7 +1,7 @@
-"""What to rerank and how: the settings, one query's inputs, its windows and its state machine.
+"""What to rerank and how: the settings, one query's inputs and its windows.
 
-Pure: no I/O, no backend. `QueryState` holds a query's current head order and the windows still to run;
-each window's permutation is applied before the next window's prompt is built.
+Pure: no I/O, no backend. Which windows run and how their answers make a query's order is the window
+strategy's (`rerank.strategies`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from rearank_cli.windows import schedule
 
 SCORE_MODES = ("rank", "first-stage")
 WINDOW_SCHEDULES = ("fixed", "official")
+#: window strategies (`rerank.strategies`): the sliding window, top-down partitioning
+STRATEGIES = ("sliding", "tdpart")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ class RerankSettings:
     max_inflight: int | None = None
     #: abort (journal kept) after this many windows in a row failed in the backend
     max_consecutive_failures: int = 50
+    #: which windows run (`rerank.strategies`): `sliding` (the paper) or `tdpart` (top-down partitioning)
+    strategy: str = "sliding"
+    #: tdpart: the pivot is the doc at this rank of the top window's answer
+    tdpart_pivot: int = 10
+    #: tdpart: settle at least this many docs at the top
+    tdpart_top_k: int = 10
+    #: tdpart: at most this many candidates go on to the next round
+    tdpart_budget: int = 20
 
     @property
     def prompt_spec(self) -> Prompt:
@@ -54,6 +64,28 @@ class RerankSettings:
             schedule(self.window_schedule, self.window, self.window, self.step)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        self.check_strategy()
+
+    def check_strategy(self) -> None:
+        """Raise InputError for a strategy (or strategy parameters) that cannot work."""
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"unknown --strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.strategy == "tdpart":
+            from rearank_cli.rerank.strategies.tdpart import check_tdpart
+
+            if self.passes != 1:
+                raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
+                                 "(drop --passes or use --strategy sliding)")
+            problem = check_tdpart(self.window, self.tdpart_pivot, self.tdpart_top_k, self.tdpart_budget)
+            if problem:
+                raise InputError(problem)
+
+    def strategy_settings(self) -> dict[str, Any]:
+        """The strategy and its parameters (only the name for `sliding`, whose parameters are the window's)."""
+        if self.strategy == "sliding":
+            return {"strategy": self.strategy}
+        return {"strategy": self.strategy, "tdpart_pivot": self.tdpart_pivot, "tdpart_top_k": self.tdpart_top_k,
+                "tdpart_budget": self.tdpart_budget}
 
     def journal_settings(self, model: str) -> dict[str, Any]:
         """What the journal header records; `RESUME_KEYS` of it must match on `--resume`."""
@@ -70,6 +102,8 @@ class RerankSettings:
             "temperature": self.sampling.temperature,
             "top_p": self.sampling.top_p,
             "seed": self.sampling.seed,
+            # a sliding-window journal records no strategy (as before strategies existed)
+            **({} if self.strategy == "sliding" else self.strategy_settings()),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,7 +125,8 @@ class QueryInput:
 
 @dataclass(frozen=True)
 class Window:
-    """One model call: positions `[start, end)` of the head in pass `pass_`; `docids` in input order."""
+    """One model call: positions `[start, end)` of the head in pass `pass_` (tdpart: slots of round `pass_`,
+    see `strategies.tdpart`); `docids` in input order."""
 
     qid: str
     pass_: int
@@ -104,38 +139,6 @@ class Window:
     def key(self) -> tuple[str, int, int, int]:
         """Journal key (the docids are checked separately)."""
         return (self.qid, self.pass_, self.start, self.end)
-
-
-class QueryState:
-    """The state machine of one query: the current head order and the windows still to run."""
-
-    def __init__(self, query: QueryInput, settings: RerankSettings) -> None:
-        self.query = query
-        self.order = [docid for docid, _ in query.hits[: settings.depth]]
-        spans = schedule(settings.window_schedule, len(self.order), settings.window, settings.step)
-        self.plan = [(p, i, s, e) for p in range(settings.passes) for i, (s, e) in enumerate(spans)]
-        self.position = 0
-
-    @property
-    def done(self) -> bool:
-        """True when every window of every pass has been applied."""
-        return self.position >= len(self.plan)
-
-    def next_window(self) -> Window:
-        """The next window to run, built on the current order."""
-        pass_, index, start, end = self.plan[self.position]
-        return Window(self.query.qid, pass_, index, start, end, tuple(self.order[start:end]))
-
-    def apply(self, window: Window, permutation: Sequence[int]) -> None:
-        """Reorder the window's positions by `permutation` (indices into the window) and advance."""
-        if tuple(self.order[window.start : window.end]) != window.docids:
-            raise RuntimeError(f"window {window.key} applied out of order")
-        self.order[window.start : window.end] = [window.docids[i] for i in permutation]
-        self.position += 1
-
-    def final_docids(self) -> list[str]:
-        """The reranked head followed by the docs beyond `--depth` in their first-stage order."""
-        return self.order + [docid for docid, _ in self.query.hits[len(self.order) :]]
 
 
 def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]], score_mode: str = "rank") -> Run:

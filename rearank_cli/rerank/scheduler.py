@@ -1,10 +1,11 @@
 """The continuous async scheduler: query state machines driven against one backend.
 
 `rerank_queries(queries, backend, settings)` takes any `backends.base.Backend`, so benchmarks, tests and
-the Python API drive it without files. Windows of one query run in order (each permutation is applied
-before the next window's prompt is built); different queries are independent, and up to `max_inflight`
-of them have a request in flight at any moment. A query starts its next window as soon as its previous
-one returns (no lock-step rounds).
+the Python API drive it without files. Each query's window strategy (`rerank.strategies`) says which of
+its windows are ready: the sliding window's one at a time (each permutation is applied before the next
+window's prompt is built), all windows of a tdpart round at once. Different queries are independent, up
+to `max_inflight` requests are in flight at any moment, and a query's next windows go out as soon as the
+answers they depend on are in (no lock-step rounds across queries).
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rearank_cli.backends.base import Backend, BackendError, ContextTooLong, Generation, Message, Request
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.parse import parse_ranking
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank.journal import Journal, WindowRecord
-from rearank_cli.rerank.plan import QueryInput, QueryState, RerankSettings, Window
+from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
 from rearank_cli.rerank.stats import RerankStats
+from rearank_cli.rerank.strategies import StrategyState, new_state
 
 log = logging.getLogger("rearank")
 
@@ -77,10 +79,13 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
 
 @dataclass
 class RerankResult:
-    """Final docid order per qid (input order of queries) plus the run's counters."""
+    """Final docid order per qid (input order of queries) plus the run's counters; per qid, the windows
+    applied and the longest chain of dependent windows among them (the critical path)."""
 
     orders: dict[str, list[str]]
     stats: RerankStats
+    windows: dict[str, int] = field(default_factory=dict)
+    critical_path: dict[str, int] = field(default_factory=dict)
 
 
 class _Scheduler:
@@ -92,7 +97,7 @@ class _Scheduler:
         self.settings = settings
         self.journal = journal
         self.progress = progress or (lambda n: None)
-        self.states = [QueryState(query, settings) for query in queries]
+        self.states = [new_state(query, settings) for query in queries]
         self.stats = RerankStats(queries=len(self.states))
         self.consecutive_failures = 0
         #: the model's context in tokens: the backend's, or learned from a server's context-length error
@@ -105,38 +110,66 @@ class _Scheduler:
         if self.journal is None:
             return
         for state in self.states:
-            while not state.done:
-                window = state.next_window()
-                record = self.journal.lookup(window)
-                if record is None:
-                    break
-                state.apply(window, record.permutation)
-                self.stats.replayed += 1
-                self.stats.count_record(record, self.tags)
+            replayed = True
+            while replayed and not state.done:
+                replayed = False
+                for window in state.ready():
+                    record = self.journal.lookup(window)
+                    if record is None:
+                        continue
+                    state.apply(window, record.permutation)
+                    replayed = True
+                    self.stats.replayed += 1
+                    self.stats.count_record(record, self.tags)
 
     def remaining(self) -> int:
-        """Windows still to generate."""
-        return sum(len(state.plan) - state.position for state in self.states)
+        """Windows still to generate (exact for the sliding window, an estimate for tdpart)."""
+        return sum(state.remaining() for state in self.states)
 
     async def run(self) -> None:
-        """Run all queries with up to `max_inflight` in flight; a worker takes the next query as soon
-        as its current one is done, and runs that query's windows back to back."""
+        """Send ready windows with up to `max_inflight` requests in flight. Queries are taken up in input
+        order: the ready windows of the queries under way go out first, a new query starts when none is
+        ready, and each answer is applied (making the windows that depend on it ready) as it comes in."""
         pending = deque(state for state in self.states if not state.done)
+        active: list[StrategyState] = []
         limit = self.settings.max_inflight or getattr(self.backend, "preferred_inflight", None) or 32
-
-        async def worker() -> None:
-            while pending:
-                state = pending.popleft()
-                while not state.done:
-                    await self.run_window(state)
-
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(limit, len(pending)))]
+        inflight: dict[asyncio.Future[None], tuple[str, int, int, int]] = {}
         try:
-            await asyncio.gather(*tasks)
-        finally:  # one worker failed (or we were cancelled): stop the others before the journal closes
-            for task in tasks:
+            while True:
+                while len(inflight) < limit:
+                    found = self.next_ready(active, pending, set(inflight.values()))
+                    if found is None:
+                        break
+                    state, window = found
+                    inflight[asyncio.ensure_future(self.run_window(state, window))] = window.key
+                if not inflight:
+                    return
+                done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del inflight[task]
+                    task.result()
+        finally:  # one window failed the run (or we were cancelled): stop the others before the journal closes
+            for task in inflight:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    @staticmethod
+    def next_ready(active: list[StrategyState], pending: deque[StrategyState],
+                   sent: set[tuple[str, int, int, int]]) -> tuple[StrategyState, Window] | None:
+        """The next window to send: a ready one of a query under way, else the first of the next query."""
+        active[:] = [state for state in active if not state.done]
+        for state in active:
+            for window in state.ready():
+                if window.key not in sent:
+                    return state, window
+        while pending:
+            state = pending.popleft()
+            if state.done:
+                continue
+            active.append(state)
+            for window in state.ready():
+                return state, window
+        return None
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt tokens: the backend's exact count, else an estimate from the bytes (`estimate_tokens`)."""
@@ -213,9 +246,8 @@ class _Scheduler:
         log.debug("context-length error (%s): passages cut to %d characters", exc, chars)
         return self.prompt.messages(query, texts, max_chars=chars), chars
 
-    async def run_window(self, state: QueryState) -> None:
-        """Generate, parse, journal and apply one window of `state`."""
-        window = state.next_window()
+    async def run_window(self, state: StrategyState, window: Window) -> None:
+        """Generate, parse, journal and apply one ready window of `state`."""
         texts = [state.query.texts[docid] for docid in window.docids]
         began = time.perf_counter()
         try:
@@ -267,7 +299,9 @@ class _Scheduler:
 
     def result(self) -> RerankResult:
         """Final orders of all queries (finished or not)."""
-        return RerankResult({s.query.qid: s.final_docids() for s in self.states}, self.stats)
+        return RerankResult({s.query.qid: s.final_docids() for s in self.states}, self.stats,
+                            {s.query.qid: s.applied for s in self.states},
+                            {s.query.qid: s.critical_path for s in self.states})
 
 
 async def rerank_queries(
