@@ -9,11 +9,14 @@ The next round works on the candidates alone. Choices the paper leaves open, mad
 
 - A pivot nothing beats: the top window's candidates and the pivot are the settled top
   (`tdpart_pivot` docs), with no further window.
-- Candidates beyond `tdpart_budget` (counted in candidate order: the top window's first, then each
-  comparison window's in list order) are not ranked again: they stay above the pivot, in that order.
+- Over the budget: when more than `tdpart_budget` docs beat the pivot, the next round takes those ranked
+  highest within their own window (the 1st of every window, then the 2nd, ...; ties in list order), so
+  a window full of strong docs cannot crowd the others out; the rest stay above the pivot, in list order,
+  and are not ranked again.
 - The final window: a round whose list fits one window ranks it in one window, filled up to `window`
-  docs with the best docs below it (the budget's overflow, the pivot, then the backfill), so a doc the
-  model misplaced just below a pivot gets a second look at no extra window; its docs are settled.
+  docs with the docs nearest below it: the budget's overflow and the pivot, then the docs that came back
+  just below the pivot in each window of the last round, then those two places below, and so on. A doc
+  the model misplaced just under a pivot gets a second look at no extra window. Its docs are settled.
 - Depth not a multiple of the window: the docs after the top window are split into
   ceil(rest / (window - 1)) comparison windows of sizes differing by at most one (the pivot first in
   each, as in the paper).
@@ -62,8 +65,9 @@ def partitions(docs: Sequence[str], size: int) -> list[list[str]]:
 class TDPartState:
     """One query under top-down partitioning (see the module docstring)."""
 
-    #: fill a final window that has room with the best docs below it
-    fill = True
+    #: True: the paper's plain reading of the boundaries (a final window is not filled; over the budget
+    #: the candidates are cut in list order), kept for the benchmark's comparison
+    plain = False
 
     def __init__(self, query: QueryInput, settings: RerankSettings) -> None:
         self.query = query
@@ -86,6 +90,8 @@ class TDPartState:
         self.backfill: list[str] = []
         self.parts: list[Window] = []
         self.answers: dict[int, list[str]] = {}
+        #: this round's docs below the pivot: how far below it each came back (1: just below)
+        self.distance: dict[str, int] = {}
         self._begin_round()
 
     # -- the interface the scheduler drives
@@ -151,7 +157,10 @@ class TDPartState:
             self.filled = 0
             self.first = self._window(0, self.pool[: self.window])
             return
-        fill = self.below[: self.window - len(self.pool)] if self.fill else []
+        room = 0 if self.plain else self.window - len(self.pool)
+        nearest = sorted(range(len(self.below)), key=lambda i: self.distance.get(self.below[i], len(self.below)))
+        fill = [self.below[i] for i in sorted(nearest[:room])]
+        self.fill_docs = set(fill)
         self.filled = len(fill)
         docs = self.pool + fill
         if len(docs) < 2:  # nothing to rank
@@ -176,11 +185,15 @@ class TDPartState:
         assert self.pivot is not None
         winners: list[str] = []
         losers: list[str] = []
+        height = {docid: i for i, docid in enumerate(self.candidates)}
+        self.distance = {docid: i for i, docid in enumerate(self.backfill, 1)}
         for index in range(1, len(self.parts) + 1):
             answer = self.answers[index]
             at = answer.index(self.pivot)
             winners += answer[:at]
+            height.update({docid: i for i, docid in enumerate(answer[:at])})
             losers += answer[at + 1 :]
+            self.distance.update({docid: i for i, docid in enumerate(answer[at + 1 :], 1)})
         self.level += 2
         below = self.backfill + losers + self.below
         if not winners:  # a pivot nothing beats: the top window's candidates and the pivot are settled
@@ -190,8 +203,12 @@ class TDPartState:
             self._next_segment()
             return
         found = self.candidates + winners
+        if not self.plain and len(found) > self.budget:
+            keep = set(sorted(found, key=lambda docid: height[docid])[: self.budget])
+            found = [d for d in found if d in keep] + [d for d in found if d not in keep]
         self.pool = found[: self.budget]
         self.below = found[self.budget :] + [self.pivot] + below
+        self.distance.update({docid: 0 for docid in self.below[: len(found) - len(self.pool) + 1]})
         self.round += 1
         self._begin_round()
 
@@ -200,7 +217,7 @@ class TDPartState:
         self.critical_path = max(self.critical_path, level)
         self.level = level
         self.settled += ranked
-        self.below = self.below[self.filled :]
+        self.below = [docid for docid in self.below if docid not in self.fill_docs]
         self.need -= len(ranked)
         self.pool = []
         self._next_segment()
@@ -211,5 +228,6 @@ class TDPartState:
             self.first = None
             return
         self.pool, self.below = self.below, []
+        self.distance = {}
         self.round += 1
         self._begin_round()
