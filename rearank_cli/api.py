@@ -29,7 +29,8 @@ T = TypeVar("T")
 
 class Reranker:
     """A listwise LLM reranker: `Reranker(model, backend="vllm", prompt="rearank", window=20, step=10,
-    depth=100, **backend_options)`.
+    depth=100, strategy="sliding", **backend_options)`; `strategy="tdpart"` (top-down partitioning) takes
+    `tdpart_pivot`, `tdpart_top_k` and `tdpart_budget`.
 
     `backend` is a name (`vllm`, `hf`, `openai`; `backend_options` go to it, e.g. `base_url=` for openai)
     or a ready `backends.base.Backend` object. Use it as `with Reranker(...) as r:` (a private event-loop
@@ -40,7 +41,8 @@ class Reranker:
     def __init__(self, model: str | None = None, backend: str | Backend = "vllm", *, prompt: str = "rearank",
                  window: int = 20, step: int = 10, depth: int = 100, passes: int = 1,
                  window_schedule: str = "fixed", sampling: Sampling | None = None, max_tokens: int | None = None,
-                 max_inflight: int | None = None, settings: RerankSettings | None = None,
+                 max_inflight: int | None = None, strategy: str = "sliding", tdpart_pivot: int = 10,
+                 tdpart_top_k: int = 10, tdpart_budget: int = 20, settings: RerankSettings | None = None,
                  **backend_options: Any) -> None:
         """`max_tokens` (new tokens per window) overrides `sampling`'s; `settings` (a whole `RerankSettings`)
         replaces prompt ... max_inflight when given."""
@@ -49,7 +51,8 @@ class Reranker:
             sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
         self.settings = settings or RerankSettings(
             prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
-            sampling=sampling, max_inflight=max_inflight)
+            sampling=sampling, max_inflight=max_inflight, strategy=strategy, tdpart_pivot=tdpart_pivot,
+            tdpart_top_k=tdpart_top_k, tdpart_budget=tdpart_budget)
         self.settings.check()
         if isinstance(backend, Backend):
             self.backend = backend

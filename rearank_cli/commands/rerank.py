@@ -34,7 +34,15 @@ def rerank(
     window: int = typer.Option(20, "--window", help="Passages per window."),
     step: int = typer.Option(10, "--step", help="Window step."),
     depth: int = typer.Option(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below."),
-    passes: int = typer.Option(1, "--passes", help="Sliding-window passes."),
+    passes: int = typer.Option(1, "--passes", help="Sliding-window passes (sliding only)."),
+    strategy: str = typer.Option(
+        "sliding", "--strategy", help="sliding (the paper: bottom-up, one window after another) | tdpart (top-down "
+        "partitioning: fewer windows, those of one round in parallel)."),
+    tdpart_pivot: int = typer.Option(10, "--tdpart-pivot",
+                                     help="tdpart: the pivot is the doc at this rank of the top window's answer."),
+    tdpart_top_k: int = typer.Option(10, "--tdpart-top-k", help="tdpart: settle at least this many docs at the top."),
+    tdpart_budget: int = typer.Option(20, "--tdpart-budget",
+                                      help="tdpart: at most this many candidates go on to the next round."),
     max_tokens: int = typer.Option(2048, "--max-tokens", help="Max new tokens per window."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (the paper)."),
     top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0,
@@ -74,7 +82,7 @@ def rerank(
         None, "--max-lora-rank", help="vllm: the engine's max LoRA rank [default: the adapter's rank, rounded up "
         "to one vLLM accepts]."),
 ) -> None:
-    """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
+    """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window (or top-down partitioning)."""
     from rearank_cli.backends import BACKENDS
     from rearank_cli.backends.base import Sampling
     from rearank_cli.rerank import RerankSettings
@@ -89,6 +97,7 @@ def rerank(
         raise InputError(f"unknown --window-schedule {window_schedule!r}; choose fixed or official")
     settings = RerankSettings(
         prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
+        strategy=strategy, tdpart_pivot=tdpart_pivot, tdpart_top_k=tdpart_top_k, tdpart_budget=tdpart_budget,
         sampling=Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                           seed=None if seed == -1 else seed),
         max_inflight=max_inflight,

@@ -33,6 +33,7 @@ from rearank_cli.rerank.scheduler import (
     run_until_stopped,
 )
 from rearank_cli.rerank.stats import summary_lines
+from rearank_cli.rerank.strategies.summary import strategy_summary
 
 log = logging.getLogger("rearank")
 
@@ -257,5 +258,6 @@ def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backen
         "missing_docs": inputs.missing_docs,
         "empty_passages": len(inputs.empty_passages),
         "summary": result.stats.as_dict(),
+        "strategy": strategy_summary(job.settings, result),
         "job_wall_s": round(wall, 3),
     }

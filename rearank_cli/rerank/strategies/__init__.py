@@ -26,8 +26,10 @@ class StrategyState(Protocol):
     """One query's state machine under a window strategy."""
 
     query: QueryInput
-    #: windows applied so far (replayed or generated)
-    applied: int
+
+    @property
+    def applied(self) -> int:
+        """Windows applied so far (replayed or generated)."""
 
     @property
     def done(self) -> bool:
