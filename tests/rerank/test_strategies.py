@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from rearank_cli.errors import InputError
+from rearank_cli.formats import read_candidates, read_qrels
 from rearank_cli.prompts import PROMPTS, clean_passage
 from rearank_cli.rerank import (
     Interrupted,
@@ -24,10 +25,9 @@ from rearank_cli.rerank import (
 from rearank_cli.rerank.job import RerankJob, journal_header, run_rerank
 from rearank_cli.rerank.merge import merge_runs
 from rearank_cli.rerank.strategies.tdpart import partitions
-from tests.rerank.test_rerank import (  # noqa: F401 (dl19 is a fixture)
+from tests.rerank.test_rerank import (
     ScriptedBackend,
     StopAfter,
-    dl19,
     job_for,
     make_queries,
     rerank,
@@ -35,6 +35,13 @@ from tests.rerank.test_rerank import (  # noqa: F401 (dl19 is a fixture)
 )
 
 TDPART = RerankSettings(strategy="tdpart")
+
+
+@pytest.fixture(scope="module")
+def dl19(samples):
+    """DL19 candidates (43 queries, top-100 with passage text) and qrels."""
+    return read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz")), read_qrels(
+        str(samples / "dl19-qrels.txt"))
 
 
 def drive(state, answer):
@@ -69,7 +76,7 @@ def test_perfect_answers_give_the_ideal_top_k_without_a_budget_cut():
     rng = random.Random(7)
     for trial in range(200):
         gains = {f"d{i}": rng.choice([0, 0, 0, 1, 2, 3]) for i in range(100)}
-        perfect = lambda docids: sorted(range(len(docids)), key=lambda i: -gains[docids[i]])  # noqa: E731
+        perfect = lambda docids, g=gains: sorted(range(len(docids)), key=lambda i: -g[docids[i]])  # noqa: E731
         state = drive(TDPartState(query_of_size(100), RerankSettings(strategy="tdpart", tdpart_budget=100)), perfect)
         final = state.final_docids()
         assert sorted(final) == sorted(gains)
@@ -145,8 +152,6 @@ def test_every_window_is_the_exact_rearank_prompt(samples, tmp_path):
     manifest = run_rerank(job, backend=Recording())
     header, records = trace_records(job.trace_path())
     assert header["settings"]["strategy"] == "tdpart" and header["settings"]["tdpart_pivot"] == 10
-    from rearank_cli.formats import read_candidates
-
     candidates = read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz"))
     expected = [PROMPTS["rearank"].messages(candidates.topics[r["qid"]], [candidates.texts[d] for d in r["docids"]])
                 for r in records]
