@@ -75,7 +75,7 @@ def test_perfect_answers_give_the_ideal_top_k_without_a_budget_cut():
 
     rng = random.Random(7)
     for trial in range(200):
-        gains = {f"d{i}": rng.choice([0, 0, 0, 1, 2, 3]) for i in range(100)}
+        gains = {f"d{n}": rng.choice([0, 0, 0, 1, 2, 3]) for n in range(100)}
         perfect = lambda docids, g=gains: sorted(range(len(docids)), key=lambda i: -g[docids[i]])  # noqa: E731
         state = drive(TDPartState(query_of_size(100), RerankSettings(strategy="tdpart", tdpart_budget=100)), perfect)
         final = state.final_docids()
