@@ -20,6 +20,8 @@ from rearank_cli import formats
 from rearank_cli.errors import InputError
 from rearank_cli.formats import Run, read_candidates, read_topics, write_run
 from rearank_cli.formats.jsonl import parse_json_object
+from rearank_cli.rerank.plan import QueryInput, RerankSettings
+from rearank_cli.rerank.strategies import new_state
 from rearank_cli.windows import schedule
 
 log = logging.getLogger("rearank")
@@ -107,7 +109,10 @@ def window_chains(journal: Journal, first_stage: Run | None) -> dict[str, Chain]
     last successful record whose input docids match the current order (else a matching failed one,
     which kept the order), as `--resume` does; the first window with no matching record ends the
     chain (an interrupted run). Without a first-stage run each window takes its last successful record.
+    A tdpart journal is replayed through the strategy itself (`tdpart_chains`).
     """
+    if first_stage is not None and journal.settings.get("strategy") == "tdpart":
+        return tdpart_chains(journal, first_stage)
     grouped: dict[str, dict[tuple[int, int], list[Record]]] = defaultdict(lambda: defaultdict(list))
     for record in journal.records:
         grouped[record["qid"]][(int(record["pass"]), int(record["index"]))].append(record)
@@ -127,6 +132,48 @@ def window_chains(journal: Journal, first_stage: Run | None) -> dict[str, Chain]
         chain.superseded = sum(len(group) for group in by_window.values()) - len(chain.windows)
         chains[qid] = chain
     return chains
+
+
+def tdpart_chains(journal: Journal, first_stage: Run) -> dict[str, Chain]:
+    """Per query of a tdpart journal, the records that made its order, replayed through the strategy's
+    state machine as `--resume` does: each ready window takes the last successful record with its round,
+    slots and input docids (else a matching failed one), round by round, until none matches."""
+    settings = journal_rerank_settings(journal)
+    grouped: dict[str, dict[tuple[int, int, int], list[Record]]] = defaultdict(lambda: defaultdict(list))
+    for record in journal.records:
+        grouped[record["qid"]][(int(record["pass"]), int(record["start"]), int(record["end"]))].append(record)
+    chains = {}
+    for qid, by_key in grouped.items():
+        state = new_state(QueryInput(qid, "", list(first_stage.get(qid) or []), {}), settings)
+        windows: list[Record] = []
+        while not state.done:
+            ready = [(window, _pick_matching(by_key.get(window.key[1:], []), list(window.docids)))
+                     for window in state.ready()]
+            found = [(window, record) for window, record in ready if record is not None]
+            if not found:
+                break
+            for window, record in found:
+                state.apply(window, record["permutation"])
+                windows.append(record)
+        planned = len(windows) + state.remaining()
+        superseded = sum(len(group) for group in by_key.values()) - len(windows)
+        chains[qid] = Chain(windows, planned, state.final_docids(), superseded)
+    return chains
+
+
+def journal_rerank_settings(journal: Journal) -> RerankSettings:
+    """The `RerankSettings` a journal header records (what replaying its windows needs)."""
+    recorded = journal.settings
+    known = {"window", "step", "depth", "passes", "window_schedule", "strategy", "tdpart_pivot", "tdpart_top_k",
+             "tdpart_budget"}
+    return RerankSettings(**{key: value for key, value in recorded.items() if key in known and value is not None})
+
+
+def _pick_matching(group: list[Record], docids: list[str]) -> Record | None:
+    matching = [r for r in group if r["docids"] == docids]
+    good = [r for r in matching if not r.get("failed")]
+    chosen = good or matching
+    return chosen[-1] if chosen else None
 
 
 def _pick(group: list[Record], order: list[str] | None) -> Record | None:

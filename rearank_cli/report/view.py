@@ -51,6 +51,8 @@ class WindowView:
     kinds: list[str]
     ndcg_before: float | None
     ndcg_after: float | None
+    #: tdpart: the window's round and its place in it (the sliding window: pass and positions)
+    tdpart: bool = False
 
     @property
     def delta(self) -> float | None:
@@ -136,13 +138,15 @@ def split_output(text: str) -> tuple[str, str, str]:
     return text[:at], span, text[at + len(span) :]
 
 
-def window_view(number: int, record: Record, judged: dict[str, int] | None, prompt: str) -> WindowView:
-    """The view of one journaled window; `judged` is the query's qrels (None: not judged)."""
+def window_view(number: int, record: Record, judged: dict[str, int] | None, prompt: str,
+                tdpart: bool = False) -> WindowView:
+    """The view of one journaled window; `judged` is the query's qrels (None: not judged); `tdpart`: the
+    record is a tdpart window (`pass` its round; ranks are within the window, not the list)."""
     docids = record["docids"]
     permutation = record["permutation"]
     moved_to = {index: position for position, index in enumerate(permutation)}
     chars = int(record.get("max_chars") or PASSAGE_CHARS.get(prompt, 400))
-    start = int(record["start"])
+    start = 0 if tdpart else int(record["start"])
     rows = [
         PassageRow(slot + 1, docid, None if judged is None else judged.get(docid), chars, moved_to[slot] + 1,
                    start + slot + 1, start + moved_to[slot] + 1)
@@ -156,7 +160,7 @@ def window_view(number: int, record: Record, judged: dict[str, int] | None, prom
     output = record.get("output")
     kinds = [] if record.get("failed") else failure_kinds(record.get("flags") or {}, answer_tags(prompt))
     return WindowView(number, record, rows, split_output(output) if isinstance(output, str) else None, kinds,
-                      before, after)
+                      before, after, tdpart)
 
 
 def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: str) -> WindowStats:

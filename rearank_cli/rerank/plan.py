@@ -70,15 +70,19 @@ class RerankSettings:
         """Raise InputError for a strategy (or strategy parameters) that cannot work."""
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown --strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.strategy == "tdpart":
-            from rearank_cli.rerank.strategies.tdpart import check_tdpart
-
-            if self.passes != 1:
-                raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
-                                 "(drop --passes or use --strategy sliding)")
-            problem = check_tdpart(self.window, self.tdpart_pivot, self.tdpart_top_k, self.tdpart_budget)
-            if problem:
-                raise InputError(problem)
+        if self.strategy != "tdpart":
+            return
+        if self.passes != 1:
+            raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
+                             "(drop --passes or use --strategy sliding)")
+        if not 1 <= self.tdpart_pivot <= self.window - 1:
+            raise InputError(f"--tdpart-pivot must be between 1 and the window - 1 ({self.window - 1}), "
+                             f"got {self.tdpart_pivot}")
+        if self.tdpart_top_k < 1:
+            raise InputError(f"--tdpart-top-k must be at least 1, got {self.tdpart_top_k}")
+        if self.tdpart_budget < self.tdpart_pivot:
+            raise InputError(f"--tdpart-budget must be at least --tdpart-pivot ({self.tdpart_pivot}), "
+                             f"got {self.tdpart_budget}")
 
     def strategy_settings(self) -> dict[str, Any]:
         """The strategy and its parameters (only the name for `sliding`, whose parameters are the window's)."""

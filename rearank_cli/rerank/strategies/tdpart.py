@@ -37,17 +37,6 @@ from collections.abc import Sequence
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
 
 
-def check_tdpart(window: int, pivot: int, top_k: int, budget: int) -> str | None:
-    """Why these tdpart parameters cannot work (None: they can)."""
-    if not 1 <= pivot <= window - 1:
-        return f"--tdpart-pivot must be between 1 and the window - 1 ({window - 1}), got {pivot}"
-    if top_k < 1:
-        return f"--tdpart-top-k must be at least 1, got {top_k}"
-    if budget < pivot:
-        return f"--tdpart-budget must be at least --tdpart-pivot ({pivot}), got {budget}"
-    return None
-
-
 def partitions(docs: Sequence[str], size: int) -> list[list[str]]:
     """`docs` in order, cut into ceil(len / size) runs whose lengths differ by at most one (longer first)."""
     count = -(-len(docs) // size)
