@@ -61,7 +61,8 @@ class RerankSettings:
         if self.sampling.max_tokens < 1:
             raise InputError("--max-tokens must be at least 1")
         try:
-            schedule(self.window_schedule, self.window, self.window, self.step)
+            # --step is the sliding window's; tdpart does not use it
+            schedule(self.window_schedule, self.window, self.window, self.step if self.strategy != "tdpart" else 1)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.check_strategy()
