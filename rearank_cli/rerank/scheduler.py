@@ -127,49 +127,29 @@ class _Scheduler:
         return sum(state.remaining() for state in self.states)
 
     async def run(self) -> None:
-        """Send ready windows with up to `max_inflight` requests in flight. Queries are taken up in input
-        order: the ready windows of the queries under way go out first, a new query starts when none is
-        ready, and each answer is applied (making the windows that depend on it ready) as it comes in."""
+        """Run all queries with up to `max_inflight` requests in flight; a worker takes the next query as
+        soon as its current one is done and runs that query's windows: one after the other while the
+        strategy readies one at a time (the sliding window), all ready ones at once otherwise (a tdpart
+        round), each round starting as soon as the answers it depends on are in."""
         pending = deque(state for state in self.states if not state.done)
-        active: list[StrategyState] = []
         limit = self.settings.max_inflight or getattr(self.backend, "preferred_inflight", None) or 32
-        inflight: dict[asyncio.Future[None], tuple[str, int, int, int]] = {}
-        try:
-            while True:
-                while len(inflight) < limit:
-                    found = self.next_ready(active, pending, set(inflight.values()))
-                    if found is None:
-                        break
-                    state, window = found
-                    inflight[asyncio.ensure_future(self.run_window(state, window))] = window.key
-                if not inflight:
-                    return
-                done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    del inflight[task]
-                    task.result()
-        finally:  # one window failed the run (or we were cancelled): stop the others before the journal closes
-            for task in inflight:
-                task.cancel()
-            await asyncio.gather(*inflight, return_exceptions=True)
+        slots = asyncio.Semaphore(limit)
 
-    @staticmethod
-    def next_ready(active: list[StrategyState], pending: deque[StrategyState],
-                   sent: set[tuple[str, int, int, int]]) -> tuple[StrategyState, Window] | None:
-        """The next window to send: a ready one of a query under way, else the first of the next query."""
-        active[:] = [state for state in active if not state.done]
-        for state in active:
-            for window in state.ready():
-                if window.key not in sent:
-                    return state, window
-        while pending:
-            state = pending.popleft()
-            if state.done:
-                continue
-            active.append(state)
-            for window in state.ready():
-                return state, window
-        return None
+        async def worker() -> None:
+            while pending:
+                state = pending.popleft()
+                while not state.done:
+                    await self.run_ready(state, slots)
+
+        await run_all([worker() for _ in range(min(limit, len(pending)))])
+
+    async def run_ready(self, state: StrategyState, slots: asyncio.Semaphore) -> None:
+        """Run the windows `state` has ready: one is awaited in place, several run side by side."""
+        windows = state.ready()
+        if len(windows) == 1:
+            await self.run_window(state, windows[0], slots)
+        else:
+            await run_all([self.run_window(state, window, slots) for window in windows])
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt tokens: the backend's exact count, else an estimate from the bytes (`estimate_tokens`)."""
@@ -246,12 +226,13 @@ class _Scheduler:
         log.debug("context-length error (%s): passages cut to %d characters", exc, chars)
         return self.prompt.messages(query, texts, max_chars=chars), chars
 
-    async def run_window(self, state: StrategyState, window: Window) -> None:
-        """Generate, parse, journal and apply one ready window of `state`."""
+    async def run_window(self, state: StrategyState, window: Window, slots: asyncio.Semaphore) -> None:
+        """Generate (holding one of the `max_inflight` slots), parse, journal and apply one ready window."""
         texts = [state.query.texts[docid] for docid in window.docids]
         began = time.perf_counter()
         try:
-            generation, max_chars = await self.generate(state.query.qid, state.query.query, texts)
+            async with slots:
+                generation, max_chars = await self.generate(state.query.qid, state.query.query, texts)
         except BackendError as exc:
             record = WindowRecord.failure(window, exc, time.perf_counter() - began)
         else:
@@ -341,6 +322,18 @@ def plan_remaining(queries: Sequence[QueryInput], settings: RerankSettings, jour
     scheduler = _Scheduler(queries, Backend(), settings, journal, None)
     scheduler.replay()
     return scheduler.remaining()
+
+
+async def run_all(work: Sequence[Awaitable[None]]) -> None:
+    """Await all of `work` side by side; when one fails (or this is cancelled), cancel the others and wait
+    for them before raising, so no request outlives the run (nor writes to a closed journal)."""
+    tasks = [asyncio.ensure_future(item) for item in work]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_until_stopped(work: Awaitable[object], stop: StopSignal | None) -> None:
