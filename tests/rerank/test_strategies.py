@@ -4,9 +4,6 @@ tdpart runs in test_rerank_cli.py."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import orjson
 import pytest
 
@@ -14,22 +11,17 @@ from rearank_cli.errors import InputError
 from rearank_cli.formats import read_candidates, read_qrels
 from rearank_cli.prompts import PROMPTS, clean_passage
 from rearank_cli.rerank import (
-    Interrupted,
-    Journal,
     QueryInput,
     RerankSettings,
-    StopSignal,
     TDPartState,
-    rerank_queries,
 )
-from rearank_cli.rerank.job import RerankJob, journal_header, run_rerank
-from rearank_cli.rerank.merge import merge_runs
+from rearank_cli.rerank.job import run_rerank
 from rearank_cli.rerank.strategies.tdpart import partitions
 from tests.rerank.test_rerank import (
     ScriptedBackend,
-    StopAfter,
     job_for,
     make_queries,
+    merged_shards_equal_unsharded,
     rerank,
     trace_records,
 )
@@ -164,37 +156,6 @@ def test_every_window_is_the_exact_rearank_prompt(samples, tmp_path):
     assert sum(q["windows"] for q in strategy["per_query"].values()) == manifest["summary"]["windows"]["total"]
 
 
-def test_stop_then_resume_asks_no_finished_window_again(dl19, tmp_path):
-    candidates, _ = dl19
-    queries = make_queries(candidates, list(candidates.run)[:4])
-    settings = RerankSettings(strategy="tdpart", max_inflight=3)
-    full = rerank(queries, ScriptedBackend(), settings)
-    total = sum(full.windows.values())
-    job = RerankJob(run=None, output=str(tmp_path / "o"), model="scripted", settings=settings, candidates="x")
-    journal = Journal(str(tmp_path / "t.jsonl"), journal_header(job), resume=False)
-    journal.open()
-
-    async def interrupted():
-        stop = StopSignal()
-        return await rerank_queries(queries, StopAfter(stop, 8), settings, journal, stop=stop)
-
-    with pytest.raises(Interrupted):
-        asyncio.run(interrupted())
-    journal.close()
-    _, done = trace_records(tmp_path / "t.jsonl")
-    assert 2 <= len(done) < total
-    journal = Journal(str(tmp_path / "t.jsonl"), journal_header(job), resume=True)
-    backend = ScriptedBackend()
-    resumed = rerank(queries, backend, settings, journal)
-    journal.close()
-    assert resumed.stats.replayed == len(done)
-    assert len(backend.calls) == total - len(done)
-    assert resumed.orders == full.orders
-    _, records = trace_records(tmp_path / "t.jsonl")
-    keys = [(r["qid"], r["pass"], r["start"], r["end"]) for r in records]
-    assert len(keys) == len(set(keys)) == total
-
-
 def test_resume_refuses_a_journal_of_the_other_strategy(samples, tmp_path):
     job = job_for(samples, tmp_path)
     run_rerank(job, backend=ScriptedBackend())
@@ -205,18 +166,7 @@ def test_resume_refuses_a_journal_of_the_other_strategy(samples, tmp_path):
 
 
 def test_two_shards_merged_equal_unsharded(samples, tmp_path):
-    settings = RerankSettings(depth=40, strategy="tdpart")
-    full = job_for(samples, tmp_path, "full.trec", settings=settings)
-    full.shard = None
-    run_rerank(full, backend=ScriptedBackend())
-    shards = []
-    for i in range(2):
-        job = job_for(samples, tmp_path, f"s{i}.trec", settings=settings)
-        job.shard = f"{i}/2"
-        run_rerank(job, backend=ScriptedBackend())
-        shards.append(job.output)
-    merge_runs(shards, str(tmp_path / "merged.trec"), expect=str(samples / "dl19-bm25-top100.trec"))
-    assert (tmp_path / "merged.trec").read_bytes() == Path(full.output).read_bytes()
+    merged_shards_equal_unsharded(samples, tmp_path, RerankSettings(depth=40, strategy="tdpart"))
 
 
 def test_passes_with_tdpart_is_exit_2(cli, samples, tmp_path):
