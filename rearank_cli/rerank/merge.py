@@ -18,6 +18,9 @@ from rearank_cli.formats.textio import atomic_output, iter_lines
 
 log = logging.getLogger("rearank")
 
+#: what a manifest's `strategy` block says about how windows were chosen (shards must agree on it)
+STRATEGY_KEYS = ("strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget")
+
 
 def read_run_lines(path: str) -> dict[str, list[str]]:
     """A run's lines grouped by qid, in file order (each line checked for 6 columns)."""
@@ -91,8 +94,10 @@ def _merge_manifests(shards: Sequence[str], queries: int, expect: str | None = N
             totals[key] = totals.get(key, 0) + int(value)
     models = sorted({str(part.get("model")) for part in found})
     prompts = sorted({f"{part.get('prompt')} {part.get('prompt_hash')}" for part in found})
-    if len(models) > 1 or len(prompts) > 1:
-        raise InputError(f"the shards were reranked with different models or prompts: {models} {prompts}")
+    strategies = sorted({_strategy(part) for part in found})
+    if len(models) > 1 or len(prompts) > 1 or len(strategies) > 1:
+        raise InputError(f"the shards were reranked with different models, prompts or strategies: {models} {prompts} "
+                         f"{strategies}")
     inputs = {f"shard{number}": path for number, path in enumerate(shards)}
     if expect is not None:
         inputs["expect"] = expect
@@ -104,4 +109,11 @@ def _merge_manifests(shards: Sequence[str], queries: int, expect: str | None = N
         "windows": totals,
         "models": models,
         "prompts": prompts,
+        "strategies": strategies,
     }
+
+
+def _strategy(manifest: dict) -> str:
+    """The window strategy and its parameters a shard's manifest records (none recorded: the sliding window)."""
+    block = manifest.get("strategy") or {"strategy": "sliding"}
+    return " ".join(f"{key}={block[key]}" for key in STRATEGY_KEYS if key in block)

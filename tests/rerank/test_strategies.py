@@ -16,6 +16,7 @@ from rearank_cli.rerank import (
     TDPartState,
 )
 from rearank_cli.rerank.job import run_rerank
+from rearank_cli.rerank.merge import merge_runs
 from rearank_cli.rerank.strategies.tdpart import partitions
 from tests.rerank.test_rerank import (
     ScriptedBackend,
@@ -166,7 +167,14 @@ def test_resume_refuses_a_journal_of_the_other_strategy(samples, tmp_path):
 
 
 def test_two_shards_merged_equal_unsharded(samples, tmp_path):
-    merged_shards_equal_unsharded(samples, tmp_path, RerankSettings(depth=40, strategy="tdpart"))
+    shards = merged_shards_equal_unsharded(samples, tmp_path, RerankSettings(depth=40, strategy="tdpart"))
+    manifest = orjson.loads((tmp_path / "merged.trec.manifest.json").read_bytes())
+    assert manifest["strategies"] == ["strategy=tdpart tdpart_pivot=10 tdpart_top_k=10 tdpart_budget=20"]
+    other = job_for(samples, tmp_path, "sliding.trec")
+    other.shard = "1/2"
+    run_rerank(other, backend=ScriptedBackend())
+    with pytest.raises(InputError, match="strategies"):
+        merge_runs([shards[0], other.output], str(tmp_path / "mixed.trec"))
 
 
 def test_passes_with_tdpart_is_exit_2(cli, samples, tmp_path):
