@@ -73,7 +73,8 @@ class TDPartState:
         self.critical_path = 0
         self.level = 0
         self.first: Window | None = None
-        self.filled = 0
+        #: the docs below the list that fill its final window
+        self.fill_docs: set[str] = set()
         self.pivot: str | None = None
         self.candidates: list[str] = []
         self.backfill: list[str] = []
@@ -143,14 +144,13 @@ class TDPartState:
         """The round's first window: the whole list (filled) when it fits one window, else its top."""
         self.pivot, self.parts, self.answers = None, [], {}
         if len(self.pool) > self.window:
-            self.filled = 0
+            self.fill_docs = set()
             self.first = self._window(0, self.pool[: self.window])
             return
         room = 0 if self.plain else self.window - len(self.pool)
         nearest = sorted(range(len(self.below)), key=lambda i: self.distance.get(self.below[i], len(self.below)))
         fill = [self.below[i] for i in sorted(nearest[:room])]
         self.fill_docs = set(fill)
-        self.filled = len(fill)
         docs = self.pool + fill
         if len(docs) < 2:  # nothing to rank
             self.first = self._window(0, docs)
