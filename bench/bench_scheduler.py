@@ -324,7 +324,7 @@ def main() -> None:
 
 
 def report(results: dict[str, Any]) -> None:
-    """Print the numbers that go into the README."""
+    """Print the numbers that go into docs/benchmarks.md."""
     print(f"machine: {results['machine']}")
     print(f"queries: {results['queries']} x depth {results['depth']}")
     orch = results["orchestration"]

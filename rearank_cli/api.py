@@ -1,7 +1,7 @@
 """The Python API: `Reranker` (a backend plus rerank settings) and `evaluate` (in-memory runs).
 
     from rearank_cli import Reranker
-    with Reranker("le723z/Rearank-7B", backend="vllm") as reranker:
+    with Reranker("le723z/Rearank-7B", backend="vllm") as reranker:   # the defaults: settings.rerank
         order = reranker.rerank("what is a protein", ["Rocks are hard.", "Proteins are biomolecules."])
 
 `rearank rerank` goes through the same class (files -> `Reranker` -> files, see `rerank.job`).
@@ -23,6 +23,8 @@ from rearank_cli.rerank.inputs import load_queries
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
 from rearank_cli.rerank.scheduler import RerankResult, StopSignal, rerank_queries
+from rearank_cli.settings.commands import DEFAULT_MEASURES, EvalOptions
+from rearank_cli.settings.rerank import RerankOptions as _O
 
 T = TypeVar("T")
 
@@ -38,11 +40,12 @@ class Reranker:
     sync calls outside a `with` start it on first use, and `close()` releases it.
     """
 
-    def __init__(self, model: str | None = None, backend: str | Backend = "vllm", *, prompt: str = "rearank",
-                 window: int = 20, step: int = 10, depth: int = 100, passes: int = 1,
-                 window_schedule: str = "fixed", sampling: Sampling | None = None, max_tokens: int | None = None,
-                 max_inflight: int | None = None, strategy: str = "sliding", tdpart_pivot: int = 10,
-                 tdpart_top_k: int = 10, tdpart_budget: int = 20, settings: RerankSettings | None = None,
+    def __init__(self, model: str | None = None, backend: str | Backend = _O.backend, *, prompt: str = _O.prompt,
+                 window: int = _O.window, step: int = _O.step, depth: int = _O.depth, passes: int = _O.passes,
+                 window_schedule: str = _O.window_schedule, sampling: Sampling | None = None,
+                 max_tokens: int | None = None, max_inflight: int | None = _O.max_inflight,
+                 strategy: str = _O.strategy, tdpart_pivot: int = _O.tdpart_pivot, tdpart_top_k: int = _O.tdpart_top_k,
+                 tdpart_budget: int = _O.tdpart_budget, settings: RerankSettings | None = None,
                  **backend_options: Any) -> None:
         """`max_tokens` (new tokens per window) overrides `sampling`'s; `settings` (a whole `RerankSettings`)
         replaces prompt ... max_inflight when given."""
@@ -179,7 +182,7 @@ async def _awaited(work: Awaitable[T]) -> T:
 
 
 def evaluate(run: Mapping[str, Sequence[Hit] | Mapping[str, float]] | str, qrels: Mapping[str, Mapping[str, int]] | str,
-             measures: Iterable[str] = ("nDCG@10",), level: int = 1) -> dict[str, float]:
+             measures: Iterable[str] = DEFAULT_MEASURES[:1], level: int = EvalOptions.level) -> dict[str, float]:
     """Mean of each measure (trec_eval names or `nDCG@10`-style) over the qrels' queries (trec_eval -c),
     for an in-memory run `{qid: [(docid, score), ...]}` or `{qid: {docid: score}}` (or a run file path)
     and qrels `{qid: {docid: label}}` (or a qrels path); `level` is the relevance threshold."""

@@ -60,11 +60,13 @@ from rearank_cli.formats import (
     read_qrels,
 )
 from rearank_cli.metrics import ideal_dcg, ndcg
-from rearank_cli.prompts import PROMPTS, build_messages, prompt_hash
+from rearank_cli.prompts import build_messages, prompt_hash
+from rearank_cli.settings.commands import AUGMENT_FORMATS
+from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
 
-FORMATS = ("jsonl", "parquet")
+FORMATS = AUGMENT_FORMATS
 K = 10
 DATA_SOURCE = "rearank"
 ABILITY = "rerank"
@@ -80,16 +82,16 @@ SKIP_EMPTY = "no candidates with text"
 
 @dataclass(frozen=True)
 class Settings:
-    """What `rearank augment` samples; defaults follow spec section 6."""
+    """What `rearank augment` samples; defaults (spec section 6) are `AugmentOptions`'."""
 
-    samples_per_query: int = 50
-    window: int = 20
-    depth: int = 100
-    min_init_ndcg: float = 0.1
-    prompt: str = "rearank"
-    seed: int = 42
-    skip_short: bool = False
-    skip_missing: bool = False
+    samples_per_query: int = _O.samples_per_query
+    window: int = _O.window
+    depth: int = _O.depth
+    min_init_ndcg: float = _O.min_init_ndcg
+    prompt: str = _O.prompt
+    seed: int = _O.seed
+    skip_short: bool = _O.skip_short
+    skip_missing: bool = _O.skip_missing
     attempts_per_sample: int = 10
 
     def validate(self) -> None:
@@ -100,8 +102,7 @@ class Settings:
             raise InputError(f"--window {self.window} is larger than --depth {self.depth}")
         if not 0.0 <= self.min_init_ndcg <= 1.0:
             raise InputError(f"--min-init-ndcg {self.min_init_ndcg} is outside [0, 1]")
-        if self.prompt not in PROMPTS:
-            raise InputError(f"unknown --prompt {self.prompt!r}; choose one of {', '.join(PROMPTS)}")
+        _O.check_value("prompt", self.prompt)
         if self.attempts_per_sample < 1:
             raise InputError("attempts_per_sample must be at least 1")
 
@@ -197,7 +198,7 @@ def load_inputs(
     topics_path: str | None = None,
     corpus_path: str | None = None,
     candidates_path: str | None = None,
-    depth: int = 100,
+    depth: int = _O.depth,
 ) -> Inputs:
     """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
     from rearank_cli.rerank.inputs import check_text_source, open_texts
@@ -441,16 +442,18 @@ def augment(
     topics_path: str | None = None,
     corpus_path: str | None = None,
     candidates_path: str | None = None,
-    fmt: str = "jsonl",
+    fmt: str = _O.fmt,
     summary_path: str | None = None,
+    recorded: Mapping[str, Any] | None = None,
+    config: str | None = None,
 ) -> Summary:
     """Build the samples and write them to `output` (`-` = stdout) atomically; returns the counts.
 
-    The summary is logged to stderr and, when `summary_path` is given, written there as JSON.
+    The summary is logged to stderr and, when `summary_path` is given, written there as JSON (its
+    `settings`: `recorded`, the command's resolved settings, else `settings`; `config`: the --config file).
     """
     settings.validate()
-    if fmt not in FORMATS:
-        raise InputError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _O.check_value("fmt", fmt)
     inputs = load_inputs(run_path, qrels_path, topics_path, corpus_path, candidates_path, settings.depth)
     summary = Summary()
     writer = write_parquet if fmt == "parquet" else write_jsonl
@@ -462,7 +465,10 @@ def augment(
         log.info("augment: %s", line)
     if summary_path is not None:
         paths = {"run": run_path, "qrels": qrels_path, "topics": topics_path, "corpus": corpus_path,
-                 "candidates": candidates_path, "output": output}
+                 "candidates": candidates_path, "output": output, "config": config}
+        record = summary_record(summary, settings, paths, fmt)
+        if recorded is not None:
+            record["settings"] = dict(recorded)
         with atomic_output(summary_path, "wb") as out:
-            out.write(orjson.dumps(summary_record(summary, settings, paths, fmt), option=orjson.OPT_INDENT_2))
+            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     return summary

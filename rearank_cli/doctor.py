@@ -23,6 +23,7 @@ from typing import Any
 
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.provenance import installed, versions
+from rearank_cli.settings.rerank import RerankOptions
 
 STATUSES = ("ok", "warn", "fail", "skip")
 #: the checks each backend needs to pass (ok or warn) for `rearank doctor` to exit 0
@@ -44,7 +45,7 @@ DISK_WARN_BYTES = 10 << 30
 PROBE_TIMEOUT_S = 180.0
 PROBE_MARK = "REARANK-PROBE "
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-DEFAULT_MODEL = "le723z/Rearank-7B"
+DEFAULT_MODEL = RerankOptions.model
 
 
 @dataclass

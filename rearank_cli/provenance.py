@@ -68,12 +68,12 @@ def block(kind: str, inputs: Mapping[str, str | None], packages: Iterable[str] =
 
 #: the schema of each record rearank writes to disk; bump N when a field changes meaning or goes away
 SCHEMAS = {
-    "rerank.manifest": "rearank.rerank.manifest/1",
+    "rerank.manifest": "rearank.rerank.manifest/2",
     "rerank.journal": "rearank.rerank.journal/1",
     "merge.manifest": "rearank.merge.manifest/1",
     "retrieve.manifest": "rearank.retrieve.manifest/1",
     "index.manifest": "rearank.index.manifest/1",
     "eval.json": "rearank.eval/1",
-    "augment.summary": "rearank.augment.summary/1",
+    "augment.summary": "rearank.augment.summary/2",
     "train.manifest": "rearank.train.manifest/1",
 }

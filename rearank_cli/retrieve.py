@@ -29,6 +29,7 @@ from rearank_cli.lucene import indexer, java
 from rearank_cli.lucene.indexer import BEIR, MULTIFIELD, WHITESPACE, CorpusPlan
 from rearank_cli.lucene.prebuilt import load_topics, resolve_index
 from rearank_cli.lucene.searcher import Bm25Searcher, anserini_score_text, search_all
+from rearank_cli.settings.commands import RetrieveOptions as _O
 
 log = logging.getLogger("rearank")
 
@@ -66,11 +67,13 @@ def _provenance(kind: str, inputs: Mapping[str, str | None]) -> dict[str, Any]:
 
 
 def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: Sequence[str] = (),
-                progress: bool = True, vllm_guard: bool = True) -> dict[str, Any]:
+                progress: bool = True, vllm_guard: bool = True, settings: Mapping[str, Any] | None = None,
+                config: str | None = None) -> dict[str, Any]:
     """Validate `corpora` and index them into `out_dir` (atomically: built beside it, then renamed).
 
     Returns the manifest also written to `out_dir/rearank-index.json`. The JVM starts after validation
-    (`vllm_guard`: see `lucene.java.start`).
+    (`vllm_guard`: see `lucene.java.start`). The manifest records `settings` (the command's resolved
+    settings) and the `config` file's sha256 when given.
     """
     fields = list(dict.fromkeys(fields))
     if any(name != "title" for name in fields):
@@ -84,7 +87,7 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
     java.ready(vllm_guard)
 
     def manifest(counters: dict[str, int]) -> dict[str, Any]:
-        summary = _index_summary(plan, corpora, fields, counters, time.time() - started)
+        summary = _index_summary(plan, corpora, fields, counters, time.time() - started, settings, config)
         indexer.check_counts(summary)
         return summary
 
@@ -95,10 +98,13 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
 
 
 def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[str], counters: dict[str, int],
-                   seconds: float) -> dict[str, Any]:
-    inputs = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path for n, path in enumerate(corpora, 1)}
+                   seconds: float, settings: Mapping[str, Any] | None = None, config: str | None = None,
+                   ) -> dict[str, Any]:
+    inputs: dict[str, str | None] = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path
+                                     for n, path in enumerate(corpora, 1)}
     return {
-        **_provenance("index.manifest", inputs),
+        **_provenance("index.manifest", {**inputs, "config": config}),
+        **({"settings": dict(settings)} if settings is not None else {}),
         "collection": MULTIFIELD if fields else plan.collection,
         "fields": list(fields),
         "documents": plan.docs,
@@ -109,13 +115,14 @@ def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[st
     }
 
 
-def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float = 0.9, b: float = 0.4,
-             threads: int = 1, remove_query: bool = False, tag: str = "bm25", progress: bool = True,
-             vllm_guard: bool = True) -> dict:
+def retrieve(index: str, topics: str, output: str = _O.output, k: int = _O.k, k1: float = _O.k1, b: float = _O.b,
+             threads: int = 1, remove_query: bool = _O.remove_query, tag: str = _O.tag, progress: bool = True,
+             vllm_guard: bool = True, settings: Mapping[str, Any] | None = None, config: str | None = None) -> dict:
     """BM25 top-k for every topic, written as a TREC run (`-` streams to stdout); returns the summary.
 
-    A file output also gets `OUT.manifest.json` (provenance, parameters, counts, timing). `vllm_guard`:
-    see `lucene.java.start`.
+    A file output also gets `OUT.manifest.json` (provenance, parameters, counts, timing; `settings`, the
+    command's resolved settings, and the `config` file's sha256 when given). `vllm_guard`: see
+    `lucene.java.start`.
     """
     from tqdm import tqdm
 
@@ -148,7 +155,8 @@ def retrieve(index: str, topics: str, output: str = "-", k: int = 100, k1: float
         searcher.close()
     seconds = time.time() - started
     summary = {
-        **_provenance("retrieve.manifest", {"index": index_dir, "topics": topics}),
+        **_provenance("retrieve.manifest", {"index": index_dir, "topics": topics, "config": config}),
+        **({"settings": dict(settings)} if settings is not None else {}),
         "index": index, "index_dir": os.path.abspath(index_dir), "topics": topics, "queries": len(queries),
         "hits": total_hits, "queries_without_hits": no_hits, "k": k, "k1": k1, "b": b, "fields": searcher.fields,
         "remove_query": remove_query, "tag": tag, "threads": threads, "seconds": round(seconds, 3),

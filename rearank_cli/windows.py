@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-SCHEDULES = ("fixed", "official")
+from rearank_cli.settings.rerank import WINDOW_SCHEDULES as SCHEDULES
+from rearank_cli.settings.rerank import RerankOptions
+
+WINDOW, STEP = RerankOptions.window, RerankOptions.step
 
 
-def fixed_windows(n: int, window: int = 20, step: int = 10) -> list[tuple[int, int]]:
+def fixed_windows(n: int, window: int = WINDOW, step: int = STEP) -> list[tuple[int, int]]:
     """Back-to-front windows that always cover the top of the list.
 
     Starts at `n - window` and moves up by `step`; when the next start would fall below 0 and the
@@ -26,7 +29,7 @@ def fixed_windows(n: int, window: int = 20, step: int = 10) -> list[tuple[int, i
         start = max(start - step, 0)
 
 
-def official_windows(n: int, window: int = 20, step: int = 10) -> list[tuple[int, int]]:
+def official_windows(n: int, window: int = WINDOW, step: int = STEP) -> list[tuple[int, int]]:
     """The authors' loop, quirks included: a list shorter than `window` gets no window, and the top
     `(n - window) % step` positions never enter one."""
     _check(window, step)
@@ -39,7 +42,7 @@ def official_windows(n: int, window: int = 20, step: int = 10) -> list[tuple[int
     return windows
 
 
-def schedule(name: str, n: int, window: int = 20, step: int = 10) -> list[tuple[int, int]]:
+def schedule(name: str, n: int, window: int = WINDOW, step: int = STEP) -> list[tuple[int, int]]:
     """Windows of the schedule `name` (`fixed` or `official`) for a list of `n` documents."""
     if name == "fixed":
         return fixed_windows(n, window, step)

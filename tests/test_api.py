@@ -1,4 +1,4 @@
-"""The public Python API: `from rearank_cli import Reranker, evaluate`, the README example run as written
+"""The public Python API: `from rearank_cli import Reranker, evaluate`, the docs' example (docs/api.md) run as written
 (on the tiny model through the hf backend), and a ready backend object driven sync and async."""
 
 from __future__ import annotations
@@ -6,28 +6,25 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from rearank_cli.backends.base import Backend, BackendError, Generation, Request
-
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.docs_examples import ROOT, examples
 
 
 def readme_example() -> str:
-    text = README.read_text()
-    match = re.search(r"<!-- example:python-api -->\n```python\n(.*?)```\n<!-- /example:python-api -->", text, re.S)
-    assert match, "README has no python-api example"
-    return match.group(1)
+    """The `python-api` example of the docs (docs/api.md), as written."""
+    block = examples().get("python-api")
+    assert block is not None and block.lang == "python", "the docs have no python-api example"
+    return block.code
 
 
 @pytest.mark.slow
 def test_the_readme_example_runs(tiny_model, tmp_path):
-    """Exactly the README's code, in a fresh interpreter, with the tiny model in place of the real one."""
+    """Exactly the docs' code, in a fresh interpreter, with the tiny model in place of the real one."""
     pytest.importorskip("torch")
     code = readme_example()
     assert '"le723z/Rearank-7B"' in code
@@ -37,7 +34,7 @@ def test_the_readme_example_runs(tiny_model, tmp_path):
     script = tmp_path / "example.py"
     script.write_text(code.replace('"le723z/Rearank-7B"', repr(str(tiny_model))) + check)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
-                            cwd=README.parent, env={**os.environ, "TQDM_DISABLE": "1"})
+                            cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "'nDCG@10'" in result.stdout
 

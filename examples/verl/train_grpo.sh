@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # REARANK GRPO with VeRL's PPO trainer (`python -m verl.trainer.main_ppo`), the paper's settings (spec
 # section 8), on the parquet of `rearank augment --format parquet` and rearank's reward.
-# Written for and checked against VeRL 0.9.1 (its Hydra schema; keys moved between releases, see README).
+# Written for and checked against VeRL 0.9.1 (its Hydra schema; keys moved between releases, see docs/verl.md).
 #
 #   TRAIN_FILES=rearank_train.parquet bash examples/verl/train_grpo.sh           # one node, 8 GPUs
 #   sbatch --nodes=2 examples/verl/slurm_ray.sbatch                               # SLURM, N nodes x 8 GPUs

@@ -10,18 +10,16 @@ import importlib
 from typing import Any
 
 from rearank_cli.backends.base import Backend
+from rearank_cli.settings import backends as declared
+from rearank_cli.settings.rerank import RerankOptions
 
-BACKENDS = {
-    "vllm": ("rearank_cli.backends.vllm", "VllmBackend"),
-    "hf": ("rearank_cli.backends.hf", "HfBackend"),
-    "openai": ("rearank_cli.backends.openai_api", "OpenAIBackend"),
-}
+#: `--backend` name -> (module, class), from the backends' settings (`settings.backends`)
+BACKENDS = {name: tuple(options.implementation.split(":")) for name, options in declared.BACKENDS.items()}
 
 
 def load_backend(name: str, model: str, **options: Any) -> Backend:
     """Construct the backend `name` for `model`; options are backend-specific keyword arguments."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    RerankOptions.check_value("backend", name)
     module_name, class_name = BACKENDS[name]
     module = importlib.import_module(module_name)
     return getattr(module, class_name)(model, **options)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli.errors import RearankError
+from rearank_cli.settings.rerank import RerankOptions
 
 Message = dict[str, str]
 
@@ -23,10 +24,10 @@ Message = dict[str, str]
 class Sampling:
     """Decoding settings for one request (greedy by default, as the paper)."""
 
-    max_tokens: int = 2048
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = 42
+    max_tokens: int = RerankOptions.max_tokens
+    temperature: float = RerankOptions.temperature
+    top_p: float = RerankOptions.top_p
+    seed: int | None = RerankOptions.seed
 
 
 @dataclass(frozen=True)

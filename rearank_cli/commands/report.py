@@ -1,42 +1,21 @@
-"""`rearank report`: flags only; the page is built by `rearank_cli.report` (jinja2 and matplotlib are
-imported only when the command runs)."""
+"""`rearank report`: flags from `settings.commands.ReportOptions`; the page is built by
+`rearank_cli.report` (jinja2 and matplotlib are imported only when the command runs)."""
 
 from __future__ import annotations
 
-import typer
-
-_RUNS = typer.Argument(..., metavar="RUN", show_default=False,
-                       help="Reranked TREC run(s), shown side by side. A run that an interrupted job never wrote "
-                       "is rebuilt from its journal (RUN.trace.jsonl).")
-_TRACES = typer.Option(None, "--trace", show_default=False,
-                       help="Journal of a run (repeatable, in the order of the runs) [default: RUN.trace.jsonl "
-                       "when present].")
-_MEASURES = typer.Option(None, "-m", "--measure", show_default=False,
-                         help="Measure (repeatable, eval's names); the first is the main one of the per-query "
-                         "charts. [default: eval's defaults, nDCG@10 first]")
+from rearank_cli.commands.options import command
+from rearank_cli.settings.commands import ReportOptions
+from rearank_cli.settings.files import ConfigFile
 
 
-def report(
-    runs: list[str] = _RUNS,
-    qrels: str = typer.Option(..., "--qrels", help="Qrels file (graded labels)."),
-    baseline: str | None = typer.Option(
-        None, "--baseline", help="First-stage run to compare with [default: the run recorded in RUN.manifest.json]."),
-    traces: list[str] | None = _TRACES,
-    topics: str | None = typer.Option(None, "--topics", help="Query texts [default: from the manifest]."),
-    corpus: str | None = typer.Option(None, "--corpus", help="Passage texts: JSONL(.gz) corpus or Lucene index."),
-    candidates: str | None = typer.Option(None, "--candidates",
-                                          help="rank_llm/RankGPT candidates JSON (query and passage texts)."),
-    measures: list[str] | None = _MEASURES,
-    level: int = typer.Option(1, "-l", "--level", help="trec_eval -l, as in `rearank eval`."),
-    top_k: int = typer.Option(10, "--top-k", help="Final docs listed per query."),
-    permutations: int = typer.Option(10_000, "--permutations", help="Randomization test permutations."),
-    seed: int = typer.Option(0, "--seed", help="Randomization test seed."),
-    output: str = typer.Option("report.html", "-o", "--output", help="The HTML file (written atomically)."),
-) -> None:
+@command(ReportOptions)
+def report(options: ReportOptions, config: ConfigFile | None = None) -> None:
     """One self-contained HTML page of what the reranker did: measures, per-query effect, windows,
     the model's reasoning next to the qrels labels."""
     from rearank_cli.report import make_report
     from rearank_cli.report.build import ReportJob
 
-    make_report(ReportJob(list(runs), qrels, baseline, list(traces or []), topics, corpus, candidates,
-                          list(measures) if measures else None, level, top_k, output, permutations, seed))
+    o = options
+    make_report(ReportJob(list(o.runs), o.qrels, o.baseline, list(o.traces or []), o.topics, o.corpus, o.candidates,
+                          list(o.measures) if o.measures else None, o.level, o.top_k, o.output, o.permutations,
+                          o.seed))

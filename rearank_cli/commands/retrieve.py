@@ -1,49 +1,32 @@
-"""`rearank index` and `rearank retrieve`: flags only; the logic lives in `rearank_cli.retrieve`
-(imported lazily, so `rearank --help` never starts the JVM)."""
+"""`rearank index` and `rearank retrieve`: flags from `settings.commands`; the logic lives in
+`rearank_cli.retrieve` (imported lazily, so `rearank --help` never starts the JVM)."""
 
 from __future__ import annotations
 
-import typer
-
-_CORPORA = typer.Argument(..., help='Corpus JSONL(.gz): pyserini {"id","contents"} or BEIR {"_id","title","text"}.',
-                          show_default=False)
-_FIELDS = typer.Option([], "--fields", help="BEIR multifield: also index `title` as its own field (as Anserini's "
-                                           "multifield regressions); default is BEIR flat.")
+from rearank_cli.commands.options import command
+from rearank_cli.settings.commands import IndexOptions, RetrieveOptions
+from rearank_cli.settings.files import ConfigFile
 
 
-def index(
-    corpus: list[str] = _CORPORA,
-    output: str = typer.Option(..., "--output", "-o", help="Index directory to create (replaced if it is an index)."),
-    threads: int | None = typer.Option(None, "--threads", min=1,
-                                       help="Indexing threads (one per corpus file) [default: CPUs available]."),
-    fields: list[str] = _FIELDS,
-) -> None:
+@command(IndexOptions)
+def index(options: IndexOptions, config: ConfigFile | None = None) -> None:
     """Build a BM25 Lucene index (Anserini, raw docs stored) from JSONL corpora."""
     from rearank_cli.lucene.threads import available_cpus
     from rearank_cli.retrieve import build_index
 
     # this process never loads vLLM: no tvm_ffi import before the JVM starts
-    build_index(corpus, output, threads or available_cpus(), fields, vllm_guard=False)
+    build_index(options.corpus, options.output, options.threads or available_cpus(), options.fields,
+                vllm_guard=False, settings=options.as_dict(), config=config.path if config else None)
 
 
-def retrieve(
-    index: str = typer.Option(..., "--index", help="Lucene index directory, or a pyserini prebuilt index name."),
-    topics: str = typer.Option(..., "--topics",
-                               help="Topics: qid<TAB>query TSV, BEIR queries.jsonl (gzip ok, `-` = stdin), "
-                                    "or a pyserini topic set name."),
-    k: int = typer.Option(100, "-k", "--hits", min=1, help="Hits per query."),
-    k1: float = typer.Option(0.9, "--k1", help="BM25 k1."),
-    b: float = typer.Option(0.4, "--b", help="BM25 b."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="Search threads [default: CPUs available]."),
-    remove_query: bool = typer.Option(False, "--remove-query", help="Drop hits whose docid equals the qid (BEIR)."),
-    tag: str = typer.Option("bm25", "--tag", help="Run tag (6th column)."),
-    output: str = typer.Option("-", "--output", "-o", help="Output TREC run (`-` = stdout); a file also gets "
-                                                            "OUT.manifest.json."),
-) -> None:
+@command(RetrieveOptions)
+def retrieve(options: RetrieveOptions, config: ConfigFile | None = None) -> None:
     """BM25 top-k (pyserini/Anserini, k1=0.9 b=0.4 by default) for every topic, as a TREC run."""
     from rearank_cli.lucene.threads import available_cpus
     from rearank_cli.retrieve import retrieve as run_retrieve
 
+    o = options
     # this process never loads vLLM: no tvm_ffi import before the JVM starts
-    run_retrieve(index, topics, output, k=k, k1=k1, b=b, threads=threads or available_cpus(),
-                 remove_query=remove_query, tag=tag, vllm_guard=False)
+    run_retrieve(o.index, o.topics, o.output, k=o.k, k1=o.k1, b=o.b, threads=o.threads or available_cpus(),
+                 remove_query=o.remove_query, tag=o.tag, vllm_guard=False, settings=o.as_dict(),
+                 config=config.path if config else None)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from rearank_cli.evaluation.evaluator import Evaluator, RunResult, evaluate, load_qrels
 from rearank_cli.evaluation.job import evaluate_runs, run_eval
-from rearank_cli.evaluation.measures import DEFAULT_MEASURES, Measure, parse_measure, parse_measures
+from rearank_cli.evaluation.measures import Measure, parse_measure, parse_measures
 from rearank_cli.evaluation.render import EvalReport
 from rearank_cli.evaluation.significance import TIE_EPSILON, Comparison, compare
+from rearank_cli.settings.commands import DEFAULT_MEASURES
 
 __all__ = ["DEFAULT_MEASURES", "TIE_EPSILON", "Comparison", "EvalReport", "Evaluator", "Measure", "RunResult",
            "compare", "evaluate", "load_qrels", "parse_measure", "parse_measures", "run_eval", "evaluate_runs"]

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from rearank_cli.errors import InputError, display_path
 from rearank_cli.evaluation.evaluator import Evaluator, RunResult, load_qrels
-from rearank_cli.evaluation.measures import DEFAULT_MEASURES, parse_measures, trec_measures
-from rearank_cli.evaluation.render import FORMATS, EvalReport, render
+from rearank_cli.evaluation.measures import parse_measures, trec_measures
+from rearank_cli.evaluation.render import EvalReport, render
 from rearank_cli.evaluation.significance import compare
+from rearank_cli.settings.commands import DEFAULT_MEASURES
+from rearank_cli.settings.commands import EvalOptions as _O
 
 log = logging.getLogger("rearank")
 
 
 def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
-             level: int = 1, per_query: bool = False, baseline: str | None = None, fmt: str = "table",
-             output: str = "-", permutations: int = 10_000, seed: int = 0, max_docs: int | None = None,
-             exclude: str | None = None) -> EvalReport:
+             level: int = _O.level, per_query: bool = False, baseline: str | None = None, fmt: str = _O.fmt,
+             output: str = _O.output, permutations: int = _O.permutations, seed: int = _O.seed,
+             max_docs: int | None = None,
+             exclude: str | None = None, settings: dict[str, Any] | None = None,
+             config: str | None = None) -> EvalReport:
     """`rearank eval`: evaluate runs, compare them with a baseline, write the report atomically.
 
-    `max_docs` is trec_eval's -M; `exclude` a file of (qid, docid) pairs dropped from every run.
+    `max_docs` is trec_eval's -M; `exclude` a file of (qid, docid) pairs dropped from every run;
+    `settings` (the command's resolved settings) and `config` (its --config file) go to the JSON layout.
     """
     from rearank_cli.formats.textio import atomic_output
 
-    if fmt not in FORMATS:
-        raise InputError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    _O.check_value("fmt", fmt)
     report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
                            permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
                            trec_layout=fmt == "trec")
+    report.settings, report.config = settings, config
     text = render(report, fmt, per_query)
     with atomic_output(output) as out:
         out.write(text)
@@ -36,7 +42,8 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
 
 
 def evaluate_runs(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
-                  level: int = 1, baseline: str | None = None, permutations: int = 10_000, seed: int = 0,
+                  level: int = _O.level, baseline: str | None = None, permutations: int = _O.permutations,
+                  seed: int = _O.seed,
                   max_docs: int | None = None, exclude: str | None = None, trec_layout: bool = False) -> EvalReport:
     """What `rearank eval` computes, without writing it: per-query values, -c means and, with a
     `baseline`, the comparisons (`trec_layout`: refuse measures trec_eval's layout cannot show)."""

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from rearank_cli.errors import InputError
 
-DEFAULT_MEASURES = ("nDCG@10", "nDCG@5", "MAP@1000", "R@100", "Judged@10")
-
 # trec_eval 9.0.x's measure table in the order it prints measures: the whole of `-m all_trec`.
 TREC_ORDER = (
     "runid", "num_q", "num_ret", "num_rel", "num_rel_ret", "map", "gm_map", "Rprec", "bpref", "recip_rank",

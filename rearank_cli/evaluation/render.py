@@ -7,14 +7,16 @@ the text; writing it is the caller's. Nothing heavy is imported here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rearank_cli.errors import display_path
 from rearank_cli.evaluation.evaluator import RunResult
 from rearank_cli.evaluation.measures import SUMMARY_ONLY, Measure, trec_measures
 from rearank_cli.evaluation.significance import Comparison
 from rearank_cli.provenance import block
+from rearank_cli.settings.commands import EVAL_FORMATS
 
-FORMATS = ("table", "json", "trec")
+FORMATS = EVAL_FORMATS
 
 
 @dataclass
@@ -33,6 +35,9 @@ class EvalReport:
     #: {run path: {measure: comparison with the baseline}}, for every run but the baseline
     comparisons: dict[str, dict[Measure, Comparison]] = field(default_factory=dict)
     exclude: str | None = None
+    #: the command's resolved settings and its --config file, recorded by the JSON layout
+    settings: dict[str, Any] | None = None
+    config: str | None = None
 
     def comparison(self, result: RunResult) -> dict[Measure, Comparison]:
         """The comparisons of one run with the baseline (empty for the baseline or without one)."""
@@ -186,10 +191,11 @@ def render_json(report: EvalReport, per_query: bool) -> str:
     """
     import orjson
 
-    inputs = {"qrels": report.qrels_path, "exclude": report.exclude,
+    inputs = {"qrels": report.qrels_path, "exclude": report.exclude, "config": report.config,
               **{f"run{number}": result.path for number, result in enumerate(report.results, 1)}}
     doc = {
         **block("eval.json", inputs, ("pytrec-eval-terrier",)),
+        **({"settings": report.settings} if report.settings is not None else {}),
         "qrels": report.qrels_path,
         "queries": len(report.qids),
         "relevance_level": report.level,

@@ -20,6 +20,7 @@ from rearank_cli.formats import Qrels, Run, read_qrels, read_run, write_run
 from rearank_cli.prompts import PASSAGE_CHARS, clean_passage
 from rearank_cli.report import inputs as found
 from rearank_cli.report.view import QueryRun, QueryView, WindowStats, top_rows, window_stats, window_view
+from rearank_cli.settings.commands import ReportOptions as _O
 
 log = logging.getLogger("rearank")
 
@@ -36,11 +37,11 @@ class ReportJob:
     corpus: str | None = None
     candidates: str | None = None
     measures: list[str] | None = None
-    level: int = 1
-    top_k: int = 10
-    output: str = "report.html"
-    permutations: int = 10_000
-    seed: int = 0
+    level: int = _O.level
+    top_k: int = _O.top_k
+    output: str = _O.output
+    permutations: int = _O.permutations
+    seed: int = _O.seed
 
     def check(self) -> None:
         """Usage errors that need no file access."""

