@@ -47,6 +47,7 @@ from rearank_cli.backends.vllm import VllmBackend  # noqa: E402
 from rearank_cli.formats import read_candidates  # noqa: E402
 from rearank_cli.prompts import PROMPTS  # noqa: E402
 from rearank_cli.rerank import Journal, QueryInput, RerankSettings, load_queries, rerank_queries  # noqa: E402
+from rearank_cli.rerank.records import JournalHeader, JournalSettings  # noqa: E402
 from rearank_cli.windows import schedule  # noqa: E402
 
 REARANK = PROMPTS["rearank"]
@@ -260,7 +261,7 @@ async def run_orchestration(queries: list[QueryInput], depth: int, repeats: int,
         best = math.inf
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                journal = Journal(os.path.join(tmp, "trace.jsonl"), {"type": "header", "settings": {}}, False,
+                journal = Journal(os.path.join(tmp, "trace.jsonl"), JournalHeader(JournalSettings()), False,
                                   fsync=fsync)
                 journal.open()
                 wall, stats = await timed(queries, ZeroLatency(), settings, journal)

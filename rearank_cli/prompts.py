@@ -107,9 +107,14 @@ class Prompt:
                 session: str | None = None, max_chars: int | None = None) -> Request:
         """The backend request for one window: the messages plus what the backend may need to know of them
         (the window size, whether answer tags are asked for, the recovery regex) and the query's session."""
-        size = len(passages)
-        return Request(self.messages(query, passages, max_chars), sampling or Sampling(), window_size=size,
-                       answer_tags=self.answer_tags, session=session, answer_regex=self.recovery_regex(size))
+        return self.wrap(self.messages(query, passages, max_chars), len(passages), sampling, session)
+
+    def wrap(self, messages: Sequence[Message], size: int, sampling: Sampling | None = None,
+             session: str | None = None) -> Request:
+        """The backend request of a window of `size` passages whose messages this prompt built (see
+        `request`; `prompt_fit.PromptFit` builds shortened ones)."""
+        return Request(messages, sampling or Sampling(), window_size=size, answer_tags=self.answer_tags,
+                       session=session, answer_regex=self.recovery_regex(size))
 
 
 def answer_regex(size: int) -> str:

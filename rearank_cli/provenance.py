@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli import __version__
@@ -50,20 +51,89 @@ def files_sha256(root: str, names: Iterable[str]) -> tuple[str, dict[str, str]]:
     return hashlib.sha256(lines.encode()).hexdigest(), files
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """One input of a job as its outputs record it: the path as given and the sha256 of its bytes (None for
+    stdin, a folder or a file that was gone)."""
+
+    path: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The block every manifest (and the journal header) starts with: `schema` (`rearank.KIND/N`, see
+    SCHEMAS), rearank's version, the command line, when it ran, the inputs and the package versions."""
+
+    schema: str
+    rearank_version: str | None = None
+    command: tuple[str, ...] = ()
+    created: str | None = None
+    inputs: Mapping[str, InputFile] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def now(cls, kind: str, inputs: Mapping[str, str | None], packages: Iterable[str] = (),
+            command: Sequence[str] | None = None) -> Provenance:
+        """The provenance of a job of `kind` (a SCHEMAS key) starting now: inputs hashed (None paths left
+        out), versions of rearank, Python and the installed `packages`."""
+        return cls(SCHEMAS[kind], __version__, tuple(sys.argv if command is None else command),
+                   time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   {name: InputFile(path, file_sha256(path)) for name, path in inputs.items() if path is not None},
+                   versions(packages))
+
+    def to_json(self) -> dict[str, Any]:
+        """The block's JSON fields, in the order they are written."""
+        return {
+            "schema": self.schema,
+            "rearank_version": self.rearank_version,
+            "command": list(self.command),
+            "created": self.created,
+            "inputs": {name: {"path": item.path, "sha256": item.sha256} for name, item in self.inputs.items()},
+            "versions": dict(self.versions),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], schema: str = "") -> Provenance:
+        """The block of a record read back (fields an older file lacks take their defaults; `schema`: what
+        to assume when the record names none). TypeError or ValueError when a field is malformed."""
+        inputs = {}
+        for name, item in dict(data.get("inputs") or {}).items():
+            if isinstance(item, Mapping) and item.get("path") is not None:
+                inputs[str(name)] = InputFile(str(item["path"]), text_or_none(item.get("sha256")))
+        return cls(str(data.get("schema") or schema), text_or_none(data.get("rearank_version")),
+                   tuple(str(part) for part in data.get("command") or ()), text_or_none(data.get("created")), inputs,
+                   {str(k): str(v) for k, v in dict(data.get("versions") or {}).items()})
+
+    def input_path(self, name: str) -> str | None:
+        """The recorded path of input `name` (None when not recorded or read from stdin)."""
+        item = self.inputs.get(name)
+        return item.path if item is not None and item.path != "-" else None
+
+
+def text_or_none(value: Any) -> str | None:
+    """`value` as text, None staying None (for optional fields read back from JSON)."""
+    return None if value is None else str(value)
+
+
 def block(kind: str, inputs: Mapping[str, str | None], packages: Iterable[str] = (),
           command: Sequence[str] | None = None) -> dict[str, Any]:
-    """The provenance block every manifest starts with: its `schema` (`rearank.KIND/N`, see SCHEMAS),
-    rearank's version, the command line, the time, the inputs (path and sha256; None paths left out)
-    and the package versions."""
-    return {
-        "schema": SCHEMAS[kind],
-        "rearank_version": __version__,
-        "command": list(sys.argv if command is None else command),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "inputs": {name: {"path": path, "sha256": file_sha256(path)} for name, path in inputs.items()
-                   if path is not None},
-        "versions": versions(packages),
-    }
+    """`Provenance.now(...)` as the JSON block a manifest starts with."""
+    return Provenance.now(kind, inputs, packages, command).to_json()
+
+
+def check_schema(schema: str | None, kind: str) -> str | None:
+    """Why a record whose `schema` is given cannot be read as `kind` (a SCHEMAS key), or None when it can:
+    the same kind at a version up to ours (a record without a schema is read as the oldest version)."""
+    if not schema:
+        return None
+    name, _, version = SCHEMAS[kind].partition("/")
+    found, _, found_version = schema.partition("/")
+    if found != name:
+        return f"a {found} record, not a {name}"
+    if not found_version.isdigit() or int(found_version) > int(version):
+        return f"written as {schema}, newer than this rearank reads ({SCHEMAS[kind]}): upgrade rearank"
+    return None
 
 
 #: the schema of each record rearank writes to disk; bump N when a field changes meaning or goes away

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from rearank_cli.backends.base import Sampling
+from rearank_cli.backends.base import ContextTooLong, Sampling
 from rearank_cli.errors import InputError
+from rearank_cli.prompt_fit import PromptFit, estimate_tokens
 from rearank_cli.prompts import PROMPTS, answer_regex, build_messages, clean_passage, get_prompt, prompt_hash
 
 SUFFIX = (
@@ -109,3 +110,19 @@ def test_answer_regex_accepts_exactly_a_full_ranking_of_the_window():
     assert not pattern.fullmatch(" [2] > [3] > [1] > [1]</answer>")
     assert re.compile(answer_regex(1)).fullmatch(" [1]</answer>")
     assert re.compile(answer_regex(20)).fullmatch(" " + " > ".join(f"[{i}]" for i in range(20, 0, -1)) + "</answer>")
+
+
+def test_prompt_fit_cuts_every_passage_until_the_window_fits():
+    prompt, sampling = PROMPTS["rearank"], Sampling(max_tokens=100)
+    texts = [f"passage {i} " + "word " * 200 for i in range(5)]
+    unknown = PromptFit(prompt, sampling, None, lambda messages: None)
+    assert unknown.request("q", texts, "s") == (prompt.request("q", texts, sampling, "s"), None)
+    fit = PromptFit(prompt, sampling, 900, lambda messages: None)  # no tokenizer: estimated from the bytes
+    request, chars = fit.request("q", texts, "s")
+    assert chars is not None and chars < 400 and estimate_tokens(request.messages) <= 900 - 100
+    assert request == prompt.request("q", texts, sampling, "s", max_chars=chars)
+    shorter, fewer = fit.shorter(ContextTooLong("too long", prompt_tokens=1200, context=700), "q", texts, request,
+                                 chars)
+    assert fewer < chars and fit.context == 700 and shorter.session == "s"
+    with pytest.raises(ContextTooLong):
+        PromptFit(prompt, sampling, 150, lambda messages: None).request("q", texts)

@@ -1,10 +1,12 @@
 """`rearank report` on real journals: the scripted backend reranks the DL19 sample candidates through
 `run_rerank` (REARANK and RankGPT prompts), with adversarial text in a passage, a query and the model's
 answers; the page is opened in a real headless Chromium (Debian's, driven by Playwright) and its
-numbers are checked against `rearank eval` on the same files."""
+numbers are checked against `rearank eval` on the same files. A run reranked in two shards and joined
+by `rearank merge` is reported with the windows of both shards' journals."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import html
@@ -97,7 +99,7 @@ def made(samples, tmp_path_factory):
         run_rerank(job, backend=NoisyOracle(labels, rankgpt=prompt == "rankgpt"))
         outs[prompt] = out
     return {"folder": folder, "run": run, "qrels": judged, "candidates": candidates, "dropped": dropped,
-            "qids": [e["hits"][0]["qid"] for e in entries], **outs}
+            "qids": [e["hits"][0]["qid"] for e in entries], "labels": labels, **outs}
 
 
 def eval_json(cli, made, run, baseline=None):
@@ -229,6 +231,64 @@ def test_help_does_not_import_the_report_libraries():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
+# ---------------------------------------------------------------- a run merged from shards
+
+
+@pytest.fixture(scope="module")
+def sharded(cli, made):
+    """The SLURM workflow: `rerank --shard 0/2` and `--shard 1/2` (each its own scripted backend, as two
+    array tasks would run), then `rearank merge` of the shard outputs."""
+    folder = made["folder"] / "shards"
+    folder.mkdir()
+    outputs = []
+    for i in range(2):
+        out = folder / f"s{i}.trec"
+        job = RerankJob(run=str(made["run"]), output=str(out), model="scripted-rearank", backend="scripted",
+                        candidates=str(made["candidates"]), shard=f"{i}/2")
+        run_rerank(job, backend=NoisyOracle(made["labels"]))
+        outputs.append(out)
+    merged = made["folder"] / "merged.trec"
+    result = cli("merge", *outputs, "--expect", made["run"], "-o", merged)
+    assert result.returncode == 0, result.stderr.decode()
+    records = [orjson.loads(line) for out in outputs
+               for line in Path(f"{out}.trace.jsonl").read_bytes().splitlines()[1:]]
+    return {"merged": merged, "outputs": outputs, "records": records}
+
+
+def test_report_of_a_merged_run_finds_every_shard_journal(cli, made, sharded):
+    _, page = report(cli, made, sharded["merged"], name="merged.html")
+    records = sharded["records"]
+    assert {r["qid"] for r in records} == set(made["qids"]) and len(records) == 43 * 9
+    assert page.count('<details class="query"') == len(made["qids"])
+    assert page.count('<details class="window') == len(records)
+    for number, qid in enumerate(made["qids"]):  # every query shows its own 9 windows
+        section = re.search(rf'<details class="query[^"]*" id="q-{number}".*?(?=<details class="query|</main>|$)',
+                            page, re.S).group(0)
+        assert section.count('<details class="window') == 9, qid
+    assert "windows from the 2 journals of its shards" in page and "merged from 2 shards" in page
+    assert "No trace" not in page
+    ours = eval_json(cli, made, sharded["merged"])[str(sharded["merged"])]
+    values = re.findall(r'data-run="0" data-value="([^"]+)"', page)
+    assert values == [f"{ours['per_query'][q]['nDCG@10']:.4f}" if q in ours["per_query"] else "–"
+                      for q in made["qids"]]
+    row = re.search(r'<tr data-run="0">(.*?)</tr>', page, re.S).group(1)
+    assert dict(re.findall(r'data-measure="([^"]+)">([0-9.]+)', row)) == {
+        m: f"{v:.4f}" for m, v in ours["means"].items()}
+    # the journals given with repeated --trace instead: the same windows
+    traces = [arg for out in sharded["outputs"] for arg in ("--trace", f"{out}.trace.jsonl")]
+    _, given = report(cli, made, sharded["merged"], *traces, name="merged-traces.html")
+    assert given.count('<details class="window') == len(records)
+    # journals of shards reranked with other settings are refused
+    other = made["folder"] / "other.trace.jsonl"
+    lines = Path(f"{sharded['outputs'][1]}.trace.jsonl").read_bytes().splitlines(keepends=True)
+    header = orjson.loads(lines[0])
+    header["settings"]["window"] = 10
+    other.write_bytes(orjson.dumps(header) + b"\n" + b"".join(lines[1:]))
+    bad = cli("report", sharded["merged"], "--trace", f"{sharded['outputs'][0]}.trace.jsonl", "--trace", other,
+              "--qrels", made["qrels"], "-o", made["folder"] / "bad.html")
+    assert bad.returncode == 2 and "window 20 -> 10" in bad.stderr.decode(), bad.stderr
+
+
 # ---------------------------------------------------------------- in a real browser
 
 
@@ -240,14 +300,12 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.mark.slow
-def test_report_in_headless_chromium(cli, made):
+@contextlib.contextmanager
+def browser_page(problems: list[str]):
+    """A page of Debian's headless Chromium; console errors, page errors and dialogs go to `problems`."""
     executable = chromium_path()
     from playwright.sync_api import sync_playwright
 
-    out, _ = report(cli, made, made["rearank"], made["rankgpt"], name="browser.html")
-    ours = eval_json(cli, made, made["rearank"])[str(made["rearank"])]
-    problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
@@ -255,42 +313,77 @@ def test_report_in_headless_chromium(cli, made):
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-            page.goto(out.as_uri())
-            page.screenshot(path=str(made["folder"] / "report-top.png"))
-            assert page.locator("details.query").count() == len(made["qids"])
-            for chart in ("delta-0", "delta-1", "scatter", "prompt_tokens", "completion_tokens", "latency",
-                          "tokens_delta"):
-                assert page.locator(f"#chart-{chart} svg").count() == 1, chart
-            cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
-            assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
-            # a bar of the delta chart opens its query
-            page.locator("#chart-delta-0 svg a").first.click()
-            target = page.evaluate("location.hash")
-            assert page.evaluate(f"document.getElementById('{target[1:]}').open")
-            # open every query: passages are filled in as text, nothing from the data runs
-            page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
-            page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
-                                   f"{len(made['qids'])}")
-            texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
-                                  "{ return c.textContent; })")
-            assert len(texts) == 2 * 43 * (9 * 20 + 10)
-            assert any(PASSAGE_XSS[:60] in text for text in texts)
-            assert "(no text)" not in texts and "" not in texts
-            assert page.evaluate("document.querySelectorAll('img, iframe, object').length") == 0
-            assert page.evaluate("document.scripts.length") == 2  # the page's data block and its script
-            assert ANSWER_XSS in page.evaluate("document.querySelector('pre.output').textContent")
-            page.fill("#search", made["qids"][5])
-            assert page.locator("details.query:not(.hidden)").count() >= 1
-            assert page.locator("#shown").inner_text().endswith(f"of {len(made['qids'])} queries")
-            page.fill("#search", "")
-            page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = false; })")
-            page.evaluate("location.hash = '#q-0'")  # the query whose passage carries a script tag
-            page.wait_for_function("document.getElementById('q-0').open")
-            page.locator("#q-0 details.window").nth(8).evaluate("function (d) { d.open = true; }")
-            page.screenshot(path=str(made["folder"] / "report-query.png"))
-            page.locator("#q-0 details.window").nth(8).screenshot(path=str(made["folder"] / "report-window.png"))
+            yield page
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_report_in_headless_chromium(cli, made):
+    chromium_path()
+    out, _ = report(cli, made, made["rearank"], made["rankgpt"], name="browser.html")
+    ours = eval_json(cli, made, made["rearank"])[str(made["rearank"])]
+    problems: list[str] = []
+    with browser_page(problems) as page:
+        page.goto(out.as_uri())
+        page.screenshot(path=str(made["folder"] / "report-top.png"))
+        assert page.locator("details.query").count() == len(made["qids"])
+        for chart in ("delta-0", "delta-1", "scatter", "prompt_tokens", "completion_tokens", "latency",
+                      "tokens_delta"):
+            assert page.locator(f"#chart-{chart} svg").count() == 1, chart
+        cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
+        assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
+        # a bar of the delta chart opens its query
+        page.locator("#chart-delta-0 svg a").first.click()
+        target = page.evaluate("location.hash")
+        assert page.evaluate(f"document.getElementById('{target[1:]}').open")
+        # open every query: passages are filled in as text, nothing from the data runs
+        page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
+        page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
+                               f"{len(made['qids'])}")
+        texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
+                              "{ return c.textContent; })")
+        assert len(texts) == 2 * 43 * (9 * 20 + 10)
+        assert any(PASSAGE_XSS[:60] in text for text in texts)
+        assert "(no text)" not in texts and "" not in texts
+        assert page.evaluate("document.querySelectorAll('img, iframe, object').length") == 0
+        assert page.evaluate("document.scripts.length") == 2  # the page's data block and its script
+        assert ANSWER_XSS in page.evaluate("document.querySelector('pre.output').textContent")
+        page.fill("#search", made["qids"][5])
+        assert page.locator("details.query:not(.hidden)").count() >= 1
+        assert page.locator("#shown").inner_text().endswith(f"of {len(made['qids'])} queries")
+        page.fill("#search", "")
+        page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = false; })")
+        page.evaluate("location.hash = '#q-0'")  # the query whose passage carries a script tag
+        page.wait_for_function("document.getElementById('q-0').open")
+        page.locator("#q-0 details.window").nth(8).evaluate("function (d) { d.open = true; }")
+        page.screenshot(path=str(made["folder"] / "report-query.png"))
+        page.locator("#q-0 details.window").nth(8).screenshot(path=str(made["folder"] / "report-window.png"))
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_report_of_a_merged_run_in_headless_chromium(cli, made, sharded):
+    chromium_path()
+    out, _ = report(cli, made, sharded["merged"], name="merged-browser.html")
+    ours = eval_json(cli, made, sharded["merged"])[str(sharded["merged"])]
+    problems: list[str] = []
+    with browser_page(problems) as page:
+        page.goto(out.as_uri())
+        assert page.locator("details.query").count() == len(made["qids"])
+        cells = page.locator("#measure-table tr[data-run='0'] td[data-measure='nDCG@10']").inner_text()
+        assert cells.startswith(f"{ours['means']['nDCG@10']:.4f}")
+        shown = page.evaluate("Array.from(document.querySelectorAll('details.query'), function (q) "
+                              "{ return q.querySelectorAll('details.window').length; })")
+        assert shown == [9] * len(made["qids"])  # the windows of both shards' queries
+        page.evaluate("document.querySelectorAll('details.query').forEach(function (d) { d.open = true; })")
+        page.wait_for_function("document.querySelectorAll('details.query[data-filled]').length === "
+                               f"{len(made['qids'])}")
+        texts = page.evaluate("Array.from(document.querySelectorAll('td.ptext'), function (c) "
+                              "{ return c.textContent; })")
+        assert len(texts) == 43 * (9 * 20 + 10) and "(no text)" not in texts and "" not in texts
+        for chart in ("delta-0", "scatter", "prompt_tokens", "completion_tokens", "latency", "tokens_delta"):
+            assert page.locator(f"#chart-{chart} svg").count() == 1, chart
     assert problems == []
 
 
@@ -307,7 +400,7 @@ def test_report_of_a_tdpart_run_replays_its_rounds(cli, made, tmp_path):
              for q, hits in candidates.run.items() for d, _ in hits}
     job = RerankJob(run=str(made["run"]), output=str(out), model="scripted-tdpart", backend="scripted",
                     candidates=str(made["candidates"]), settings=RerankSettings(strategy="tdpart"))
-    manifest = run_rerank(job, backend=NoisyOracle(texts))
+    manifest = run_rerank(job, backend=NoisyOracle(texts)).to_json()
     lines = Path(f"{out}.trace.jsonl").read_bytes().splitlines(keepends=True)
     assert len(lines) - 1 == manifest["summary"]["windows"]["total"] < 43 * 9
     result = cli("report", out, "--qrels", made["qrels"], "-o", tmp_path / "td.html")

@@ -85,11 +85,16 @@ class BackendFatal(RearankError):
 
 
 class Backend:
-    """Base class: subclasses implement `agenerate`; `start` may check reachability before any work."""
+    """Base class: subclasses implement `agenerate`; `start` may check reachability before any work.
+
+    The scheduler reads only what is declared here: `context_length` (to fit prompts), `preferred_inflight`
+    (requests to keep in flight when `--max-inflight` is not given), `count_prompt_tokens` and `agenerate`."""
 
     name = "base"
     #: the model's context window in tokens, when the backend knows it (prompt length guard)
     context_length: int | None = None
+    #: how many requests the backend serves best at once (None: the scheduler's default)
+    preferred_inflight: int | None = None
 
     async def start(self) -> None:
         """Prepare the backend (load weights, check a server); raise with a clear message on failure."""
@@ -120,3 +125,14 @@ class Backend:
                 await self.close()
 
         return asyncio.run(run())
+
+
+class NullBackend(Backend):
+    """No backend: what a run drives when every window is replayed from its journal (no model is loaded).
+    A request reaching it is a bug, reported as `BackendFatal`."""
+
+    name = "none"
+
+    async def agenerate(self, request: Request) -> Generation:
+        """Never called: a run with windows left to generate loads a real backend."""
+        raise BackendFatal("no backend is loaded: this run had no window left to generate")

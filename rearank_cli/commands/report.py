@@ -1,5 +1,5 @@
-"""`rearank report`: flags from `settings.commands.ReportOptions`; the page is built by
-`rearank_cli.report` (jinja2 and matplotlib are imported only when the command runs)."""
+"""`rearank report`: flags from `settings.commands.ReportOptions`; the job (`jobs.report`) builds the page
+with `rearank_cli.report` (jinja2 and matplotlib are imported only when the command runs)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from rearank_cli.settings.files import ConfigFile
 def report(options: ReportOptions, config: ConfigFile | None = None) -> None:
     """One self-contained HTML page of what the reranker did: measures, per-query effect, windows,
     the model's reasoning next to the qrels labels."""
-    from rearank_cli.report import make_report
-    from rearank_cli.report.build import ReportJob
+    from rearank_cli.jobs.report import ReportJob, make_report
 
     o = options
     make_report(ReportJob(list(o.runs), o.qrels, o.baseline, list(o.traces or []), o.topics, o.corpus, o.candidates,

@@ -35,6 +35,6 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
 @command(MergeOptions, config=False)
 def merge(options: MergeOptions, config: ConfigFile | None = None) -> None:
     """Join shard outputs of `rearank rerank --shard`, checking every query appears exactly once."""
-    from rearank_cli.rerank.merge import merge_runs
+    from rearank_cli.jobs.merge import merge_runs
 
     merge_runs(options.shards, options.output, expect=options.expect)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 from rearank_cli.errors import require
 
@@ -15,14 +16,14 @@ WIN, LOSS, TIE = "#2e7d32", "#c62828", "#9e9e9e"
 COLORS = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#558b2f")
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Any:
     require("matplotlib", "report")
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=96, layout="constrained")
 
 
-def to_svg(figure, name: str) -> str:
+def to_svg(figure: Any, name: str) -> str:
     """The figure as an inline `<svg>` element (no XML prolog; ids salted by `name`, so several
     charts on one page never share a clip-path id)."""
     import matplotlib

@@ -1,88 +1,23 @@
-"""Finding and reading what a report shows: runs, their journals and manifests, the first-stage run,
-query and passage texts.
+"""What a report shows of one reranked run, as plain data: the run and the files `rerank` (and `merge`)
+wrote next to it, the window chains that made each query's order, and the texts found.
 
-Journals are read as plain JSON lines (the fields the README documents), never through the reranker's
-own classes, and never modified: a torn last line (a killed run) is skipped, not cut off.
+Journals are read by `rerank.journal.read_journal` (a torn last line is left out, the file never
+modified); finding and reading the files is `jobs.report`'s part.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
-
-from rearank_cli import formats
-from rearank_cli.errors import InputError
-from rearank_cli.formats import Run, read_candidates, read_topics, write_run
-from rearank_cli.formats.jsonl import parse_json_object
+from rearank_cli.formats import Run
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest
 from rearank_cli.rerank.plan import QueryInput, RerankSettings
+from rearank_cli.rerank.records import JournalHeader, JournalSettings, WindowRecord
 from rearank_cli.rerank.strategies import new_state
 from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.windows import schedule
-
-log = logging.getLogger("rearank")
-
-Record = dict[str, Any]
-
-
-@dataclass
-class Journal:
-    """A journal as written by `rearank rerank`: the header line and the window records in file order."""
-
-    path: str
-    header: dict[str, Any]
-    records: list[Record]
-    torn: bool = False
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The settings the header records (prompt, window, step, depth, ...)."""
-        return self.header.get("settings") or {}
-
-    @property
-    def prompt(self) -> str:
-        """The prompt the windows were built with (`rearank` for journals that do not say)."""
-        return str(self.settings.get("prompt") or "rearank")
-
-
-def read_journal(path: str) -> Journal:
-    """Read a journal; an unparsable line is an InputError naming it, except a torn last line."""
-    try:
-        with open(path, "rb") as handle:
-            lines = handle.read().split(b"\n")
-    except OSError as exc:
-        raise InputError(f"cannot read the trace ({exc.strerror})", path) from None
-    torn = bool(lines and lines[-1].strip())  # a complete journal ends with a newline
-    rows: list[tuple[int, Record]] = []
-    for number, line in enumerate(lines[:-1] if torn else lines, 1):
-        if not line.strip():
-            continue
-        rows.append((number, parse_json_object(line, path, number)))
-    if not rows or rows[0][1].get("type") != "header":
-        raise InputError("not a rearank journal (no header line)", path, 1)
-    records = [record for _, record in rows[1:] if record.get("type") == "window"]
-    for number, record in rows[1:]:
-        if record.get("type") == "window":
-            _check_record(record, path, number)
-    if torn:
-        log.warning("%s: ignoring a torn last line left by an interrupted run", path)
-    return Journal(path, rows[0][1], records, torn)
-
-
-def _check_record(record: Record, path: str, number: int) -> None:
-    for key in ("qid", "pass", "index", "start", "end", "docids", "permutation"):
-        if key not in record:
-            raise InputError(f"window record without {key!r}", path, number)
-    size = len(record["docids"])
-    if record["end"] - record["start"] != size or sorted(record["permutation"]) != list(range(size)):
-        raise InputError("window record whose docids, span and permutation disagree", path, number)
-    record["qid"] = str(record["qid"])
-
 
 # ---------------------------------------------------------------- which window records count
 
@@ -91,7 +26,7 @@ def _check_record(record: Record, path: str, number: int) -> None:
 class Chain:
     """The windows that produced one query's order, in the order they were applied."""
 
-    windows: list[Record]
+    windows: list[WindowRecord]
     planned: int | None
     order: list[str] | None
     superseded: int = 0
@@ -102,7 +37,8 @@ class Chain:
         return self.planned is None or len(self.windows) >= self.planned
 
 
-def window_chains(journal: Journal, first_stage: Run | None) -> dict[str, Chain]:
+def window_chains(records: Sequence[WindowRecord], settings: JournalSettings,
+                  first_stage: Run | None) -> dict[str, Chain]:
     """Per query, the window records that made its final order.
 
     A resumed journal can hold several records for one window (a failed try, then a retry; windows
@@ -112,49 +48,48 @@ def window_chains(journal: Journal, first_stage: Run | None) -> dict[str, Chain]
     chain (an interrupted run). Without a first-stage run each window takes its last successful record.
     A tdpart journal is replayed through the strategy itself (`tdpart_chains`).
     """
-    if first_stage is not None and journal.settings.get("strategy") == "tdpart":
-        return tdpart_chains(journal, first_stage)
-    grouped: dict[str, dict[tuple[int, int], list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in journal.records:
-        grouped[record["qid"]][(int(record["pass"]), int(record["index"]))].append(record)
+    if first_stage is not None and settings.strategy == "tdpart":
+        return tdpart_chains(records, settings, first_stage)
+    grouped: dict[str, dict[tuple[int, int], list[WindowRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        grouped[record.qid][(record.pass_, record.index)].append(record)
     chains = {}
     for qid, by_window in grouped.items():
         hits = first_stage.get(qid) if first_stage is not None else None
-        order = [docid for docid, _ in hits[: _depth(journal, len(hits))]] if hits else None
-        chain = Chain([], _planned(journal, len(hits)) if hits else None, order)
+        order = [docid for docid, _ in hits[: _depth(settings, len(hits))]] if hits else None
+        chain = Chain([], _planned(settings, len(hits)) if hits else None, order)
         for key in sorted(by_window):
             picked = _pick(by_window[key], order)
             if picked is None:
                 break
             chain.windows.append(picked)
             if order is not None:
-                start, end = picked["start"], picked["end"]
-                order[start:end] = [picked["docids"][i] for i in picked["permutation"]]
+                order[picked.start : picked.end] = picked.order
         chain.superseded = sum(len(group) for group in by_window.values()) - len(chain.windows)
         chains[qid] = chain
     return chains
 
 
-def tdpart_chains(journal: Journal, first_stage: Run) -> dict[str, Chain]:
+def tdpart_chains(records: Sequence[WindowRecord], settings: JournalSettings, first_stage: Run) -> dict[str, Chain]:
     """Per query of a tdpart journal, the records that made its order, replayed through the strategy's
     state machine as `--resume` does: each ready window takes the last successful record with its round,
     slots and input docids (else a matching failed one), round by round, until none matches."""
-    settings = journal_rerank_settings(journal)
-    grouped: dict[str, dict[tuple[int, int, int], list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in journal.records:
-        grouped[record["qid"]][(int(record["pass"]), int(record["start"]), int(record["end"]))].append(record)
+    rerank = journal_rerank_settings(settings)
+    grouped: dict[str, dict[tuple[int, int, int], list[WindowRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        grouped[record.qid][(record.pass_, record.start, record.end)].append(record)
     chains = {}
     for qid, by_key in grouped.items():
-        state = new_state(QueryInput(qid, "", list(first_stage.get(qid) or []), {}), settings)
-        windows: list[Record] = []
+        state = new_state(QueryInput(qid, "", list(first_stage.get(qid) or []), {}), rerank)
+        windows: list[WindowRecord] = []
         while not state.done:
-            ready = [(window, _pick_matching(by_key.get(window.key[1:], []), list(window.docids)))
+            ready = [(window, _pick_matching(by_key.get(window.key[1:], []), window.docids))
                      for window in state.ready()]
             found = [(window, record) for window, record in ready if record is not None]
             if not found:
                 break
             for window, record in found:
-                state.apply(window, record["permutation"])
+                state.apply(window, record.permutation)
                 windows.append(record)
         planned = len(windows) + state.remaining()
         superseded = sum(len(group) for group in by_key.values()) - len(windows)
@@ -162,44 +97,51 @@ def tdpart_chains(journal: Journal, first_stage: Run) -> dict[str, Chain]:
     return chains
 
 
-def journal_rerank_settings(journal: Journal) -> RerankSettings:
-    """The `RerankSettings` a journal header records (what replaying its windows needs)."""
-    recorded = journal.settings
-    known = {"window", "step", "depth", "passes", "window_schedule", "strategy", "tdpart_pivot", "tdpart_top_k",
-             "tdpart_budget"}
-    return RerankSettings(**{key: value for key, value in recorded.items() if key in known and value is not None})
+def journal_rerank_settings(settings: JournalSettings) -> RerankSettings:
+    """The `RerankSettings` a journal header records (what replaying its windows needs; defaults where it
+    records nothing)."""
+    known = RerankSettings()
+    return RerankSettings(
+        window=settings.window or known.window, step=settings.step or known.step,
+        depth=settings.depth or known.depth, passes=settings.passes or known.passes,
+        window_schedule=settings.window_schedule or known.window_schedule,
+        strategy=settings.strategy or known.strategy, tdpart_pivot=settings.tdpart_pivot or known.tdpart_pivot,
+        tdpart_top_k=settings.tdpart_top_k or known.tdpart_top_k,
+        tdpart_budget=settings.tdpart_budget or known.tdpart_budget)
 
 
-def _pick_matching(group: list[Record], docids: list[str]) -> Record | None:
-    matching = [r for r in group if r["docids"] == docids]
-    good = [r for r in matching if not r.get("failed")]
+def _pick_matching(group: list[WindowRecord], docids: tuple[str, ...]) -> WindowRecord | None:
+    matching = [r for r in group if tuple(r.docids) == tuple(docids)]
+    good = [r for r in matching if not r.failed]
     chosen = good or matching
     return chosen[-1] if chosen else None
 
 
-def _pick(group: list[Record], order: list[str] | None) -> Record | None:
+def _pick(group: list[WindowRecord], order: list[str] | None) -> WindowRecord | None:
     if order is None:
-        good = [r for r in group if not r.get("failed")]
+        good = [r for r in group if not r.failed]
         return (good or group)[-1]
-    span = order[group[0]["start"] : group[0]["end"]]
-    matching = [r for r in group if r["docids"] == span]
-    good = [r for r in matching if not r.get("failed")]
+    span = tuple(order[group[0].start : group[0].end])
+    matching = [r for r in group if r.docids == span]
+    good = [r for r in matching if not r.failed]
     chosen = good or matching
     return chosen[-1] if chosen else None
 
 
-def _depth(journal: Journal, n: int) -> int:
-    return min(int(journal.settings.get("depth") or n), n)
+def _depth(settings: JournalSettings, n: int) -> int:
+    return min(settings.depth or n, n)
 
 
-def _planned(journal: Journal, n: int) -> int | None:
-    settings = journal.settings
-    try:
-        spans = schedule(str(settings.get("window_schedule") or RerankOptions.window_schedule), _depth(journal, n),
-                         int(settings["window"]), int(settings["step"]))
-    except (KeyError, TypeError, ValueError):
+def _planned(settings: JournalSettings, n: int) -> int | None:
+    """Windows planned for a query of `n` hits (None when the journal does not say how it was cut)."""
+    if settings.window is None or settings.step is None:
         return None
-    return len(spans) * int(settings.get("passes") or 1)
+    try:
+        name = settings.window_schedule or RerankOptions.window_schedule
+        spans = schedule(name, _depth(settings, n), settings.window, settings.step)
+    except ValueError:
+        return None
+    return len(spans) * (settings.passes or 1)
 
 
 def rebuild_run(chains: dict[str, Chain], first_stage: Run) -> Run:
@@ -219,13 +161,20 @@ def rebuild_run(chains: dict[str, Chain], first_stage: Run) -> Run:
 
 @dataclass
 class RunFiles:
-    """A reranked run and the files `rerank` wrote next to it."""
+    """A reranked run and the files `rerank` (and, for a run merged from shards, `merge`) wrote next to it."""
 
     path: str
-    trace: str | None
-    manifest_path: str | None
-    manifest: dict[str, Any] | None
-    journal: Journal | None = None
+    #: the journals of the run: its own, or one per shard of a merged run
+    traces: list[str] = field(default_factory=list)
+    #: the rerank manifest read (for a merged run: the first shard's that was found) and its path
+    manifest_path: str | None = None
+    manifest: RerankManifest | None = None
+    #: the merge manifest of a run merged from shards, and its path
+    merge_path: str | None = None
+    merge: MergeManifest | None = None
+    #: the first journal's header, and the window records of every journal (None: no journal)
+    header: JournalHeader | None = None
+    records: list[WindowRecord] | None = None
     #: the file that is evaluated: `path`, or a run rebuilt from the journal when `path` is missing
     eval_path: str = ""
     rebuilt: bool = False
@@ -233,48 +182,17 @@ class RunFiles:
     order: dict[str, list[str]] = field(default_factory=dict)
     mismatched: list[str] = field(default_factory=list)
 
+    @property
+    def trace(self) -> str | None:
+        """The journal(s) as the page names them (None: no journal)."""
+        return ", ".join(self.traces) or None
 
-def locate(path: str, trace: str | None) -> RunFiles:
-    """The run at `path` with its trace (`--trace`, else `RUN.trace.jsonl` if present) and manifest."""
-    if trace is None and os.path.isfile(path + ".trace.jsonl"):
-        trace = path + ".trace.jsonl"
-    if trace is not None and not os.path.isfile(trace):
-        raise InputError("trace not found", trace)
-    if not os.path.isfile(path) and trace is None:
-        raise InputError("run not found (and no RUN.trace.jsonl journal beside it to rebuild it from)", path)
-    manifest_path = path + ".manifest.json"
-    manifest = None
-    if os.path.isfile(manifest_path):
-        try:
-            with open(manifest_path, "rb") as handle:
-                manifest = orjson.loads(handle.read())
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"invalid manifest ({exc})", manifest_path) from None
-    return RunFiles(path, trace, manifest_path if manifest is not None else None, manifest)
-
-
-def manifest_input(files: Sequence[RunFiles], name: str) -> str | None:
-    """An input path (`run`, `topics`, `corpus`, `candidates`) as recorded by the first manifest that
-    has it, found as written (relative to the working directory) or relative to the manifest."""
-    for run in files:
-        recorded = ((run.manifest or {}).get("inputs") or {}).get(name) or {}
-        path = recorded.get("path") if isinstance(recorded, dict) else None
-        if not path or path == "-":
-            continue
-        for candidate in (path, os.path.join(os.path.dirname(run.manifest_path or ""), path)):
-            if os.path.exists(candidate):
-                return candidate
-        log.warning("%s: recorded %s %s not found", run.manifest_path, name, path)
-    return None
-
-
-def journal_run(files: Sequence[RunFiles]) -> str | None:
-    """The first-stage run a journal header records (an interrupted job leaves no manifest)."""
-    for run in files:
-        path = (run.journal.header.get("run") if run.journal is not None else None) or None
-        if path and path != "-" and os.path.isfile(path):
-            return str(path)
-    return None
+    @property
+    def prompt(self) -> str:
+        """The prompt of the run's windows (the manifest's, else the journal's, else `rearank`)."""
+        if self.manifest is not None and self.manifest.prompt:
+            return self.manifest.prompt
+        return self.header.prompt if self.header is not None else "rearank"
 
 
 @dataclass
@@ -284,33 +202,3 @@ class Texts:
     topics: dict[str, str] = field(default_factory=dict)
     passages: dict[str, str] = field(default_factory=dict)
     source: str | None = None
-
-
-def load_texts(topics: str | None, corpus: str | None, candidates: str | None, wanted: set[str]) -> Texts:
-    """Query and passage texts from `--candidates`, or `--topics` plus `--corpus` (JSONL or index), read by
-    rerank's own loader; a report also takes either half alone (query texts only, or passages only)."""
-    if candidates is not None or (topics is not None and corpus is not None):
-        from rearank_cli.rerank.inputs import open_texts
-
-        source = open_texts(None if candidates else topics, None if candidates else corpus, candidates)
-        return Texts(source.topics, source.texts_for(wanted), candidates or f"{topics}, {corpus}")
-    texts = Texts(source=topics or corpus)
-    if topics is not None:
-        texts.topics = read_topics(topics)
-    if corpus is not None:
-        from rearank_cli.texts import fetch_texts
-
-        texts.passages = fetch_texts(corpus, wanted)
-    return texts
-
-
-def first_stage_from_candidates(candidates: str, folder: str) -> str:
-    """Write the first-stage lists of a candidates file as a TREC run in `folder` (for `eval`)."""
-    path = os.path.join(folder, "first-stage.trec")
-    write_run(path, read_candidates(candidates).run, "first-stage")
-    return path
-
-
-def read_first_stage(path: str | None) -> Run | None:
-    """The first-stage run in the order `rerank` read it (ties in file order; None without one)."""
-    return formats.read_first_stage(path) if path is not None else None

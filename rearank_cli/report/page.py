@@ -57,7 +57,7 @@ def render(page: Page) -> str:
     from markupsafe import Markup
 
     env.globals.update(outcome=lambda delta: outcome(delta, page.tie), safe_svg=Markup)
-    return env.get_template("report.html.j2").render(page=page)
+    return str(env.get_template("report.html.j2").render(page=page))
 
 
 def write_report(page: Page, path: str) -> int:

@@ -8,15 +8,15 @@ jinja2 or matplotlib.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli.metrics import ndcg
 from rearank_cli.parse import answer_span
 from rearank_cli.prompts import PASSAGE_CHARS, PROMPTS
-from rearank_cli.report.inputs import Chain, Record
-from rearank_cli.rerank.journal import WindowRecord
+from rearank_cli.report.inputs import Chain
+from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats, failure_kinds
 
 WINDOW_K = 10
@@ -45,7 +45,7 @@ class WindowView:
     """One model call of one query."""
 
     number: int
-    record: Record
+    record: WindowRecord
     rows: list[PassageRow]
     output_parts: tuple[str, str, str] | None
     kinds: list[str]
@@ -64,12 +64,12 @@ class WindowView:
     @property
     def permutation(self) -> str:
         """The parsed permutation, 1-based as the model writes it."""
-        return " > ".join(f"[{i + 1}]" for i in self.record["permutation"])
+        return " > ".join(f"[{i + 1}]" for i in self.record.permutation)
 
     @property
-    def flags(self) -> dict[str, Any]:
+    def flags(self) -> Mapping[str, Any]:
         """The parser's flags as journaled."""
-        return self.record.get("flags") or {}
+        return self.record.flags
 
 
 @dataclass
@@ -138,15 +138,14 @@ def split_output(text: str) -> tuple[str, str, str]:
     return text[:at], span, text[at + len(span) :]
 
 
-def window_view(number: int, record: Record, judged: dict[str, int] | None, prompt: str,
+def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None, prompt: str,
                 tdpart: bool = False) -> WindowView:
     """The view of one journaled window; `judged` is the query's qrels (None: not judged); `tdpart`: the
     record is a tdpart window (`pass` its round; ranks are within the window, not the list)."""
-    docids = record["docids"]
-    permutation = record["permutation"]
+    docids, permutation = record.docids, record.permutation
+    start = 0 if tdpart else record.start
     moved_to = {index: position for position, index in enumerate(permutation)}
-    chars = int(record.get("max_chars") or PASSAGE_CHARS.get(prompt, 400))
-    start = 0 if tdpart else int(record["start"])
+    chars = record.max_chars or PASSAGE_CHARS.get(prompt, 400)
     rows = [
         PassageRow(slot + 1, docid, None if judged is None else judged.get(docid), chars, moved_to[slot] + 1,
                    start + slot + 1, start + moved_to[slot] + 1)
@@ -157,10 +156,9 @@ def window_view(number: int, record: Record, judged: dict[str, int] | None, prom
         labels = [judged.get(d, 0) for d in docids]
         before = ndcg(labels, judged.values(), WINDOW_K)
         after = ndcg([labels[i] for i in permutation], judged.values(), WINDOW_K)
-    output = record.get("output")
-    kinds = [] if record.get("failed") else failure_kinds(record.get("flags") or {}, answer_tags(prompt))
-    return WindowView(number, record, rows, split_output(output) if isinstance(output, str) else None, kinds,
-                      before, after, tdpart)
+    kinds = [] if record.failed else failure_kinds(record.flags, answer_tags(prompt))
+    output = split_output(record.output) if record.output is not None else None
+    return WindowView(number, record, rows, output, kinds, before, after, tdpart)
 
 
 def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: str) -> WindowStats:
@@ -168,15 +166,15 @@ def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: 
     stats = WindowStats()
     for view in views:
         record = view.record
-        stats.counts.count_record(WindowRecord.from_json(record), answer_tags(prompt))
-        if record.get("failed"):
+        stats.counts.count_record(record, answer_tags(prompt))
+        if record.failed:
             continue
-        stats.recovered += bool((record.get("flags") or {}).get("recovered"))
-        stats.prompt_tokens.append(int(record.get("prompt_tokens") or 0))
-        stats.completion_tokens.append(int(record.get("completion_tokens") or 0))
-        stats.latency.append(float(record.get("latency_s") or 0.0))
+        stats.recovered += bool(record.flags.get("recovered"))
+        stats.prompt_tokens.append(record.prompt_tokens)
+        stats.completion_tokens.append(record.completion_tokens)
+        stats.latency.append(record.latency_s)
         if view.delta is not None:
-            stats.token_delta.append((int(record.get("completion_tokens") or 0), view.delta))
+            stats.token_delta.append((record.completion_tokens, view.delta))
     stats.superseded = sum(chain.superseded for chain in chains.values())
     stats.unfinished_queries = sum(not chain.finished for chain in chains.values())
     return stats

@@ -3,9 +3,9 @@
 `inputs` (run + texts -> `QueryInput`s) -> `plan` (settings, windows) -> `strategies` (each query's state
 machine: the sliding window or top-down partitioning) ->
 `scheduler` (windows -> backend `Request`s -> parsed permutations, each finished window appended to the
-`journal`) -> `stats`; `merge` joins shard outputs. `rerank.job` (files -> `api.Reranker` -> run +
-manifest, what `rearank rerank` runs) sits above the API and is not re-exported here (the API imports
-this package).
+`journal`) -> `stats`; `merge` joins shard outputs; `records` and `manifests` are what crosses a file boundary.
+`rerank.job` (files -> `api.Reranker` -> run + manifest, what `rearank rerank` runs) sits above the API and
+is not re-exported here (the API imports this package).
 """
 
 from rearank_cli.rerank.inputs import (
@@ -17,9 +17,17 @@ from rearank_cli.rerank.inputs import (
     parse_shard,
     shard_qids,
 )
-from rearank_cli.rerank.journal import RESUME_KEYS, Journal, WindowRecord
-from rearank_cli.rerank.merge import merge_runs
+from rearank_cli.rerank.journal import Journal, JournalFile, read_header, read_journal
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
+from rearank_cli.rerank.merge import follow_expected, join_shards, merge_manifest
 from rearank_cli.rerank.plan import SCORE_MODES, STRATEGIES, QueryInput, RerankSettings, Window, build_run
+from rearank_cli.rerank.records import (
+    RESUME_KEYS,
+    JournalHeader,
+    JournalSettings,
+    RunSummary,
+    WindowRecord,
+)
 from rearank_cli.rerank.scheduler import (
     Interrupted,
     RerankResult,
@@ -27,16 +35,18 @@ from rearank_cli.rerank.scheduler import (
     plan_remaining,
     rerank_queries,
 )
-from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds, summary_lines
+from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds
 from rearank_cli.rerank.strategies import SlidingState, StrategyState, TDPartState, new_state
 
 #: the sliding window's query state machine (its name before window strategies)
 QueryState = SlidingState
 
 __all__ = [
-    "FAILURE_KINDS", "RESUME_KEYS", "SCORE_MODES", "STRATEGIES", "Interrupted", "Journal", "LoadedInputs",
-    "QueryInput", "QueryState", "RerankResult", "RerankSettings", "RerankStats", "StopSignal",
+    "FAILURE_KINDS", "Interrupted", "Journal", "JournalFile", "JournalHeader", "JournalSettings",
+    "LoadedInputs", "MergeManifest", "QueryInput", "QueryState", "RESUME_KEYS", "RerankManifest",
+    "RerankResult", "RerankSettings", "RerankStats", "RunSummary", "SCORE_MODES", "STRATEGIES", "ShardFiles",
+    "SlidingState", "StopSignal", "StrategyState", "TDPartState", "new_state",
     "TextSource", "Window", "WindowRecord", "build_run", "check_text_source", "failure_kinds",
-    "load_queries", "merge_runs", "open_texts", "parse_shard", "plan_remaining",
-    "rerank_queries", "shard_qids", "summary_lines", "SlidingState", "StrategyState", "TDPartState", "new_state",
+    "follow_expected", "join_shards", "load_queries", "merge_manifest", "open_texts", "parse_shard",
+    "plan_remaining", "read_header", "read_journal", "read_manifest", "rerank_queries", "shard_qids",
 ]

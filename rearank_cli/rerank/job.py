@@ -15,15 +15,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from rearank_cli import provenance
 from rearank_cli.api import Reranker
-from rearank_cli.backends.base import Backend, BackendFatal
+from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
 from rearank_cli.errors import IncompleteWork, InputError
+from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
 from rearank_cli.rerank.journal import Journal
+from rearank_cli.rerank.manifests import RerankManifest, write_manifest
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
+from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import (
     Interrupted,
     RerankResult,
@@ -32,7 +32,6 @@ from rearank_cli.rerank.scheduler import (
     plan_remaining,
     run_until_stopped,
 )
-from rearank_cli.rerank.stats import summary_lines
 from rearank_cli.rerank.strategies.summary import strategy_summary
 from rearank_cli.settings.files import ConfigFile
 from rearank_cli.settings.rerank import RerankOptions
@@ -127,20 +126,15 @@ def check_model_files(job: RerankJob, load: bool = True) -> None:
         log.warning("the adapter was trained on %s, not on --model %s", base, job.model)
 
 
-def journal_header(job: RerankJob) -> dict[str, Any]:
+def journal_header(job: RerankJob) -> JournalHeader:
     """The first line of a journal: its schema and provenance, and the settings checked on `--resume`."""
-    return {
-        "type": "header",
-        **provenance.block("rerank.journal", {}, RERANK_PACKAGES, job.command),
-        "settings": {**job.settings.journal_settings(job.model),
-                     "lora": job.adapter.sha256 if job.adapter is not None else None},
-        "backend": job.backend,
-        "shard": job.shard,
-        "run": job.run,
-    }
+    settings = JournalSettings(**job.settings.journal_settings(job.model),
+                               lora=job.adapter.sha256 if job.adapter is not None else None)
+    return JournalHeader(settings, Provenance.now("rerank.journal", {}, RERANK_PACKAGES, job.command), job.backend,
+                         job.shard, job.run)
 
 
-def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]:
+def run_rerank(job: RerankJob, backend: Backend | None = None) -> RerankManifest:
     """Run `job` end to end and return its manifest: read inputs, replay the journal, rerank the
     remaining windows, write the run (atomically) and the manifest. `backend` overrides
     `job.backend`/`job.backend_options` (tests, benchmarks); it is started and closed here."""
@@ -161,7 +155,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
         check_model_files(job)
         backend = load_backend(job.backend, job.model, **job.backend_options)
     elif backend is None:
-        backend = Backend()
+        backend = NullBackend()
     result = asyncio.run(_drive(inputs.queries, Reranker(job.model, backend, settings=job.settings), journal,
                                 remaining))
     run = build_run(inputs.queries, result.orders, job.score_mode)
@@ -171,22 +165,19 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> dict[str, Any]
     manifest = _manifest(job, inputs, result, backend, trace, time.perf_counter() - began)
     path = job.manifest_path()
     if path:
-        from rearank_cli.formats import atomic_output
-
-        with atomic_output(path, "wb") as out:
-            out.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    for line in summary_lines(manifest["summary"]):
+        write_manifest(path, manifest)
+    for line in manifest.summary.lines():
         log.info("%s", line)
     return manifest
 
 
-def check_complete(manifest: dict[str, Any]) -> None:
+def check_complete(manifest: RerankManifest) -> None:
     """IncompleteWork (exit status 3) when windows of the run failed: the output is written, each failed
     window's passages left in the order they entered it."""
-    summary = manifest["summary"]
-    failed, total = summary["windows"]["failed"], summary["windows"]["total"]
+    summary = manifest.summary
+    failed, total = summary.windows.failed, summary.windows.total
     if failed:
-        first = " ".join(str(summary["first_errors"][0]).split())[:200] if summary["first_errors"] else "unknown"
+        first = " ".join(summary.first_errors[0].split())[:200] if summary.first_errors else "unknown"
         raise IncompleteWork(f"output written but {failed} of {total} windows failed (first: {first}): "
                              "rerun with --resume to retry them")
 
@@ -244,26 +235,16 @@ async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal
 
 
 def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backend: Backend,
-              trace: str | None, wall: float) -> dict[str, Any]:
+              trace: str | None, wall: float) -> RerankManifest:
     paths = {"run": job.run, "topics": job.topics, "corpus": job.corpus, "candidates": job.candidates,
              "config": job.config.path if job.config else None}
-    return {
-        **provenance.block("rerank.manifest", paths, RERANK_PACKAGES, job.command),
-        "output": job.output,
-        "trace": trace,
-        "model": job.model,
-        "lora": job.adapter.record() if job.adapter is not None else None,
-        "backend": backend.describe() if backend.name != "base" else {"backend": job.backend},
-        "prompt": job.settings.prompt,
-        "prompt_hash": job.settings.prompt_spec.hash,
-        "settings": job.recorded if job.recorded is not None else job.settings.as_dict(),
-        "score_mode": job.score_mode,
-        "tag": job.tag,
-        "shard": job.shard,
-        "skipped_qids": inputs.skipped_qids,
-        "missing_docs": inputs.missing_docs,
-        "empty_passages": len(inputs.empty_passages),
-        "summary": result.stats.as_dict(),
-        "strategy": strategy_summary(job.settings, result),
-        "job_wall_s": round(wall, 3),
-    }
+    return RerankManifest(
+        Provenance.now("rerank.manifest", paths, RERANK_PACKAGES, job.command), output=job.output, trace=trace,
+        model=job.model, lora=job.adapter.record() if job.adapter is not None else None,
+        backend={"backend": job.backend} if isinstance(backend, NullBackend) else backend.describe(),
+        prompt=job.settings.prompt, prompt_hash=job.settings.prompt_spec.hash,
+        settings=job.recorded if job.recorded is not None else job.settings.as_dict(),
+        score_mode=job.score_mode, tag=job.tag, shard=job.shard, skipped_qids=tuple(inputs.skipped_qids),
+        missing_docs=inputs.missing_docs, empty_passages=len(inputs.empty_passages),
+        summary=result.stats.summary(), job_wall_s=round(wall, 3), strategy=strategy_summary(job.settings, result),
+    )

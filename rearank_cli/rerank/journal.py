@@ -1,8 +1,9 @@
-"""The rerank journal: an append-only JSONL trace of finished windows, for `--resume` and the report.
+"""The rerank journal: an append-only JSONL trace of finished windows, for `--resume`, `merge` and the report.
 
-The first line is the header (`type: header`, its `schema`, the provenance block, the settings of which
-`RESUME_KEYS` must match on resume); every later line is one `WindowRecord`, written with one flush as
-soon as its window is done.
+The first line is the header (`records.JournalHeader`: its `schema`, the provenance block, the settings of
+which `RESUME_KEYS` must match on resume); every later line is one `records.WindowRecord`, written with one
+flush as soon as its window is done. `read_journal` is the one reader: a torn last line (a killed run) is
+left out, and `Journal` (the writer) cuts it off before appending on `--resume`.
 """
 
 from __future__ import annotations
@@ -10,93 +11,96 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 
 from rearank_cli.errors import InputError
-from rearank_cli.parse import ParseFlags
+from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.rerank.plan import Window
+from rearank_cli.rerank.records import RESUME_KEYS, JournalHeader, WindowRecord
+
+__all__ = ["RESUME_KEYS", "Journal", "JournalFile", "WindowRecord", "read_header", "read_journal"]
 
 log = logging.getLogger("rearank")
 
-#: journal settings that must match for `--resume` to reuse a journal's windows
-RESUME_KEYS = (
-    "model", "prompt", "prompt_hash", "window", "step", "depth", "passes", "window_schedule",
-    "max_tokens", "temperature", "top_p", "seed", "lora",
-    # the window strategy: absent from sliding-window journals, so those resume as before
-    "strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget",
-)
-
 
 @dataclass
-class WindowRecord:
-    """One finished window as the journal holds it (a failed window keeps its order, `failed` true).
+class JournalFile:
+    """A journal as read back: its header and its window records in file order. `torn` is the byte offset
+    of a torn last line (left by a killed run, not read), None when the file ends with a whole line."""
 
-    `flags` are the parser's flags plus `recovered`; `backend_flags` the backend's own notes; `max_chars`
-    the passage length the prompt was shortened to (None: not shortened)."""
+    path: str
+    header: JournalHeader
+    records: list[WindowRecord]
+    torn: int | None = None
 
-    qid: str
-    pass_: int
-    index: int
-    start: int
-    end: int
-    docids: list[str]
-    permutation: list[int]
-    output: str | None = None
-    flags: dict[str, Any] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    finish_reason: str | None = None
-    backend_flags: dict[str, Any] = field(default_factory=dict)
-    max_chars: int | None = None
-    failed: bool = False
-    error: str | None = None
-    time: float = 0.0
 
-    @classmethod
-    def failure(cls, window: Window, error: Exception, latency: float) -> WindowRecord:
-        """The record of a window whose model call failed: its order is kept."""
-        return cls(window.qid, window.pass_, window.index, window.start, window.end, list(window.docids),
-                   list(range(len(window.docids))), flags=ParseFlags().as_dict(), latency_s=round(latency, 4),
-                   failed=True, error=f"{type(error).__name__}: {error}", time=round(time.time(), 3))
+def read_journal(path: str, *, outputs: bool = True, failed: bool = True,
+                 check: Callable[[JournalHeader], None] | None = None) -> JournalFile:
+    """Read the journal at `path` in one stream; an unreadable file, a line that is not JSON, a first line
+    that is no header or a malformed window record is an InputError naming the file and line, except a
+    torn last line, which is left out. Lines of other types are skipped. `outputs=False` drops the model
+    outputs and `failed=False` the failed windows (what `--resume` needs); `check` sees the header before
+    any record is read."""
+    header: JournalHeader | None = None
+    records: list[WindowRecord] = []
+    offset = 0
+    torn = None
+    try:
+        handle = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read the trace ({exc.strerror})", path) from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                torn = offset if line.strip() else None
+                break
+            offset += len(line)
+            if not line.strip():
+                continue
+            data = parse_json_object(line, path, number)
+            if header is None:
+                header = _header(data, path, number)
+                if check is not None:
+                    check(header)
+            elif data.get("type") == "window" and (failed or not data.get("failed")):
+                if not outputs:
+                    data.pop("output", None)
+                records.append(_window(data, path, number))
+    if header is None:
+        raise InputError("not a rearank journal (no header line)", path, 1)
+    return JournalFile(path, header, records, torn)
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object of one journal line (`error` only on failed windows)."""
-        data: dict[str, Any] = {
-            "type": "window", "qid": self.qid, "pass": self.pass_, "index": self.index, "start": self.start,
-            "end": self.end, "docids": list(self.docids), "output": self.output,
-            "permutation": list(self.permutation), "flags": self.flags, "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens, "latency_s": self.latency_s,
-            "finish_reason": self.finish_reason, "backend_flags": self.backend_flags,
-            "max_chars": self.max_chars, "failed": self.failed,
-        }
-        if self.failed:
-            data["error"] = self.error
-        data["time"] = self.time
-        return data
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> WindowRecord:
-        """A record from one journal line (missing optional fields take their defaults); KeyError,
-        TypeError or ValueError when a required field is missing or malformed."""
-        return cls(
-            qid=str(data["qid"]), pass_=int(data["pass"]), index=int(data.get("index") or 0),
-            start=int(data["start"]), end=int(data["end"]), docids=[str(d) for d in data["docids"]],
-            permutation=[int(i) for i in data.get("permutation") or []], output=data.get("output"),
-            flags=dict(data.get("flags") or {}), prompt_tokens=int(data.get("prompt_tokens") or 0),
-            completion_tokens=int(data.get("completion_tokens") or 0),
-            latency_s=float(data.get("latency_s") or 0.0), finish_reason=data.get("finish_reason"),
-            backend_flags=dict(data.get("backend_flags") or {}), max_chars=data.get("max_chars"),
-            failed=bool(data.get("failed")), error=data.get("error"), time=float(data.get("time") or 0.0),
-        )
+def read_header(path: str) -> JournalHeader:
+    """The header of the journal at `path` (InputError naming it when it has none)."""
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    return _header(parse_json_object(line, path, number), path, number)
+    except OSError as exc:
+        raise InputError(f"cannot read the trace ({exc.strerror})", path) from None
+    raise InputError("not a rearank journal (no header line)", path, 1)
 
-    @property
-    def key(self) -> tuple[str, int, int, int]:
-        """The window's journal key `(qid, pass, start, end)`."""
-        return (self.qid, self.pass_, self.start, self.end)
+
+def _header(data: dict[str, Any], path: str, number: int) -> JournalHeader:
+    try:
+        return JournalHeader.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), path, number) from None
+
+
+def _window(data: dict[str, Any], path: str, number: int) -> WindowRecord:
+    try:
+        return WindowRecord.from_json(data)
+    except KeyError as exc:
+        raise InputError(f"window record without {exc}", path, number) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"invalid window record ({exc})", path, number) from None
 
 
 class Journal:
@@ -107,7 +111,7 @@ class Journal:
     by `(qid, pass, start, end)` and validated by the window's docids.
     """
 
-    def __init__(self, path: str, header: dict[str, Any], resume: bool, fsync: bool = True,
+    def __init__(self, path: str, header: JournalHeader, resume: bool, fsync: bool = True,
                  fsync_every_s: float = 1.0) -> None:
         self.path = path
         self.header = header
@@ -120,50 +124,24 @@ class Journal:
         self.records: dict[tuple[str, int, int, int], WindowRecord] = {}
         self.resumed = False
         self._handle: IO[bytes] | None = None
-        self._header_seen = False
-        if resume and os.path.exists(path) and os.path.getsize(path) > 0:
+        # a journal torn inside its header line starts over
+        if resume and _first_line_whole(path):
             self._load()
-            self.resumed = self._header_seen  # a journal torn inside its header line starts over
+            self.resumed = True
 
     def _load(self) -> None:
-        """Stream the journal once, keeping what replay needs (not the model outputs)."""
-        offset = 0
-        torn = None
-        with open(self.path, "rb") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.endswith(b"\n"):
-                    torn = (offset, len(line))
-                    break
-                offset += len(line)
-                if line.strip():
-                    self._read_line(line, number)
-        if torn is not None:
-            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, torn[1])
+        """Read the journal once, keeping what replay needs (not the model outputs, not failed windows),
+        and cut off a torn last line."""
+        found = read_journal(self.path, outputs=False, failed=False, check=self._check_header)
+        self.records = {record.key: record for record in found.records}
+        if found.torn is not None:
+            size = os.path.getsize(self.path) - found.torn
+            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, size)
             with open(self.path, "r+b") as handle:
-                handle.truncate(torn[0])
+                handle.truncate(found.torn)
 
-    def _read_line(self, line: bytes, number: int) -> None:
-        try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"invalid journal record ({exc})", self.path, number) from None
-        if number == 1:
-            self._check_header(data)
-            self._header_seen = True
-        elif data.get("type") == "window" and not data.get("failed"):
-            data.pop("output", None)
-            try:
-                record = WindowRecord.from_json(data)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InputError(f"invalid window record ({type(exc).__name__}: {exc})", self.path, number) from None
-            self.records[record.key] = record
-
-    def _check_header(self, record: dict[str, Any]) -> None:
-        if record.get("type") != "header":
-            raise InputError("not a rearank journal (no header line)", self.path, 1)
-        old = record.get("settings", {})
-        new = self.header["settings"]
-        diff = [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in RESUME_KEYS if old.get(key) != new.get(key)]
+    def _check_header(self, header: JournalHeader) -> None:
+        diff = header.settings.differences(self.header.settings)
         if diff:
             raise InputError(
                 "journal was written with other settings (" + "; ".join(diff) + "); use another --trace "
@@ -189,7 +167,7 @@ class Journal:
             if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
                 log.warning("%s: overwriting an existing journal (use --resume to continue it)", self.path)
             self._handle = open(self.path, "wb")  # noqa: SIM115
-            self._write(self.header)
+            self._write(self.header.to_json())
 
     def write(self, record: WindowRecord) -> None:
         """Append one window record and flush it to the file (fsync'd at most every `fsync_every_s`)."""
@@ -197,7 +175,7 @@ class Journal:
             self.open()
         self._write(record.to_json())
 
-    def _write(self, data: dict[str, Any]) -> None:
+    def _write(self, data: dict[str, object]) -> None:
         assert self._handle is not None
         self._handle.write(orjson.dumps(data) + b"\n")
         self._handle.flush()
@@ -214,3 +192,12 @@ class Journal:
                 os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+def _first_line_whole(path: str) -> bool:
+    """Whether the file at `path` exists and holds at least one whole (newline-ended) line."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.readline().endswith(b"\n")
+    except OSError:
+        return False

@@ -1,66 +1,39 @@
-"""`rearank merge`: join the shard outputs of `rearank rerank --shard I/N` into one run.
+"""Joining the shards of `rearank rerank --shard I/N` (pure: the files are read and written by
+`jobs.merge`).
 
-Lines are copied byte for byte (no re-sorting), so merged shards equal an unsharded run exactly.
-A query found in two shards is an error; with `--expect RUN`, every query of RUN must appear exactly
-once with the same documents, and the output follows RUN's query order.
+Each shard's lines are kept byte for byte, grouped by query in file order, so merged shards equal an
+unsharded run exactly. A query found in two shards is an error; with an expected run, every query of it
+must appear exactly once with the same documents, and the merge follows its query order.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
-import orjson
-
-from rearank_cli import provenance
 from rearank_cli.errors import InputError, some
-from rearank_cli.formats.textio import atomic_output, iter_lines
+from rearank_cli.provenance import Provenance
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles
 
-log = logging.getLogger("rearank")
-
-#: what a manifest's `strategy` block says about how windows were chosen (shards must agree on it)
-STRATEGY_KEYS = ("strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget")
-
-
-def read_run_lines(path: str) -> dict[str, list[str]]:
-    """A run's lines grouped by qid, in file order (each line checked for 6 columns)."""
-    lines: dict[str, list[str]] = {}
-    for number, line in iter_lines(path):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise InputError(f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}", path, number)
-        lines.setdefault(parts[0], []).append(line)
-    return lines
+#: a run's lines by qid, in file order
+RunLines = dict[str, list[str]]
 
 
-def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) -> dict[str, list[str]]:
-    """Merge shard runs into `output`; returns the merged lines by qid. Fails loudly (InputError) on a
-    query in two shards, and with `expect` on a missing or unexpected query or a different doc set."""
-    merged: dict[str, list[str]] = {}
+def join_shards(shards: Sequence[tuple[str, RunLines]]) -> RunLines:
+    """The lines of every `(path, lines)` shard in the order given; InputError on a query in two shards."""
+    merged: RunLines = {}
     origin: dict[str, str] = {}
-    for path in shards:
-        for qid, lines in read_run_lines(path).items():
+    for path, lines in shards:
+        for qid, rows in lines.items():
             if qid in merged:
                 raise InputError(f"query {qid!r} appears in two shards ({origin[qid]} and {path})", path)
-            merged[qid] = lines
+            merged[qid] = rows
             origin[qid] = path
-    if expect is not None:
-        merged = _check_expected(merged, expect)
-    manifest = _merge_manifests(shards, len(merged), expect)
-    with atomic_output(output) as out:
-        for lines in merged.values():
-            out.writelines(line + "\n" for line in lines)
-    if output != "-":
-        with atomic_output(output + ".manifest.json", "wb") as out:
-            out.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-    log.info("merged %d queries from %d shard(s)", len(merged), len(shards))
     return merged
 
 
-def _check_expected(merged: dict[str, list[str]], expect: str) -> dict[str, list[str]]:
-    expected = read_run_lines(expect)
+def follow_expected(merged: RunLines, expected: RunLines, expect: str) -> RunLines:
+    """`merged` in the query order of `expected` (the run at `expect`); InputError when a query is missing
+    or unexpected, or holds other documents."""
     missing = [qid for qid in expected if qid not in merged]
     extra = [qid for qid in merged if qid not in expected]
     if missing:
@@ -77,43 +50,18 @@ def _check_expected(merged: dict[str, list[str]], expect: str) -> dict[str, list
     return {qid: merged[qid] for qid in expected}
 
 
-def _merge_manifests(shards: Sequence[str], queries: int, expect: str | None = None) -> dict:
-    """A manifest summing the shards' manifests (when they have them); shards reranked with different
-    models or prompts are an error."""
-    parts = []
-    for path in shards:
-        try:
-            with open(path + ".manifest.json", "rb") as handle:
-                parts.append(orjson.loads(handle.read()))
-        except (OSError, orjson.JSONDecodeError):
-            parts.append(None)
-    found = [part for part in parts if part]
-    totals: dict[str, int] = {}
-    for part in found:
-        for key, value in part.get("summary", {}).get("windows", {}).items():
-            totals[key] = totals.get(key, 0) + int(value)
-    models = sorted({str(part.get("model")) for part in found})
-    prompts = sorted({f"{part.get('prompt')} {part.get('prompt_hash')}" for part in found})
-    strategies = sorted({_strategy(part) for part in found})
-    if len(models) > 1 or len(prompts) > 1 or len(strategies) > 1:
-        raise InputError(f"the shards were reranked with different models, prompts or strategies: {models} {prompts} "
-                         f"{strategies}")
-    inputs = {f"shard{number}": path for number, path in enumerate(shards)}
-    if expect is not None:
-        inputs["expect"] = expect
-    return {
-        **provenance.block("merge.manifest", inputs),
-        "merged_from": list(shards),
-        "queries": queries,
-        "shard_manifests": len(found),
-        "windows": totals,
-        "models": models,
-        "prompts": prompts,
-        "strategies": strategies,
-    }
+def merge_manifest(provenance: Provenance, shards: Sequence[ShardFiles], manifests: Sequence[RerankManifest | None],
+                   queries: int) -> MergeManifest:
+    """The merge manifest: the shards' window counts summed over the manifests found, the models and
+    prompts they name (InputError when the shards were reranked with different ones), every shard's files."""
+    found = [manifest for manifest in manifests if manifest is not None]
+    windows = None
+    for manifest in found:
+        windows = manifest.summary.windows if windows is None else windows + manifest.summary.windows
+    models = sorted({str(manifest.model) for manifest in found})
+    prompts = sorted({f"{manifest.prompt} {manifest.prompt_hash}" for manifest in found})
+    if len(models) > 1 or len(prompts) > 1:
+        raise InputError(f"the shards were reranked with different models or prompts: {models} {prompts}")
+    return MergeManifest(provenance, tuple(shard.run for shard in shards), queries, len(found), windows,
+                         tuple(models), tuple(prompts), tuple(shards))
 
-
-def _strategy(manifest: dict) -> str:
-    """The window strategy and its parameters a shard's manifest records (none recorded: the sliding window)."""
-    block = manifest.get("strategy") or {"strategy": "sliding"}
-    return " ".join(f"{key}={block[key]}" for key in STRATEGY_KEYS if key in block)

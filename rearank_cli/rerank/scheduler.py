@@ -20,22 +20,24 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from rearank_cli.backends.base import Backend, BackendError, ContextTooLong, Generation, Message, Request
+from rearank_cli.backends.base import (
+    Backend,
+    BackendError,
+    ContextTooLong,
+    Generation,
+    NullBackend,
+)
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.parse import parse_ranking
-from rearank_cli.prompts import clean_passage
-from rearank_cli.rerank.journal import Journal, WindowRecord
+from rearank_cli.prompt_fit import MIN_PASSAGE_CHARS, PromptFit
+from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
+from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats
 from rearank_cli.rerank.strategies import StrategyState, new_state
 
 log = logging.getLogger("rearank")
 
-#: the shortest passage length the prompt-length guard shortens to before giving up on a window
-MIN_PASSAGE_CHARS = 16
-#: prompt bytes per token assumed when the backend cannot count tokens (openai): English BPE tokenizers
-#: average about 4; a server's context-length error shortens further when this was not enough
-EST_BYTES_PER_TOKEN = 3
 #: requests of one window re-sent shorter after the server said the prompt does not fit
 CONTEXT_RETRIES = 6
 
@@ -71,12 +73,6 @@ class StopSignal:
         await self._event.wait()
 
 
-def estimate_tokens(messages: Sequence[Message]) -> int:
-    """A token count for backends without a tokenizer: `EST_BYTES_PER_TOKEN` bytes per token plus the
-    chat template's few tokens per message."""
-    return sum(len(m["content"].encode()) // EST_BYTES_PER_TOKEN + 8 for m in messages) + 16
-
-
 @dataclass
 class RerankResult:
     """Final docid order per qid (input order of queries) plus the run's counters; per qid, the windows
@@ -100,10 +96,11 @@ class _Scheduler:
         self.states = [new_state(query, settings) for query in queries]
         self.stats = RerankStats(queries=len(self.states))
         self.consecutive_failures = 0
-        #: the model's context in tokens: the backend's, or learned from a server's context-length error
-        self.context = getattr(backend, "context_length", None)
-        self.prompt = settings.prompt_spec
-        self.tags = self.prompt.answer_tags
+        #: builds each window's request to fit the model's context (the backend's, or learned from a
+        #: server's context-length error)
+        self.fit = PromptFit(settings.prompt_spec, settings.sampling, backend.context_length,
+                             backend.count_prompt_tokens)
+        self.tags = settings.prompt_spec.answer_tags
 
     def replay(self) -> None:
         """Apply every journaled window whose inputs match, query by query, until the first gap."""
@@ -132,7 +129,7 @@ class _Scheduler:
         strategy readies one at a time (the sliding window), all ready ones at once otherwise (a tdpart
         round), each round starting as soon as the answers it depends on are in."""
         pending = deque(state for state in self.states if not state.done)
-        limit = self.settings.max_inflight or getattr(self.backend, "preferred_inflight", None) or 32
+        limit = self.settings.max_inflight or self.backend.preferred_inflight or 32
         slots = asyncio.Semaphore(limit)
 
         async def worker() -> None:
@@ -151,80 +148,20 @@ class _Scheduler:
         else:
             await run_all([self.run_window(state, window, slots) for window in windows])
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Prompt tokens: the backend's exact count, else an estimate from the bytes (`estimate_tokens`)."""
-        tokens = self.backend.count_prompt_tokens(messages)
-        return tokens if tokens is not None else estimate_tokens(messages)
-
-    def fit_messages(self, query: str, texts: list[str]) -> tuple[list[Message], int | None]:
-        """Build the prompt; if the context is known and the prompt does not fit, cut every passage to the
-        same, smaller number of characters until it does (ContextTooLong if it never fits). Returns the
-        messages and the passage length used (None when not shortened)."""
-        messages = self.prompt.messages(query, texts)
-        if not self.context:
-            return messages, None
-        budget = self.context - self.settings.sampling.max_tokens
-        size = sum(len(m["content"].encode()) + 8 for m in messages) + 64
-        if size <= budget:  # a byte-level tokenizer never makes more tokens than bytes
-            return messages, None
-        tokens = self.count_tokens(messages)
-        if tokens <= budget:
-            return messages, None
-        return self.shorten(query, texts, self.longest(texts), tokens, budget)
-
-    def longest(self, texts: list[str]) -> int:
-        """The longest passage of a window after cleaning, in characters."""
-        return max(len(clean_passage(text, self.prompt.passage_chars)) for text in texts)
-
-    def shorten(self, query: str, texts: list[str], chars: int, tokens: int, budget: int) -> tuple[list[Message], int]:
-        """Cut passages below `chars` until the prompt's tokens fit `budget` (ContextTooLong if never)."""
-        while chars > MIN_PASSAGE_CHARS and budget > 0:
-            chars = max(MIN_PASSAGE_CHARS, min(chars - 1, int(chars * budget / tokens * 0.97)))
-            messages = self.prompt.messages(query, texts, max_chars=chars)
-            tokens = self.count_tokens(messages)
-            if tokens <= budget:
-                return messages, chars
-        raise ContextTooLong(f"prompt of {tokens} tokens does not fit the context of {self.context} tokens "
-                             f"with {self.settings.sampling.max_tokens} new tokens")
-
-    def request(self, session: str, messages: list[Message], size: int) -> Request:
-        """The backend request of one window: what the prompt asks for travels with the messages."""
-        return Request(messages, self.settings.sampling, window_size=size, answer_tags=self.tags, session=session,
-                       answer_regex=self.prompt.recovery_regex(size))
-
     async def generate(self, session: str, query: str, texts: list[str]) -> tuple[Generation, int | None]:
         """Generate one window; when the backend says the prompt does not fit (a server's context-length
         error), shorten the passages further and send it again. Returns the generation and the passage
         length used (None when not shortened)."""
-        messages, chars = self.fit_messages(query, texts)
+        request, chars = self.fit.request(query, texts, session)
         retries = 0
         while True:
             try:
-                return await self.backend.agenerate(self.request(session, messages, len(texts))), chars
+                return await self.backend.agenerate(request), chars
             except ContextTooLong as exc:
                 retries += 1
                 if retries > CONTEXT_RETRIES or chars == MIN_PASSAGE_CHARS:
                     raise
-                messages, chars = self.shorter_after(exc, query, texts, messages, chars)
-
-    def shorter_after(self, exc: ContextTooLong, query: str, texts: list[str], messages: list[Message],
-                      chars: int | None) -> tuple[list[Message], int]:
-        """The next, shorter prompt after a context-length error, sized from the counts the error names
-        (the server's context and its count of the prompt's tokens) where it names them."""
-        if exc.context:
-            self.context = exc.context
-        current = chars if chars is not None else self.longest(texts)
-        budget = (self.context or 0) - self.settings.sampling.max_tokens
-        estimate = self.count_tokens(messages)
-        if exc.prompt_tokens and budget > 0:
-            factor = budget / exc.prompt_tokens  # what the server counted, not our estimate
-        elif budget > 0 and estimate > budget:
-            factor = budget / estimate
-        else:
-            factor = 0.7
-        chars = max(MIN_PASSAGE_CHARS, min(current - 1, int(current * factor * 0.95)))
-        log.debug("context-length error (%s): passages cut to %d characters", exc, chars)
-        return self.prompt.messages(query, texts, max_chars=chars), chars
+                request, chars = self.fit.shorter(exc, query, texts, request, chars)
 
     async def run_window(self, state: StrategyState, window: Window, slots: asyncio.Semaphore) -> None:
         """Generate (holding one of the `max_inflight` slots), parse, journal and apply one ready window."""
@@ -268,7 +205,7 @@ class _Scheduler:
         """The journal record of a window the backend answered."""
         permutation, flags = parse_ranking(generation.text, len(window.docids))
         return WindowRecord(
-            window.qid, window.pass_, window.index, window.start, window.end, list(window.docids), permutation,
+            window.qid, window.pass_, window.index, window.start, window.end, tuple(window.docids), tuple(permutation),
             output=generation.text,
             # parser flags, plus `recovered` (the answer was finished under the answer grammar after the
             # token limit; the backend's own notes are kept whole in `backend_flags`)
@@ -303,7 +240,7 @@ async def rerank_queries(
     `BackendFatal` cancels the requests in flight and propagates.
     """
     settings.check()
-    context = getattr(backend, "context_length", None)
+    context = backend.context_length
     if context and settings.sampling.max_tokens >= context:
         raise InputError(f"--max-tokens {settings.sampling.max_tokens} leaves no room for a prompt in the "
                          f"model's context of {context} tokens")
@@ -319,7 +256,7 @@ async def rerank_queries(
 
 def plan_remaining(queries: Sequence[QueryInput], settings: RerankSettings, journal: Journal | None) -> int:
     """How many windows a run would generate after replaying `journal` (0: no backend needed)."""
-    scheduler = _Scheduler(queries, Backend(), settings, journal, None)
+    scheduler = _Scheduler(queries, NullBackend(), settings, journal, None)
     scheduler.replay()
     return scheduler.remaining()
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.rerank.journal import WindowRecord
+from rearank_cli.rerank.records import RunSummary, TokenCounts, WindowCounts, WindowRecord
 
 #: parse-failure kinds counted per window (a window can count in several)
 FAILURE_KINDS = ("no_answer_tag", "answer_unclosed", "think_unclosed", "missing_ids", "duplicated_ids",
@@ -24,8 +25,8 @@ class RerankStats:
     failed: int = 0
     shortened: int = 0
     finish_length: int = 0
-    parse: Counter = field(default_factory=Counter)
-    backend_flags: Counter = field(default_factory=Counter)
+    parse: Counter[str] = field(default_factory=Counter)
+    backend_flags: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     session_prompt_tokens: int = 0
@@ -33,27 +34,22 @@ class RerankStats:
     wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary, with throughput over the windows generated in this session."""
+    def summary(self) -> RunSummary:
+        """The run's summary, with throughput over the windows generated in this session."""
         wall = max(self.wall_s, 1e-9)
-        return {
-            "queries": self.queries,
-            "windows": {
-                "total": self.windows, "replayed": self.replayed, "generated": self.generated,
-                "failed": self.failed, "shortened": self.shortened, "finish_length": self.finish_length,
-            },
-            "parse_failures": {kind: self.parse.get(kind, 0) for kind in FAILURE_KINDS},
-            "backend_flags": dict(self.backend_flags),
-            "tokens": {
-                "prompt": self.prompt_tokens, "completion": self.completion_tokens,
-                "session_prompt": self.session_prompt_tokens,
-                "session_completion": self.session_completion_tokens,
-            },
-            "wall_s": round(self.wall_s, 3),
-            "windows_per_s": round(self.generated / wall, 4),
-            "tokens_per_s": round(self.session_completion_tokens / wall, 2),
-            "first_errors": self.errors[:5],
-        }
+        return RunSummary(
+            self.queries,
+            WindowCounts(self.windows, self.replayed, self.generated, self.failed, self.shortened, self.finish_length),
+            {kind: self.parse.get(kind, 0) for kind in FAILURE_KINDS}, dict(self.backend_flags),
+            TokenCounts(self.prompt_tokens, self.completion_tokens, self.session_prompt_tokens,
+                        self.session_completion_tokens),
+            round(self.wall_s, 3), round(self.generated / wall, 4), round(self.session_completion_tokens / wall, 2),
+            tuple(self.errors[:5]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """`summary()` as JSON (the manifest's `summary`)."""
+        return self.summary().to_json()
 
     def count_record(self, record: WindowRecord, tags: bool = True) -> None:
         """Add one window record (replayed or new) to the totals; `tags`: the prompt asks for answer tags."""
@@ -74,7 +70,7 @@ class RerankStats:
                 self.backend_flags[name] += 1
 
 
-def failure_kinds(flags: dict[str, Any], tags: bool = True) -> list[str]:
+def failure_kinds(flags: Mapping[str, Any], tags: bool = True) -> list[str]:
     """Parse-failure kinds of one window from its parser flags (see `parse.ParseFlags`). `tags`: the
     prompt asks for `<think>`/`<answer>` (rearank); the zero-shot rankgpt prompt does not, so missing
     tags are no failure there."""
@@ -93,16 +89,3 @@ def failure_kinds(flags: dict[str, Any], tags: bool = True) -> list[str]:
         kinds.append("not_clean")
     return kinds
 
-
-def summary_lines(stats: dict[str, Any]) -> list[str]:
-    """Human-readable end-of-run summary (for stderr) of `RerankStats.as_dict()`."""
-    windows, tokens = stats["windows"], stats["tokens"]
-    failures = ", ".join(f"{k} {v}" for k, v in stats["parse_failures"].items() if v) or "none"
-    return [
-        f"{stats['queries']} queries, {windows['total']} windows ({windows['generated']} generated, "
-        f"{windows['replayed']} replayed from the journal, {windows['failed']} failed, "
-        f"{windows['shortened']} shortened to fit the context, {windows['finish_length']} hit --max-tokens)",
-        f"parse failures by kind: {failures}",
-        f"tokens: {tokens['prompt']} prompt, {tokens['completion']} completion; "
-        f"{stats['wall_s']:.1f} s, {stats['windows_per_s']:.3f} windows/s, {stats['tokens_per_s']:.1f} tokens/s",
-    ]

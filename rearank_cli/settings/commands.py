@@ -75,7 +75,9 @@ class ReportOptions(Settings):
         None, "--baseline", help="First-stage run to compare with [default: the run recorded in RUN.manifest.json].")
     traces: list[str] | None = setting(
         None, "--trace", show_default=False,
-        help="Journal of a run (repeatable, in the order of the runs) [default: RUN.trace.jsonl when present].")
+        help="Journal of a run (repeatable, in the order of the runs; with one RUN, every journal of it, e.g. of "
+        "its shards) [default: RUN.trace.jsonl when present; for a merged run, the shards' journals its merge "
+        "manifest records].")
     topics: str | None = setting(None, "--topics", help="Query texts [default: from the manifest].")
     corpus: str | None = setting(None, "--corpus", help="Passage texts: JSONL(.gz) corpus or Lucene index.")
     candidates: str | None = setting(None, "--candidates",

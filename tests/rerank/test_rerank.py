@@ -15,6 +15,7 @@ import pytest
 from rearank_cli.backends.base import Backend, BackendError, Generation, Sampling
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats import read_candidates, read_qrels, read_run
+from rearank_cli.jobs.merge import merge_runs
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank import (
     Interrupted,
@@ -30,7 +31,6 @@ from rearank_cli.rerank import (
     shard_qids,
 )
 from rearank_cli.rerank.job import RerankJob, journal_header, run_rerank
-from rearank_cli.rerank.merge import merge_runs
 from rearank_cli.windows import schedule
 
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
@@ -173,7 +173,7 @@ def test_oracle_backend_matches_direct_simulation(dl19, tmp_path, samples):
     out = tmp_path / "oracle.trec"
     job = RerankJob(run=str(samples / "dl19-bm25-top100.trec"), output=str(out), model="oracle", backend="scripted",
                     candidates=str(samples / "dl19-bm25-top100.candidates.json.gz"))
-    manifest = run_rerank(job, backend=backend)
+    manifest = run_rerank(job, backend=backend).to_json()
     assert manifest["summary"]["windows"]["generated"] == 43 * 9
     simulated = {}
     for qid, hits in candidates.run.items():
@@ -261,7 +261,7 @@ def trace_records(path):
 
 def test_journal_records_every_window(samples, tmp_path):
     job = job_for(samples, tmp_path)
-    manifest = run_rerank(job, backend=ScriptedBackend())
+    manifest = run_rerank(job, backend=ScriptedBackend()).to_json()
     header, records = trace_records(job.trace_path())
     assert header["type"] == "header" and header["settings"]["prompt"] == "rearank"
     assert len(records) == manifest["summary"]["windows"]["total"] == 6 * 2
@@ -328,14 +328,14 @@ def test_stop_then_resume_generates_only_missing_windows(dl19, tmp_path, strateg
 def test_failed_window_keeps_order_and_resume_retries_it(samples, tmp_path):
     job = job_for(samples, tmp_path)
     healthy = run_rerank(job_for(samples, tmp_path, "healthy.trec"), backend=ScriptedBackend())
-    assert healthy["summary"]["windows"]["failed"] == 0
+    assert healthy.summary.windows.failed == 0
     target = {}
 
     def fail(query, texts):  # the first window of the first query fails
         target.setdefault("texts", texts)
         return texts == target["texts"]
 
-    manifest = run_rerank(job, backend=ScriptedBackend(fail=fail))
+    manifest = run_rerank(job, backend=ScriptedBackend(fail=fail)).to_json()
     assert manifest["summary"]["windows"]["failed"] == 1
     _, records = trace_records(job.trace_path())
     failed = [r for r in records if r["failed"]]
@@ -345,7 +345,7 @@ def test_failed_window_keeps_order_and_resume_retries_it(samples, tmp_path):
     assert out[first_qid] != read_run(str(tmp_path / "healthy.trec"))[first_qid]
     job.resume = True
     backend = ScriptedBackend()
-    manifest = run_rerank(job, backend=backend)
+    manifest = run_rerank(job, backend=backend).to_json()
     assert manifest["summary"]["windows"]["failed"] == 0
     assert len(backend.calls) == 2  # the failed window and the one after it (its input changed)
     assert Path(job.output).read_bytes() == (tmp_path / "healthy.trec").read_bytes()
@@ -358,8 +358,9 @@ def test_resume_survives_a_torn_last_line_and_needs_no_backend_when_done(samples
     with open(job.trace_path(), "ab") as handle:
         handle.write(b'{"type": "window", "qid": "1')
     job.resume = True
-    manifest = run_rerank(job)  # no backend given and none needed: every window is in the journal
+    manifest = run_rerank(job).to_json()  # no backend given and none needed: every window is in the journal
     assert manifest["summary"]["windows"]["replayed"] == 12
+    assert manifest["backend"] == {"backend": "scripted"}  # the backend named, none loaded (NullBackend)
     assert Path(job.output).read_bytes() == expected
     assert Path(job.trace_path()).read_bytes().endswith(b"\n")
 
@@ -533,7 +534,7 @@ def test_two_passes_run_the_schedule_twice_on_the_updated_order(dl19):
 def test_journal_torn_inside_its_header_starts_over(samples, tmp_path):
     job = job_for(samples, tmp_path, resume=True)
     Path(job.trace_path()).write_bytes(b'{"type": "hea')
-    manifest = run_rerank(job, backend=ScriptedBackend())
+    manifest = run_rerank(job, backend=ScriptedBackend()).to_json()
     assert manifest["summary"]["windows"]["generated"] == 12
     header, records = trace_records(job.trace_path())
     assert header["type"] == "header" and len(records) == 12
@@ -551,3 +552,12 @@ def test_failure_kinds_depend_on_the_prompt():
     assert failure_kinds(good.as_dict()) == []
     _, bad = parse_ranking("<think>x</think> <answer>[2] > [2] > [7]</answer>", 3)
     assert failure_kinds(bad.as_dict()) == ["missing_ids", "duplicated_ids", "out_of_range_ids", "not_clean"]
+
+
+def test_null_backend_is_the_placeholder_of_a_run_with_nothing_to_generate():
+    from rearank_cli.backends.base import BackendFatal, NullBackend, Request
+
+    backend = NullBackend()
+    assert backend.context_length is None and backend.preferred_inflight is None
+    with pytest.raises(BackendFatal, match="no backend is loaded"):
+        asyncio.run(backend.agenerate(Request([])))

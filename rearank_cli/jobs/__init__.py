@@ -1,0 +1,1 @@
+"""The jobs layer: one module per command, the only code that touches files, signals and manifests."""
