@@ -4,7 +4,7 @@
     with Reranker("le723z/Rearank-7B", backend="vllm") as reranker:   # the defaults: settings.rerank
         order = reranker.rerank("what is a protein", ["Rocks are hard.", "Proteins are biomolecules."])
 
-`rearank rerank` goes through the same class (files -> `Reranker` -> files, see `rerank.job`).
+`rearank rerank` goes through the same class (files -> `Reranker` -> files, see `jobs.rerank`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from rearank_cli.backends.base import Backend, Sampling
-from rearank_cli.errors import IncompleteWork
+from rearank_cli.errors import RerankIncomplete
 from rearank_cli.formats.trec import Hit, Run
 from rearank_cli.rerank.inputs import load_queries
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
-from rearank_cli.rerank.scheduler import RerankResult, StopSignal, rerank_queries
+from rearank_cli.rerank.scheduler import RerankResult, rerank_queries
 from rearank_cli.settings.commands import DEFAULT_MEASURES, EvalOptions
 from rearank_cli.settings.rerank import RerankOptions as _O
+from rearank_cli.stopping import StopSignal
 
 T = TypeVar("T")
 
@@ -156,15 +157,6 @@ class Reranker:
             self._thread.start()
         future: Future[T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
         return future.result()
-
-
-class RerankIncomplete(IncompleteWork):
-    """Windows failed in the backend (after its retries): `result` holds the orders anyway, each failed
-    window's passages left in the order they entered it."""
-
-    def __init__(self, message: str, result: RerankResult) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 def _complete(result: RerankResult) -> RerankResult:

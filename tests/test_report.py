@@ -21,9 +21,9 @@ import pytest
 
 from rearank_cli.backends.base import Backend, BackendError, Generation
 from rearank_cli.formats import read_candidates, read_qrels
+from rearank_cli.jobs.rerank import RerankJob, run_rerank
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank import RerankSettings
-from rearank_cli.rerank.job import RerankJob, run_rerank
 
 pytest.importorskip("jinja2")
 pytest.importorskip("matplotlib")

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.errors import RearankError
+from rearank_cli.errors import BackendError as BackendError  # the backends' errors, re-exported
+from rearank_cli.errors import BackendFatal as BackendFatal
+from rearank_cli.errors import ContextTooLong as ContextTooLong
 from rearank_cli.settings.rerank import RerankOptions
 
 Message = dict[str, str]
@@ -56,32 +58,6 @@ class Generation:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     flags: dict[str, Any] = field(default_factory=dict)
-
-
-class BackendError(RuntimeError):
-    """This request failed after the backend's own retries: the scheduler fails its window (kept in its
-    order, journaled as failed) and goes on; `--resume` retries it."""
-
-
-class ContextTooLong(BackendError):
-    """The prompt plus the new tokens do not fit the model's context. The scheduler shortens the window's
-    passages and tries again; `prompt_tokens` and `context` are the counts the backend learned, if any."""
-
-    def __init__(self, message: str, prompt_tokens: int | None = None, context: int | None = None) -> None:
-        super().__init__(message)
-        self.prompt_tokens = prompt_tokens
-        self.context = context
-
-
-class BackendFatal(RearankError):
-    """The backend can serve no request of this run (a dead engine, a server that refuses every request):
-    the scheduler stops the run at once, journal kept, exit status 1. `resumable` says whether the same
-    command can go on with `--resume` once the cause is gone (a dead engine: yes; a wrong flag: no, the
-    message says what to fix)."""
-
-    def __init__(self, message: str, resumable: bool = False) -> None:
-        super().__init__(message)
-        self.resumable = resumable
 
 
 class Backend:

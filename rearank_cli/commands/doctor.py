@@ -1,4 +1,4 @@
-"""`rearank doctor`: flags from `settings.commands.DoctorOptions`; the checks live in `rearank_cli.doctor`
+"""`rearank doctor`: flags from `settings.commands.DoctorOptions`; the job is `rearank_cli.jobs.doctor`
 (imported lazily)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def doctor(options: DoctorOptions, config: ConfigFile | None = None) -> int:
 
     Exit 0 when every check the backend needs passes (ok or warn), else 1.
     """
-    from rearank_cli.doctor import doctor as run_doctor
+    from rearank_cli.jobs.doctor import doctor as run_doctor
 
     code = run_doctor(options.backend, options.model, options.base_url, options.output, options.fmt)
     if code:

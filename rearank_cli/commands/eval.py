@@ -1,5 +1,5 @@
-"""`rearank eval`: flags from `settings.commands.EvalOptions`; the logic lives in `rearank_cli.evaluation`
-(imported lazily)."""
+"""`rearank eval`: flags from `settings.commands.EvalOptions`; the job is `rearank_cli.jobs.eval` (imported
+lazily)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rearank_cli.settings.files import ConfigFile
 @command(EvalOptions)
 def evaluate(options: EvalOptions, config: ConfigFile | None = None) -> None:
     """Evaluate runs as `trec_eval -c` does (pytrec_eval) and compare them with a baseline."""
-    from rearank_cli.evaluation import run_eval
+    from rearank_cli.jobs.eval import run_eval
 
     # -c: always; --jobs: one process
     run_eval(options.runs, options.qrels, options.measures, level=options.level, per_query=options.per_query,

@@ -1,5 +1,5 @@
-"""`rearank rerank` and `rearank merge`: flags from `settings.rerank` and `settings.backends`; the logic
-lives in the `rearank_cli.rerank` package (imported lazily so `rearank --help` stays fast)."""
+"""`rearank rerank` and `rearank merge`: flags from `settings.rerank` and `settings.backends`; the jobs
+(`rearank_cli.jobs.rerank`, `rearank_cli.jobs.merge`) are imported lazily so `rearank --help` stays fast."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from rearank_cli.settings.rerank import MergeOptions, RerankOptions
 def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: OpenAIOptions,
            config: ConfigFile | None = None) -> None:
     """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
+    from rearank_cli.jobs.rerank import RerankJob, check_complete, run_rerank
     from rearank_cli.rerank import RerankSettings
-    from rearank_cli.rerank.job import RerankJob, check_complete, run_rerank
 
     settings = RerankSettings.from_options(options)
     if vllm.max_lora_rank is not None and not options.lora:

@@ -1,5 +1,5 @@
-"""`rearank index` and `rearank retrieve`: flags from `settings.commands`; the logic lives in
-`rearank_cli.retrieve` (imported lazily, so `rearank --help` never starts the JVM)."""
+"""`rearank index` and `rearank retrieve`: flags from `settings.commands`; the jobs are `rearank_cli.jobs.index`
+and `rearank_cli.jobs.retrieve` (imported lazily, so `rearank --help` never starts the JVM)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from rearank_cli.settings.files import ConfigFile
 @command(IndexOptions)
 def index(options: IndexOptions, config: ConfigFile | None = None) -> None:
     """Build a BM25 Lucene index (Anserini, raw docs stored) from JSONL corpora."""
+    from rearank_cli.jobs.index import build_index
     from rearank_cli.lucene.threads import available_cpus
-    from rearank_cli.retrieve import build_index
 
     # this process never loads vLLM: no tvm_ffi import before the JVM starts
     build_index(options.corpus, options.output, options.threads or available_cpus(), options.fields,
@@ -22,8 +22,8 @@ def index(options: IndexOptions, config: ConfigFile | None = None) -> None:
 @command(RetrieveOptions)
 def retrieve(options: RetrieveOptions, config: ConfigFile | None = None) -> None:
     """BM25 top-k (pyserini/Anserini, k1=0.9 b=0.4 by default) for every topic, as a TREC run."""
+    from rearank_cli.jobs.retrieve import retrieve as run_retrieve
     from rearank_cli.lucene.threads import available_cpus
-    from rearank_cli.retrieve import retrieve as run_retrieve
 
     o = options
     # this process never loads vLLM: no tvm_ffi import before the JVM starts

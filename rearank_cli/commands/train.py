@@ -1,5 +1,5 @@
-"""`rearank train`: GRPO training with TRL and the REARANK reward (flags from `settings.train`; logic in
-rearank_cli.train)."""
+"""`rearank train`: GRPO training with TRL and the REARANK reward (flags from `settings.train`; the job is
+rearank_cli.jobs.train)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,6 @@ from rearank_cli.settings.train import CONFIG_ALIASES, CONFIG_HELP, TrainOptions
 @command(TrainOptions, aliases=CONFIG_ALIASES, tables=("trl",), config_help=CONFIG_HELP)
 def train(options: TrainOptions, config: ConfigFile | None = None) -> None:
     """Train a reasoning reranker with GRPO (TRL) and the REARANK reward (spec sections 7-8)."""
-    from rearank_cli import train as core
+    from rearank_cli.jobs import train as core
 
     core.train(options, config=config.path if config else None)

@@ -5,7 +5,7 @@
 - `aggregate`: trec_eval -c's summaries (missing queries as empty rankings);
 - `evaluator`: `Evaluator(qrels, measures, level)` for runs in memory or in files, and `evaluate()`;
 - `significance`: comparisons with a baseline (win/tie/loss, t-test, randomization test);
-- `render`: the table, JSON and trec_eval layouts; `job`: the `rearank eval` command.
+- `render`: the table, JSON and trec_eval layouts (`rearank eval` itself is `jobs.eval`).
 
 Importing this package imports nothing heavy (pytrec_eval, numpy, scipy load when used).
 """
@@ -13,11 +13,10 @@ Importing this package imports nothing heavy (pytrec_eval, numpy, scipy load whe
 from __future__ import annotations
 
 from rearank_cli.evaluation.evaluator import Evaluator, RunResult, evaluate, load_qrels
-from rearank_cli.evaluation.job import evaluate_runs, run_eval
 from rearank_cli.evaluation.measures import Measure, parse_measure, parse_measures
 from rearank_cli.evaluation.render import EvalReport
 from rearank_cli.evaluation.significance import TIE_EPSILON, Comparison, compare
 from rearank_cli.settings.commands import DEFAULT_MEASURES
 
 __all__ = ["DEFAULT_MEASURES", "TIE_EPSILON", "Comparison", "EvalReport", "Evaluator", "Measure", "RunResult",
-           "compare", "evaluate", "load_qrels", "parse_measure", "parse_measures", "run_eval", "evaluate_runs"]
+           "compare", "evaluate", "load_qrels", "parse_measure", "parse_measures"]

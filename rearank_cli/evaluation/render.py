@@ -6,6 +6,7 @@ the text; writing it is the caller's. Nothing heavy is imported here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,6 @@ from rearank_cli.errors import display_path
 from rearank_cli.evaluation.evaluator import RunResult
 from rearank_cli.evaluation.measures import SUMMARY_ONLY, Measure, trec_measures
 from rearank_cli.evaluation.significance import Comparison
-from rearank_cli.provenance import block
 from rearank_cli.settings.commands import EVAL_FORMATS
 
 FORMATS = EVAL_FORMATS
@@ -44,10 +44,10 @@ class EvalReport:
         return self.comparisons.get(result.path, {})
 
 
-def render(report: EvalReport, fmt: str, per_query: bool) -> str:
-    """The report in one of FORMATS."""
+def render(report: EvalReport, fmt: str, per_query: bool, provenance: Mapping[str, Any] | None = None) -> str:
+    """The report in one of FORMATS; a JSON document starts with `provenance` (the job's block)."""
     if fmt == "json":
-        return render_json(report, per_query)
+        return render_json(report, per_query, provenance)
     if fmt == "trec":
         return render_trec(report, per_query)
     return render_table(report, per_query)
@@ -183,18 +183,14 @@ def render_trec(report: EvalReport, per_query: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(report: EvalReport, per_query: bool) -> str:
-    """The same numbers, unrounded, with the settings, inputs and versions that produced them.
-
-    The document starts with the provenance block (`schema` rearank.eval/N, rearank's version, the
-    command, the time, the inputs with their sha256, the versions).
-    """
+def render_json(report: EvalReport, per_query: bool, provenance: Mapping[str, Any] | None = None) -> str:
+    """The same numbers, unrounded, with the settings that produced them, after `provenance` (`jobs.eval`
+    passes the block of `schema` rearank.eval/N, rearank's version, the command, the time, the inputs with
+    their sha256, the versions)."""
     import orjson
 
-    inputs = {"qrels": report.qrels_path, "exclude": report.exclude, "config": report.config,
-              **{f"run{number}": result.path for number, result in enumerate(report.results, 1)}}
     doc = {
-        **block("eval.json", inputs, ("pytrec-eval-terrier",)),
+        **(provenance or {}),
         **({"settings": report.settings} if report.settings is not None else {}),
         "qrels": report.qrels_path,
         "queries": len(report.qids),

@@ -1,9 +1,9 @@
-"""JSON Lines: one object per line, errors naming the line."""
+"""JSON Lines: one object per line, errors naming the line; `write_jsonl` writes them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 import orjson
 
@@ -27,3 +27,9 @@ def iter_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in iter_lines(path):
         if line.strip():
             yield number, parse_json_object(line, path, number)
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> None:
+    """One JSON object per line."""
+    for row in rows:
+        out.write(orjson.dumps(row) + b"\n")

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 
-from rearank_cli.errors import InputError
+from rearank_cli.errors import InputError, RunNotGrouped
 from rearank_cli.formats.textio import atomic_output, open_binary
 
 Hit = tuple[str, float]
@@ -37,10 +37,6 @@ def parse_score(text: str, path: str, number: int | None) -> float:
     if not math.isfinite(score):
         raise InputError(f"score {text!r} is not finite", path, number)
     return score
-
-
-class RunNotGrouped(Exception):
-    """`iter_run_queries` met a query again after other queries' lines (re-read with `read_run_scores`)."""
 
 
 RunScores = dict[str, dict[str, float]]

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from rearank_cli import formats
 from rearank_cli.errors import InputError, require
-from rearank_cli.evaluation import evaluate_runs
 from rearank_cli.formats import Run, read_candidates, read_qrels, read_run, read_topics, write_run
+from rearank_cli.jobs.eval import evaluate_runs
 from rearank_cli.report.build import Page, assemble_page
 from rearank_cli.report.inputs import RunFiles, Texts, rebuild_run, window_chains
 from rearank_cli.rerank.journal import read_journal

@@ -191,9 +191,25 @@ def _default_fields(reader, index_dir: str) -> dict[str, float]:
     return {"contents": 1.0, **{name: 1.0 for name in names}}
 
 
+def check_bm25(k: int, k1: float, b: float) -> None:
+    """InputError for a search that cannot work: k >= 1 hits, k1 >= 0, 0 <= b <= 1."""
+    if k < 1:
+        raise InputError(f"-k must be at least 1, got {k}")
+    if k1 < 0 or not 0 <= b <= 1:
+        raise InputError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1} b={b}")
+
+
 def search_all(searcher: Bm25Searcher, queries: Sequence[tuple[str, str]], k: int, threads: int = 1,
-               on_done: Callable[[], None] | None = None) -> Iterator[tuple[str, list[Hit]]]:
-    """Yield `(qid, hits)` in query order while `threads` worker threads search ahead (bounded)."""
+               on_done: Callable[[], None] | None = None, remove_query: bool = False,
+               ) -> Iterator[tuple[str, list[Hit]]]:
+    """Yield `(qid, hits)` in query order while `threads` worker threads search ahead (bounded);
+    `remove_query` drops hits whose docid is the qid (BEIR's convention)."""
+    for qid, hits in _search(searcher, queries, k, threads, on_done):
+        yield qid, [hit for hit in hits if hit[0] != qid] if remove_query else hits
+
+
+def _search(searcher: Bm25Searcher, queries: Sequence[tuple[str, str]], k: int, threads: int,
+            on_done: Callable[[], None] | None) -> Iterator[tuple[str, list[Hit]]]:
     if threads <= 1 or len(queries) <= 1:
         for qid, text in queries:
             hits = searcher.search(text, k)

@@ -4,10 +4,11 @@
 machine: the sliding window or top-down partitioning) ->
 `scheduler` (windows -> backend `Request`s -> parsed permutations, each finished window appended to the
 `journal`) -> `stats`; `merge` joins shard outputs; `records` and `manifests` are what crosses a file boundary.
-`rerank.job` (files -> `api.Reranker` -> run + manifest, what `rearank rerank` runs) sits above the API and
-is not re-exported here (the API imports this package).
+`rearank rerank` itself (files -> `api.Reranker` -> run + manifest) is `jobs.rerank`, a layer above the API;
+nothing here imports it.
 """
 
+from rearank_cli.errors import Interrupted
 from rearank_cli.rerank.inputs import (
     LoadedInputs,
     TextSource,
@@ -28,15 +29,10 @@ from rearank_cli.rerank.records import (
     RunSummary,
     WindowRecord,
 )
-from rearank_cli.rerank.scheduler import (
-    Interrupted,
-    RerankResult,
-    StopSignal,
-    plan_remaining,
-    rerank_queries,
-)
+from rearank_cli.rerank.scheduler import RerankResult, plan_remaining, rerank_queries
 from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds
 from rearank_cli.rerank.strategies import SlidingState, StrategyState, TDPartState, new_state
+from rearank_cli.stopping import StopSignal
 
 #: the sliding window's query state machine (its name before window strategies)
 QueryState = SlidingState

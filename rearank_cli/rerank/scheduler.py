@@ -11,10 +11,7 @@ answers they depend on are in (no lock-step rounds across queries).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +32,7 @@ from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
 from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats
 from rearank_cli.rerank.strategies import StrategyState, new_state
+from rearank_cli.stopping import StopSignal, run_until_stopped
 
 log = logging.getLogger("rearank")
 
@@ -42,35 +40,6 @@ log = logging.getLogger("rearank")
 CONTEXT_RETRIES = 6
 
 
-class Interrupted(RearankError):
-    """SIGTERM/SIGINT stopped the run; the journal holds every finished window."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class StopSignal:
-    """A request to stop a run cleanly: set by SIGTERM/SIGINT (`install_stop_handlers`) or by hand; it
-    remembers the first signal that set it."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.signum: int | None = None
-
-    def set(self, signum: int | None = None) -> None:
-        """Ask the run to stop (`signum`: the signal that asked, if any)."""
-        if self.signum is None:
-            self.signum = signum
-        self._event.set()
-
-    def is_set(self) -> bool:
-        """Whether a stop was asked for."""
-        return self._event.is_set()
-
-    async def wait(self) -> None:
-        """Return once a stop is asked for."""
-        await self._event.wait()
 
 
 @dataclass
@@ -235,8 +204,8 @@ async def rerank_queries(
 
     Windows found in `journal` (with identical inputs) are replayed, not generated; every new window
     is appended to it. When `stop` is set, in-flight requests are cancelled and `Interrupted` is
-    raised (exit status 130); the journal then holds every window finished so far. A `BackendError`
-    fails its window only (`ContextTooLong` first shortens the window and sends it again); a
+    raised (exit status 128 + the signal's number); the journal then holds every window finished so
+    far. A `BackendError` fails its window only (`ContextTooLong` first shortens the window and sends it again); a
     `BackendFatal` cancels the requests in flight and propagates.
     """
     settings.check()
@@ -271,50 +240,3 @@ async def run_all(work: Sequence[Awaitable[None]]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def run_until_stopped(work: Awaitable[object], stop: StopSignal | None) -> None:
-    """Await `work`; when `stop` is set first, cancel it and raise `Interrupted` (exit status 130)."""
-    task = asyncio.ensure_future(work)
-    if stop is None:
-        await task
-        return
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-    if task in done:
-        task.result()
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    raise Interrupted("interrupted", 130)
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: StopSignal) -> Callable[[], None]:
-    """SIGTERM/SIGINT set `stop` (a clean stop with the journal intact); a second signal exits at once.
-    Returns a function that removes the handlers."""
-
-    def handler(signum: int) -> None:
-        if stop.signum is not None:
-            os._exit(128 + signum)
-        log.warning("received %s: stopping; finished windows are in the journal (rerun with --resume)",
-                    signal.Signals(signum).name)
-        stop.set(signum)
-
-    installed = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, handler, signum)
-            installed.append(signum)
-
-    def remove() -> None:
-        for signum in installed:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
-
-    return remove
-
-

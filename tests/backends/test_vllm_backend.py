@@ -12,7 +12,8 @@ import re
 import pytest
 
 from rearank_cli.backends.base import BackendError, Sampling
-from rearank_cli.backends.vllm import VllmBackend, _Replica, recovery_split
+from rearank_cli.backends.vllm.backend import VllmBackend, recovery_split
+from rearank_cli.backends.vllm.engines import Replica
 from rearank_cli.parse import parse_ranking
 from rearank_cli.prompts import PROMPTS, answer_regex
 
@@ -34,7 +35,7 @@ def test_recovery_split_closes_think_and_drops_a_half_written_answer():
 
 def test_requests_of_one_query_stick_to_one_replica_and_new_queries_go_to_the_least_loaded():
     backend = VllmBackend("unused", data_parallel_size=3)
-    backend._replicas = [_Replica(i, engine=None) for i in range(3)]
+    backend._replicas = [Replica(i, engine=None) for i in range(3)]
     prompt = PROMPTS["rearank"]
     first = backend.route(prompt.request("query one", ["a", "b"], session="q1"))
     first.inflight += 1

@@ -22,6 +22,7 @@ from rearank_cli.errors import InputError
 from rearank_cli.evaluation import providers, significance
 from rearank_cli.formats import trec as trec_format
 from rearank_cli.formats.trec import read_qrels, read_run, read_run_scores, write_run
+from rearank_cli.jobs.eval import run_eval
 
 DEFAULT_TREC = ["-m", "ndcg_cut.5,10", "-m", "map_cut.1000", "-m", "recall.100"]
 
@@ -55,7 +56,7 @@ def dl19(samples):
 
 def ours(tmp_path: Path, runs, qrels, measures, **options) -> str:
     out = tmp_path / f"out-{random.random()}.txt"
-    ev.run_eval([str(r) for r in runs], str(qrels), measures, output=str(out), **options)
+    run_eval([str(r) for r in runs], str(qrels), measures, output=str(out), **options)
     return out.read_text()
 
 

@@ -22,6 +22,7 @@ from rearank_cli.errors import InputError
 from rearank_cli.evaluation import measures
 from rearank_cli.formats.exclude import read_exclusions
 from rearank_cli.formats.trec import read_qrels, read_run
+from rearank_cli.jobs.eval import run_eval
 
 BINARIES = {("Linux", "x86_64"): "trec_eval-linux-amd64", ("Darwin", "arm64"): "trec_eval-macosx-aarch64",
             ("Darwin", "x86_64"): "trec_eval-macosx-x86_64"}
@@ -83,7 +84,7 @@ def ours(tmp_path: Path, run: Path, qrels: Path, args: list[str]) -> list[str]:
     """`rearank eval RUN --qrels QRELS --format trec` with trec_eval's flags, in this process."""
     options = trec_args(args)
     out = tmp_path / f"ours-{random.random()}.txt"
-    ev.run_eval([str(run)], str(qrels), options.pop("measure_names"), output=str(out), **options)
+    run_eval([str(run)], str(qrels), options.pop("measure_names"), output=str(out), **options)
     return out.read_text().splitlines()
 
 
@@ -346,9 +347,9 @@ def test_table_and_json_carry_text_measures(samples, dl19, tmp_path):
     run = samples / "dl19-rankgpt-gpt35.trec"
     common = dict(baseline=str(dl19["bm25"]), per_query=True, permutations=100)
     out = tmp_path / "table.txt"
-    ev.run_eval([str(run)], str(dl19["qrels"]), ["official", "relstring"], output=str(out), **common)
+    run_eval([str(run)], str(dl19["qrels"]), ["official", "relstring"], output=str(out), **common)
     assert "'3000000000'" in out.read_text() and "num_rel_ret" in out.read_text().splitlines()[0]
-    ev.run_eval([str(run)], str(dl19["qrels"]), ["official", "relstring"], output=str(out), fmt="json", **common)
+    run_eval([str(run)], str(dl19["qrels"]), ["official", "relstring"], output=str(out), fmt="json", **common)
     data = orjson.loads(out.read_bytes())
     base = data["runs"][0]
     assert base["runid"] == "rank" and base["per_query"]["1037798"]["relstring"] == "3000000000"

@@ -332,7 +332,7 @@ def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):
 def test_threads_do_not_change_the_run(slice_index, samples, tmp_path):
     found = python("""
         import json, sys
-        from rearank_cli.retrieve import retrieve
+        from rearank_cli.jobs.retrieve import retrieve
         for threads in (1, 3):
             retrieve(sys.argv[1], sys.argv[2], f"{sys.argv[3]}/run{threads}", k=50, threads=threads, progress=False)
         print(json.dumps([open(f"{sys.argv[3]}/run{threads}").read() for threads in (1, 3)]))

@@ -10,8 +10,8 @@ import pytest
 
 from rearank_cli.errors import InputError
 from rearank_cli.jobs.merge import merge_runs
+from rearank_cli.jobs.rerank import run_rerank
 from rearank_cli.provenance import SCHEMAS
-from rearank_cli.rerank.job import run_rerank
 from rearank_cli.rerank.journal import read_header, read_journal
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
 from rearank_cli.rerank.records import (

@@ -16,6 +16,7 @@ from rearank_cli.backends.base import Backend, BackendError, Generation, Samplin
 from rearank_cli.errors import InputError, RearankError
 from rearank_cli.formats import read_candidates, read_qrels, read_run
 from rearank_cli.jobs.merge import merge_runs
+from rearank_cli.jobs.rerank import RerankJob, journal_header, run_rerank
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank import (
     Interrupted,
@@ -30,7 +31,6 @@ from rearank_cli.rerank import (
     rerank_queries,
     shard_qids,
 )
-from rearank_cli.rerank.job import RerankJob, journal_header, run_rerank
 from rearank_cli.windows import schedule
 
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)

@@ -9,13 +9,13 @@ import pytest
 
 from rearank_cli.errors import InputError
 from rearank_cli.formats import read_candidates, read_qrels
+from rearank_cli.jobs.rerank import run_rerank
 from rearank_cli.prompts import PROMPTS, clean_passage
 from rearank_cli.rerank import (
     QueryInput,
     RerankSettings,
     TDPartState,
 )
-from rearank_cli.rerank.job import run_rerank
 from rearank_cli.rerank.strategies.tdpart import partitions
 from tests.rerank.test_rerank import (
     ScriptedBackend,

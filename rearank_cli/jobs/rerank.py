@@ -1,7 +1,7 @@
 """`rearank rerank` as a job: files -> the Python API (`Reranker`) -> files.
 
 `run_rerank(job)` reads the run and texts, replays the journal, reranks the remaining windows through a
-`Reranker` (signal handlers and a progress bar around it), and writes the run and the manifest atomically.
+`Reranker` (SIGINT/SIGTERM handlers and a progress bar around it), and writes the run and the manifest atomically.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,24 +16,19 @@ from typing import Any
 
 from rearank_cli.api import Reranker
 from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
-from rearank_cli.errors import IncompleteWork, InputError
+from rearank_cli.errors import IncompleteWork, InputError, Interrupted
+from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import LoadedInputs, check_text_source, load_queries, open_texts, parse_shard
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.manifests import RerankManifest, write_manifest
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
-from rearank_cli.rerank.scheduler import (
-    Interrupted,
-    RerankResult,
-    StopSignal,
-    install_stop_handlers,
-    plan_remaining,
-    run_until_stopped,
-)
+from rearank_cli.rerank.scheduler import RerankResult, plan_remaining
 from rearank_cli.rerank.strategies.summary import strategy_summary
 from rearank_cli.settings.files import ConfigFile
 from rearank_cli.settings.rerank import RerankOptions
+from rearank_cli.stopping import run_until_stopped
 
 log = logging.getLogger("rearank")
 
@@ -203,13 +197,13 @@ class _Progress:
 
 async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal | None,
                  remaining: int) -> RerankResult:
-    """Start the backend (only if there is work), run with a progress bar and signal handlers, close."""
+    """Start the backend (only if there is work), run with a progress bar and SIGINT/SIGTERM stopping
+    cleanly (`jobs.signals`), close."""
     from tqdm import tqdm
 
-    stop = StopSignal()
-    remove = install_stop_handlers(asyncio.get_running_loop(), stop)
-    bar = tqdm(total=remaining, unit="window", desc="rerank", file=sys.stderr, disable=None, dynamic_ncols=True)
-    try:
+    note = "finished windows are in the journal (rerun with --resume)" if journal is not None else ""
+    with stop_on_signals(note, asyncio.get_running_loop()) as stop:
+        bar = tqdm(total=remaining, unit="window", desc="rerank", file=sys.stderr, disable=None, dynamic_ncols=True)
         try:
             if remaining:
                 await run_until_stopped(reranker.astart(), stop)
@@ -221,17 +215,15 @@ async def _drive(queries: list[QueryInput], reranker: Reranker, journal: Journal
                 raise BackendFatal(f"{exc}; stopped, {journal.path} holds every finished window: fix the cause "
                                    "and rerun with --resume", resumable=True) from None
             raise
-        except Interrupted:
-            signum = stop.signum or signal.SIGINT
-            where = f"; {journal.path} holds every finished window: rerun with --resume" if journal else ""
-            raise Interrupted(f"stopped by {signal.Signals(signum).name}{where}", 128 + signum) from None
-    finally:
-        bar.close()
-        remove()
-        if journal is not None:
-            journal.close()
-        if remaining:
-            await reranker.aclose()
+        except Interrupted as exc:
+            kept = f"{journal.path} holds every finished window: rerun with --resume" if journal else ""
+            raise Interrupted(exc.signum, kept) from None
+        finally:
+            bar.close()
+            if journal is not None:
+                journal.close()
+            if remaining:
+                await reranker.aclose()
 
 
 def _manifest(job: RerankJob, inputs: LoadedInputs, result: RerankResult, backend: Backend,

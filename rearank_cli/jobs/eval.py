@@ -1,4 +1,5 @@
-"""`rearank eval`: files -> Evaluator -> comparisons -> one report, written atomically."""
+"""`rearank eval`: files -> Evaluator -> comparisons -> one report, written atomically (SIGINT or SIGTERM
+stops it cleanly, leaving no partial output: `jobs.signals`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from rearank_cli import provenance
 from rearank_cli.errors import InputError, display_path
 from rearank_cli.evaluation.evaluator import Evaluator, RunResult, load_qrels
 from rearank_cli.evaluation.measures import parse_measures, trec_measures
 from rearank_cli.evaluation.render import EvalReport, render
 from rearank_cli.evaluation.significance import compare
+from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.settings.commands import DEFAULT_MEASURES
 from rearank_cli.settings.commands import EvalOptions as _O
 
@@ -31,14 +34,22 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
     from rearank_cli.formats.textio import atomic_output
 
     _O.check_value("fmt", fmt)
-    report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
-                           permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
-                           trec_layout=fmt == "trec")
-    report.settings, report.config = settings, config
-    text = render(report, fmt, per_query)
-    with atomic_output(output) as out:
-        out.write(text)
+    with stop_on_signals("no output written"):
+        report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
+                               permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
+                               trec_layout=fmt == "trec")
+        report.settings, report.config = settings, config
+        text = render(report, fmt, per_query, eval_provenance(report) if fmt == "json" else None)
+        with atomic_output(output) as out:
+            out.write(text)
     return report
+
+
+def eval_provenance(report: EvalReport) -> dict[str, Any]:
+    """The provenance block of `--format json`: its schema, the inputs with their sha256, the versions."""
+    inputs = {"qrels": report.qrels_path, "exclude": report.exclude, "config": report.config,
+              **{f"run{number}": result.path for number, result in enumerate(report.results, 1)}}
+    return provenance.block("eval.json", inputs, ("pytrec-eval-terrier",))
 
 
 def evaluate_runs(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,

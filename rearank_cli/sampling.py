@@ -1,4 +1,4 @@
-"""REARANK training samples from any run + graded qrels (spec section 6): `rearank augment`.
+"""REARANK training samples from a run and graded qrels (spec section 6): what `rearank augment` draws.
 
 Per query of the RUN: take its top `depth` candidates, draw `samples_per_query` distinct subsets of
 `window` docs with a per-query `random.Random` (seeded from `seed` and the qid, so the output does not
@@ -9,7 +9,8 @@ depend on query order or sharding), present each subset in first-stage order, an
   `r_best < 1` when relevant docs lie outside the subset.
 - Dropped (counted): duplicate draws, subsets with no relevant doc (label > 0), `r_init < min_init_ndcg`.
 
-One JSONL row per kept sample (the field names are a contract read by `rearank train`):
+One row per kept sample (the field names are a contract read by `rearank train`; `formats.verl` lays the
+same rows out for VeRL):
 
     qid, query            the query
     docids, passages      the sample in presented (first-stage) order; passages are the RAW doc texts,
@@ -23,60 +24,48 @@ One JSONL row per kept sample (the field names are a contract read by `rearank t
     window                number of docs in the sample (= --window unless the query had fewer)
     prompt_name, prompt_hash   which prompt built `prompt` (prompts.prompt_hash)
     prompt                the chat messages `rearank rerank` would send for this window
-
-`--format parquet` writes the VeRL layout, one row per sample:
-
-    data_source   "rearank"
-    prompt        the chat messages (list of {role, content})
-    ability       "rerank"
-    reward_model  {style: "rule", ground_truth: {labels, r_init, r_best, idcg}}
-    extra_info    the JSONL row without `prompt`, plus split ("train") and index (0-based row number)
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import logging
 import math
 import random
-import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import Any
 
-import orjson
-
-from rearank_cli import __version__, provenance
-from rearank_cli.errors import InputError, require
-from rearank_cli.formats import (
-    Hit,
-    Qrels,
-    Run,
-    atomic_output,
-    read_first_stage,
-    read_qrels,
-)
+from rearank_cli.errors import InputError
+from rearank_cli.formats.trec import Hit, Qrels, Run
 from rearank_cli.metrics import ideal_dcg, ndcg
 from rearank_cli.prompts import build_messages, prompt_hash
-from rearank_cli.settings.commands import AUGMENT_FORMATS
 from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
 
-FORMATS = AUGMENT_FORMATS
+
 K = 10
-DATA_SOURCE = "rearank"
-ABILITY = "rerank"
+
 
 # Query skip reasons (summary keys).
 SKIP_NO_QRELS = "not in qrels"
+
+
 SKIP_NO_TOPIC = "no query text"
+
+
 SKIP_NO_RELEVANT = "no relevant doc in qrels"
+
+
 SKIP_NONE_IN_DEPTH = "no relevant doc in the top depth"
+
+
 SKIP_SHORT = "fewer candidates than the window (--skip-short)"
+
+
 SKIP_EMPTY = "no candidates with text"
 
 
@@ -113,17 +102,17 @@ class Summary:
 
     queries_in_run: int = 0
     queries_used: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     skipped_qids: dict[str, list[str]] = field(default_factory=dict)
     short_queries: int = 0
     queries_short_of_subsets: int = 0
     missing_docs: int = 0
     draws: int = 0
     distinct: int = 0
-    dropped: Counter = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     kept: int = 0
     kept_per_query: dict[str, int] = field(default_factory=dict)
-    labels: Counter = field(default_factory=Counter)
+    labels: Counter[int] = field(default_factory=Counter)
     unjudged: int = 0
     sum_r_init: float = 0.0
     sum_r_best: float = 0.0
@@ -192,27 +181,8 @@ def sample_scores(labels: Sequence[int], judged: Iterable[int]) -> tuple[float, 
     return ndcg(labels, judged, K), ndcg(sorted(labels, reverse=True), judged, K)
 
 
-def load_inputs(
-    run_path: str,
-    qrels_path: str,
-    topics_path: str | None = None,
-    corpus_path: str | None = None,
-    candidates_path: str | None = None,
-    depth: int = _O.depth,
-) -> Inputs:
-    """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
-    from rearank_cli.rerank.inputs import check_text_source, open_texts
-
-    check_text_source(topics_path, corpus_path, candidates_path)
-    run = read_first_stage(run_path)
-    qrels = read_qrels(qrels_path)
-    source = open_texts(topics_path, corpus_path, candidates_path)
-    used = [hits for qid, hits in run.items() if qid in qrels and qid in source.topics]
-    wanted = {docid for hits in used for docid, _ in hits[:depth]}
-    return Inputs(run, qrels, source.topics, source.texts_for(wanted), source.corpus_path)
-
-
-def candidate_list(qid: str, hits: Sequence[Hit], inputs: Inputs, settings: Settings, summary: Summary):
+def candidate_list(qid: str, hits: Sequence[Hit], inputs: Inputs, settings: Settings,
+                   summary: Summary) -> list[tuple[str, float, int]]:
     """`[(docid, score, rank)]`: the query's top `depth` docs that have text (1-based RUN ranks)."""
     result = []
     for rank, (docid, score) in enumerate(hits[: settings.depth], 1):
@@ -246,7 +216,7 @@ def query_skip_reason(qid: str, inputs: Inputs) -> str | None:
 
 
 def query_rows(qid: str, inputs: Inputs, settings: Settings, summary: Summary) -> Iterator[dict[str, Any]]:
-    """The kept samples of one query, as JSONL rows (counting everything in `summary`)."""
+    """The kept samples of one query, as rows (counting everything in `summary`)."""
     reason = query_skip_reason(qid, inputs)
     cands = [] if reason else candidate_list(qid, inputs.run[qid], inputs, settings, summary)
     judged = inputs.qrels.get(qid, {})
@@ -309,85 +279,23 @@ def query_rows(qid: str, inputs: Inputs, settings: Settings, summary: Summary) -
     summary.kept_per_query[qid] = kept
 
 
-def build_rows(inputs: Inputs, settings: Settings, summary: Summary) -> Iterator[dict[str, Any]]:
-    """All kept samples, queries in RUN order; warns once about queries missing from qrels or topics."""
-    from tqdm import tqdm
-
+def build_rows(inputs: Inputs, settings: Settings, summary: Summary,
+               progress: Callable[[int], object] | None = None) -> Iterator[dict[str, Any]]:
+    """All kept samples, queries in RUN order (`progress(1)` after each query); warns once about queries
+    missing from qrels or topics."""
     settings.validate()
     summary.queries_in_run = len(inputs.run)
     for reason in ("duplicate draw", "no relevant doc", low_init_reason(settings)):
         summary.dropped.setdefault(reason, 0)
-    for qid in tqdm(list(inputs.run), desc="augment", unit="query", file=sys.stderr, disable=None):
+    for qid in list(inputs.run):
         yield from query_rows(qid, inputs, settings, summary)
+        if progress is not None:
+            progress(1)
     for reason in (SKIP_NO_QRELS, SKIP_NO_TOPIC):
         qids = summary.skipped_qids.get(reason, [])
         if qids:
             shown = ", ".join(qids[:5]) + (", ..." if len(qids) > 5 else "")
             log.warning("skipped %d run query(ies) %s: %s", len(qids), reason, shown)
-
-
-def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> None:
-    """One JSON object per line."""
-    for row in rows:
-        out.write(orjson.dumps(row) + b"\n")
-
-
-def verl_record(row: dict[str, Any], index: int) -> dict[str, Any]:
-    """One VeRL parquet record from a JSONL row (layout in the module docstring)."""
-    extra = {key: value for key, value in row.items() if key != "prompt"}
-    extra.update(split="train", index=index)
-    truth = {key: row[key] for key in ("labels", "r_init", "r_best", "idcg")}
-    return {
-        "data_source": DATA_SOURCE,
-        "prompt": row["prompt"],
-        "ability": ABILITY,
-        "reward_model": {"style": "rule", "ground_truth": truth},
-        "extra_info": extra,
-    }
-
-
-def verl_schema(pa: Any) -> Any:
-    """The explicit arrow schema of the VeRL parquet (stable types even for empty outputs)."""
-    ints, floats, strings = pa.list_(pa.int64()), pa.list_(pa.float64()), pa.list_(pa.string())
-    truth = pa.struct([("labels", ints), ("r_init", pa.float64()), ("r_best", pa.float64()),
-                       ("idcg", pa.float64())])
-    extra = pa.struct([
-        ("qid", pa.string()), ("query", pa.string()), ("docids", strings), ("passages", strings),
-        ("first_stage_ranks", ints), ("first_stage_scores", floats), ("labels", ints),
-        ("r_init", pa.float64()), ("r_best", pa.float64()), ("idcg", pa.float64()), ("sample", pa.int64()),
-        ("window", pa.int64()), ("prompt_name", pa.string()), ("prompt_hash", pa.string()),
-        ("split", pa.string()), ("index", pa.int64()),
-    ])
-    return pa.schema([
-        ("data_source", pa.string()),
-        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", truth)])),
-        ("extra_info", extra),
-    ])
-
-
-def write_parquet(rows: Iterable[dict[str, Any]], out: IO[bytes], batch_rows: int = 1024) -> None:
-    """The VeRL layout, written in row groups of `batch_rows` (pyarrow is imported here, lazily)."""
-    pa = require("pyarrow", "train")
-    pq = require("pyarrow.parquet", "train")
-    schema = verl_schema(pa)
-    seekable = out.seekable() if hasattr(out, "seekable") else False
-    buffer = None if seekable else io.BytesIO()
-    sink: IO[bytes] = out if buffer is None else buffer
-    written = 0
-    with pq.ParquetWriter(sink, schema) as writer:
-        batch: list[dict[str, Any]] = []
-        for index, row in enumerate(rows):
-            batch.append(verl_record(row, index))
-            if len(batch) == batch_rows:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                written += len(batch)
-                batch = []
-        if batch or not written:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-    if buffer is not None:
-        out.write(buffer.getvalue())
 
 
 def summary_lines(summary: Summary, settings: Settings) -> list[str]:
@@ -416,59 +324,3 @@ def summary_lines(summary: Summary, settings: Settings) -> list[str]:
         lines.append(f"mean r_init {summary.sum_r_init / summary.kept:.4f}, "
                      f"mean r_best {summary.sum_r_best / summary.kept:.4f}")
     return lines
-
-
-def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict:
-    """The machine-readable summary: inputs, settings, prompt, versions and counts."""
-    return {
-        **provenance.block("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
-        "kind": "augment",
-        "version": __version__,
-        "python": sys.version.split()[0],
-        "paths": dict(paths),
-        "settings": asdict(settings),
-        "format": fmt,
-        "prompt_hash": prompt_hash(settings.prompt),
-        "counts": summary.to_json(),
-    }
-
-
-def augment(
-    run_path: str,
-    qrels_path: str,
-    output: str,
-    settings: Settings,
-    *,
-    topics_path: str | None = None,
-    corpus_path: str | None = None,
-    candidates_path: str | None = None,
-    fmt: str = _O.fmt,
-    summary_path: str | None = None,
-    recorded: Mapping[str, Any] | None = None,
-    config: str | None = None,
-) -> Summary:
-    """Build the samples and write them to `output` (`-` = stdout) atomically; returns the counts.
-
-    The summary is logged to stderr and, when `summary_path` is given, written there as JSON (its
-    `settings`: `recorded`, the command's resolved settings, else `settings`; `config`: the --config file).
-    """
-    settings.validate()
-    _O.check_value("fmt", fmt)
-    inputs = load_inputs(run_path, qrels_path, topics_path, corpus_path, candidates_path, settings.depth)
-    summary = Summary()
-    writer = write_parquet if fmt == "parquet" else write_jsonl
-    if fmt == "parquet":
-        require("pyarrow.parquet", "train")
-    with atomic_output(output, "wb") as out:
-        writer(build_rows(inputs, settings, summary), out)
-    for line in summary_lines(summary, settings):
-        log.info("augment: %s", line)
-    if summary_path is not None:
-        paths = {"run": run_path, "qrels": qrels_path, "topics": topics_path, "corpus": corpus_path,
-                 "candidates": candidates_path, "output": output, "config": config}
-        record = summary_record(summary, settings, paths, fmt)
-        if recorded is not None:
-            record["settings"] = dict(recorded)
-        with atomic_output(summary_path, "wb") as out:
-            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
-    return summary

@@ -1,0 +1,114 @@
+"""`rearank augment`: a run, graded qrels and texts -> REARANK training samples, written atomically.
+
+The samples are drawn by `sampling` (its docstring lists every field of a row); `--format jsonl` writes
+one JSON object per row, `--format parquet` the VeRL layout (`formats.verl`). The counts go to stderr and
+to the summary JSON (provenance, settings, prompt hash, counts). SIGINT or SIGTERM stops it cleanly, leaving
+no partial output (`jobs.signals`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+
+from rearank_cli import __version__, provenance
+from rearank_cli.errors import require
+from rearank_cli.formats import atomic_output, read_first_stage, read_qrels
+from rearank_cli.formats.jsonl import write_jsonl
+from rearank_cli.formats.verl import write_parquet
+from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.prompts import prompt_hash
+from rearank_cli.sampling import Inputs, Settings, Summary, build_rows, summary_lines
+from rearank_cli.settings.commands import AUGMENT_FORMATS
+from rearank_cli.settings.commands import AugmentOptions as _O
+
+log = logging.getLogger("rearank")
+
+FORMATS = AUGMENT_FORMATS
+
+
+def load_inputs(
+    run_path: str,
+    qrels_path: str,
+    topics_path: str | None = None,
+    corpus_path: str | None = None,
+    candidates_path: str | None = None,
+    depth: int = _O.depth,
+) -> Inputs:
+    """Read the run and qrels, and the texts from `--topics` + `--corpus` or from `--candidates`."""
+    from rearank_cli.rerank.inputs import check_text_source, open_texts
+
+    check_text_source(topics_path, corpus_path, candidates_path)
+    run = read_first_stage(run_path)
+    qrels = read_qrels(qrels_path)
+    source = open_texts(topics_path, corpus_path, candidates_path)
+    used = [hits for qid, hits in run.items() if qid in qrels and qid in source.topics]
+    wanted = {docid for hits in used for docid, _ in hits[:depth]}
+    return Inputs(run, qrels, source.topics, source.texts_for(wanted), source.corpus_path)
+
+
+def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict:
+    """The machine-readable summary: inputs, settings, prompt, versions and counts."""
+    return {
+        **provenance.block("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
+        "kind": "augment",
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "paths": dict(paths),
+        "settings": asdict(settings),
+        "format": fmt,
+        "prompt_hash": prompt_hash(settings.prompt),
+        "counts": summary.to_json(),
+    }
+
+
+def augment(
+    run_path: str,
+    qrels_path: str,
+    output: str,
+    settings: Settings,
+    *,
+    topics_path: str | None = None,
+    corpus_path: str | None = None,
+    candidates_path: str | None = None,
+    fmt: str = _O.fmt,
+    summary_path: str | None = None,
+    recorded: Mapping[str, Any] | None = None,
+    config: str | None = None,
+) -> Summary:
+    """Build the samples and write them to `output` (`-` = stdout) atomically; returns the counts.
+
+    The summary is logged to stderr and, when `summary_path` is given, written there as JSON (its
+    `settings`: `recorded`, the command's resolved settings, else `settings`; `config`: the --config file).
+    """
+    from tqdm import tqdm
+
+    settings.validate()
+    _O.check_value("fmt", fmt)
+    inputs = load_inputs(run_path, qrels_path, topics_path, corpus_path, candidates_path, settings.depth)
+    summary = Summary()
+    writer = write_parquet if fmt == "parquet" else write_jsonl
+    if fmt == "parquet":
+        require("pyarrow.parquet", "train")
+    bar = tqdm(total=len(inputs.run), desc="augment", unit="query", file=sys.stderr, disable=None)
+    try:
+        with stop_on_signals("no output written"), atomic_output(output, "wb") as out:
+            writer(build_rows(inputs, settings, summary, bar.update), out)
+    finally:
+        bar.close()
+    for line in summary_lines(summary, settings):
+        log.info("augment: %s", line)
+    if summary_path is not None:
+        paths = {"run": run_path, "qrels": qrels_path, "topics": topics_path, "corpus": corpus_path,
+                 "candidates": candidates_path, "output": output, "config": config}
+        record = summary_record(summary, settings, paths, fmt)
+        if recorded is not None:
+            record["settings"] = dict(recorded)
+        with atomic_output(summary_path, "wb") as out:
+            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return summary
