@@ -32,7 +32,8 @@ T = TypeVar("T")
 
 class Reranker:
     """A listwise LLM reranker: `Reranker(model, backend="vllm", prompt="rearank", window=20, step=10,
-    depth=100, **backend_options)`.
+    depth=100, strategy="sliding", **backend_options)`; `strategy="tdpart"` (top-down partitioning) takes
+    `tdpart_pivot`, `tdpart_top_k` and `tdpart_budget`.
 
     `backend` is a name (`vllm`, `hf`, `openai`; `backend_options` go to it, e.g. `base_url=` for openai)
     or a ready `backends.base.Backend` object. Use it as `with Reranker(...) as r:` (a private event-loop
@@ -44,7 +45,9 @@ class Reranker:
                  window: int = _O.window, step: int = _O.step, depth: int = _O.depth, passes: int = _O.passes,
                  window_schedule: str = _O.window_schedule, sampling: Sampling | None = None,
                  max_tokens: int | None = None, max_inflight: int | None = _O.max_inflight,
-                 settings: RerankSettings | None = None, **backend_options: Any) -> None:
+                 strategy: str = _O.strategy, tdpart_pivot: int = _O.tdpart_pivot, tdpart_top_k: int = _O.tdpart_top_k,
+                 tdpart_budget: int = _O.tdpart_budget, settings: RerankSettings | None = None,
+                 **backend_options: Any) -> None:
         """`max_tokens` (new tokens per window) overrides `sampling`'s; `settings` (a whole `RerankSettings`)
         replaces prompt ... max_inflight when given."""
         sampling = sampling or Sampling()
@@ -52,7 +55,8 @@ class Reranker:
             sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
         self.settings = settings or RerankSettings(
             prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
-            sampling=sampling, max_inflight=max_inflight)
+            sampling=sampling, max_inflight=max_inflight, strategy=strategy, tdpart_pivot=tdpart_pivot,
+            tdpart_top_k=tdpart_top_k, tdpart_budget=tdpart_budget)
         self.settings.check()
         if isinstance(backend, Backend):
             self.backend = backend

@@ -89,6 +89,22 @@ def test_async_use_and_rankgpt_requests():
     assert [(r.window_size, r.answer_tags, r.answer_regex) for r in backend.requests] == [(3, False, None)]
 
 
+def test_tdpart_strategy_through_the_api():
+    """`Reranker(..., strategy="tdpart")`: a reversing model on 30 passages, window 6, pivot rank 3: the top
+    window's answer gives the pivot, 24 passages are compared with it in 5 windows at once (5, 5, 5, 5, 4)."""
+    from rearank_cli import Reranker
+
+    backend = Reverse()
+    with Reranker(backend=backend, window=6, depth=30, strategy="tdpart", tdpart_pivot=3, tdpart_top_k=3,
+                  tdpart_budget=6) as reranker:
+        assert reranker.settings.strategy == "tdpart"
+        order = reranker.rerank("q", [f"p{i}" for i in range(32)])
+    assert sorted(order) == list(range(32)) and order[30:] == [30, 31]
+    assert sorted(r.window_size for r in backend.requests[:6]) == [5, 6, 6, 6, 6, 6]  # top window, 24 docs + pivot
+    with pytest.raises(Exception, match="--passes"):
+        Reranker(backend=Reverse(), strategy="tdpart", passes=2)
+
+
 def test_evaluate_takes_in_memory_runs_of_either_shape():
     from rearank_cli import evaluate
 

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from rearank_cli.backends.base import Backend, BackendError, Generation
-from rearank_cli.formats import read_qrels
+from rearank_cli.formats import read_candidates, read_qrels
 from rearank_cli.jobs.rerank import RerankJob, run_rerank
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank import RerankSettings
@@ -397,3 +397,35 @@ def test_report_of_a_merged_run_in_headless_chromium(cli, made, sharded):
         for chart in ("delta-0", "scatter", "prompt_tokens", "completion_tokens", "latency", "tokens_delta"):
             assert page.locator(f"#chart-{chart} svg").count() == 1, chart
     assert problems == []
+
+
+def test_report_of_a_tdpart_run_replays_its_rounds(cli, made, tmp_path):
+    """A tdpart journal is replayed round by round: every window shown with its round, the journal's
+    order equals the run's (no mismatch warning), and a cut journal rebuilds the finished queries."""
+    labels = {}
+    out = tmp_path / "tdpart.trec"
+    for line in made["qrels"].read_text().splitlines():
+        qid, _, docid, rel = line.split()
+        labels[(qid, docid)] = int(rel)
+    candidates = read_candidates(str(made["candidates"]))
+    texts = {clean_passage(candidates.texts[d], 400): labels.get((q, d), 0)
+             for q, hits in candidates.run.items() for d, _ in hits}
+    job = RerankJob(run=str(made["run"]), output=str(out), model="scripted-tdpart", backend="scripted",
+                    candidates=str(made["candidates"]), settings=RerankSettings(strategy="tdpart"))
+    manifest = run_rerank(job, backend=NoisyOracle(texts)).to_json()
+    lines = Path(f"{out}.trace.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(lines) - 1 == manifest["summary"]["windows"]["total"] < 43 * 9
+    result = cli("report", out, "--qrels", made["qrels"], "-o", tmp_path / "td.html")
+    assert result.returncode == 0, result.stderr.decode()
+    page = (tmp_path / "td.html").read_text()
+    assert "another first-stage run or another trace" not in page
+    assert page.count('<details class="window') == len(lines) - 1
+    assert "(round 1, top window)" in page and "(round 1, comparison with the pivot 5)" in page
+    assert "(round 2, top window)" in page and "strategy tdpart" in page
+    cut = tmp_path / "cut.trec"
+    Path(f"{cut}.trace.jsonl").write_bytes(b"".join(lines[:60]))
+    result = cli("report", cut, "--qrels", made["qrels"], "--candidates", made["candidates"], "-o", tmp_path / "c.html")
+    assert result.returncode == 0, result.stderr.decode()
+    page = (tmp_path / "c.html").read_text()
+    assert "rebuilt from the 59 finished window(s)" in page and "(unfinished)" in page
+    assert page.count('<details class="window') == 59

@@ -25,6 +25,7 @@ from rearank_cli.rerank.manifests import RerankManifest, write_manifest
 from rearank_cli.rerank.plan import InOrder, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining
+from rearank_cli.rerank.strategies.summary import strategy_summary
 from rearank_cli.settings.files import ConfigFile
 from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.stopping import run_until_stopped
@@ -253,5 +254,5 @@ def _manifest(job: RerankJob, inputs: StreamedInputs, result: RerankResult, back
         settings=job.recorded if job.recorded is not None else job.settings.as_dict(),
         score_mode=job.score_mode, tag=job.tag, shard=job.shard, skipped_qids=tuple(inputs.skipped_qids),
         missing_docs=inputs.missing_docs, empty_passages=inputs.empty_passages,
-        summary=result.stats.summary(), job_wall_s=round(wall, 3),
+        summary=result.stats.summary(), job_wall_s=round(wall, 3), strategy=strategy_summary(job.settings, result),
     )

@@ -111,7 +111,9 @@ def assemble_page(job: PageRequest, files: list[RunFiles], report: Any, baseline
         for view, run in zip(runs, files, strict=True):
             result = results[run.eval_path]
             chain = run.chains.get(qid)
-            windows = [window_view(n, r, judged, view.prompt) for n, r in enumerate(chain.windows, 1)] if chain else []
+            tdpart = view.settings.get("strategy") == "tdpart"
+            windows = [window_view(n, r, judged, view.prompt, tdpart)
+                       for n, r in enumerate(chain.windows, 1)] if chain else []
             value = result.value(main, qid) if judged is not None else None
             base_value = base.value(main, qid) if base is not None and judged is not None else None
             per_run.append(QueryRun(value, base_value, top_rows(run.order.get(qid, []), judged, start.get(qid),

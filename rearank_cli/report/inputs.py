@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from rearank_cli.formats import Run
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest
+from rearank_cli.rerank.plan import QueryInput, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings, WindowRecord
+from rearank_cli.rerank.strategies import new_state
 from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.windows import schedule
 
@@ -44,7 +46,10 @@ def window_chains(records: Sequence[WindowRecord], settings: JournalSettings,
     last successful record whose input docids match the current order (else a matching failed one,
     which kept the order), as `--resume` does; the first window with no matching record ends the
     chain (an interrupted run). Without a first-stage run each window takes its last successful record.
+    A tdpart journal is replayed through the strategy itself (`tdpart_chains`).
     """
+    if first_stage is not None and settings.strategy == "tdpart":
+        return tdpart_chains(records, settings, first_stage)
     grouped: dict[str, dict[tuple[int, int], list[WindowRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         grouped[record.qid][(record.pass_, record.index)].append(record)
@@ -63,6 +68,53 @@ def window_chains(records: Sequence[WindowRecord], settings: JournalSettings,
         chain.superseded = sum(len(group) for group in by_window.values()) - len(chain.windows)
         chains[qid] = chain
     return chains
+
+
+def tdpart_chains(records: Sequence[WindowRecord], settings: JournalSettings, first_stage: Run) -> dict[str, Chain]:
+    """Per query of a tdpart journal, the records that made its order, replayed through the strategy's
+    state machine as `--resume` does: each ready window takes the last successful record with its round,
+    slots and input docids (else a matching failed one), round by round, until none matches."""
+    rerank = journal_rerank_settings(settings)
+    grouped: dict[str, dict[tuple[int, int, int], list[WindowRecord]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        grouped[record.qid][(record.pass_, record.start, record.end)].append(record)
+    chains = {}
+    for qid, by_key in grouped.items():
+        state = new_state(QueryInput(qid, "", list(first_stage.get(qid) or []), {}), rerank)
+        windows: list[WindowRecord] = []
+        while not state.done:
+            ready = [(window, _pick_matching(by_key.get(window.key[1:], []), window.docids))
+                     for window in state.ready()]
+            found = [(window, record) for window, record in ready if record is not None]
+            if not found:
+                break
+            for window, record in found:
+                state.apply(window, record.permutation)
+                windows.append(record)
+        planned = len(windows) + state.remaining()
+        superseded = sum(len(group) for group in by_key.values()) - len(windows)
+        chains[qid] = Chain(windows, planned, state.final_docids(), superseded)
+    return chains
+
+
+def journal_rerank_settings(settings: JournalSettings) -> RerankSettings:
+    """The `RerankSettings` a journal header records (what replaying its windows needs; defaults where it
+    records nothing)."""
+    known = RerankSettings()
+    return RerankSettings(
+        window=settings.window or known.window, step=settings.step or known.step,
+        depth=settings.depth or known.depth, passes=settings.passes or known.passes,
+        window_schedule=settings.window_schedule or known.window_schedule,
+        strategy=settings.strategy or known.strategy, tdpart_pivot=settings.tdpart_pivot or known.tdpart_pivot,
+        tdpart_top_k=settings.tdpart_top_k or known.tdpart_top_k,
+        tdpart_budget=settings.tdpart_budget or known.tdpart_budget)
+
+
+def _pick_matching(group: list[WindowRecord], docids: tuple[str, ...]) -> WindowRecord | None:
+    matching = [r for r in group if tuple(r.docids) == tuple(docids)]
+    good = [r for r in matching if not r.failed]
+    chosen = good or matching
+    return chosen[-1] if chosen else None
 
 
 def _pick(group: list[WindowRecord], order: list[str] | None) -> WindowRecord | None:

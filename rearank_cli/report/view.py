@@ -51,6 +51,8 @@ class WindowView:
     kinds: list[str]
     ndcg_before: float | None
     ndcg_after: float | None
+    #: tdpart: the window's round and its place in it (the sliding window: pass and positions)
+    tdpart: bool = False
 
     @property
     def delta(self) -> float | None:
@@ -136,9 +138,12 @@ def split_output(text: str) -> tuple[str, str, str]:
     return text[:at], span, text[at + len(span) :]
 
 
-def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None, prompt: str) -> WindowView:
-    """The view of one journaled window; `judged` is the query's qrels (None: not judged)."""
-    docids, permutation, start = record.docids, record.permutation, record.start
+def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None, prompt: str,
+                tdpart: bool = False) -> WindowView:
+    """The view of one journaled window; `judged` is the query's qrels (None: not judged); `tdpart`: the
+    record is a tdpart window (`pass` its round; ranks are within the window, not the list)."""
+    docids, permutation = record.docids, record.permutation
+    start = 0 if tdpart else record.start
     moved_to = {index: position for position, index in enumerate(permutation)}
     chars = record.max_chars or PASSAGE_CHARS.get(prompt, 400)
     rows = [
@@ -153,7 +158,7 @@ def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None
         after = ndcg([labels[i] for i in permutation], judged.values(), WINDOW_K)
     kinds = [] if record.failed else failure_kinds(record.flags, answer_tags(prompt))
     output = split_output(record.output) if record.output is not None else None
-    return WindowView(number, record, rows, output, kinds, before, after)
+    return WindowView(number, record, rows, output, kinds, before, after, tdpart)
 
 
 def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: str) -> WindowStats:

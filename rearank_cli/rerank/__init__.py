@@ -1,6 +1,7 @@
-"""Listwise reranking with a sliding window, in one-way steps:
+"""Listwise reranking over windows, in one-way steps:
 
-`inputs` (run + texts -> `QueryInput`s) -> `plan` (settings, windows, query state machines) ->
+`inputs` (run + texts -> `QueryInput`s) -> `plan` (settings, windows) -> `strategies` (each query's state
+machine: the sliding window or top-down partitioning) ->
 `scheduler` (windows -> backend `Request`s -> parsed permutations, each finished window appended to the
 `journal`) -> `stats`; `merge` joins shard outputs; `records` and `manifests` are what crosses a file boundary.
 `rearank rerank` itself (files -> `api.Reranker` -> run + manifest) is `jobs.rerank`, a layer above the API;
@@ -20,7 +21,7 @@ from rearank_cli.rerank.inputs import (
 from rearank_cli.rerank.journal import Journal, JournalFile, read_header, read_journal
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
 from rearank_cli.rerank.merge import follow_expected, join_shards, merge_manifest
-from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, QueryState, RerankSettings, Window, build_run
+from rearank_cli.rerank.plan import SCORE_MODES, STRATEGIES, QueryInput, RerankSettings, Window, build_run
 from rearank_cli.rerank.records import (
     RESUME_KEYS,
     JournalHeader,
@@ -30,12 +31,17 @@ from rearank_cli.rerank.records import (
 )
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining, rerank_queries
 from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds
+from rearank_cli.rerank.strategies import SlidingState, StrategyState, TDPartState, new_state
 from rearank_cli.stopping import StopSignal
+
+#: the sliding window's query state machine (its name before window strategies)
+QueryState = SlidingState
 
 __all__ = [
     "FAILURE_KINDS", "Interrupted", "Journal", "JournalFile", "JournalHeader", "JournalSettings",
     "LoadedInputs", "MergeManifest", "QueryInput", "QueryState", "RESUME_KEYS", "RerankManifest",
-    "RerankResult", "RerankSettings", "RerankStats", "RunSummary", "SCORE_MODES", "ShardFiles", "StopSignal",
+    "RerankResult", "RerankSettings", "RerankStats", "RunSummary", "SCORE_MODES", "STRATEGIES", "ShardFiles",
+    "SlidingState", "StopSignal", "StrategyState", "TDPartState", "new_state",
     "TextSource", "Window", "WindowRecord", "build_run", "check_text_source", "failure_kinds",
     "follow_expected", "join_shards", "load_queries", "merge_manifest", "open_texts", "parse_shard",
     "plan_remaining", "read_header", "read_journal", "read_manifest", "rerank_queries", "shard_qids",

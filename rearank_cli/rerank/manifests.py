@@ -45,6 +45,9 @@ class RerankManifest:
     empty_passages: int = 0
     summary: RunSummary = field(default_factory=RunSummary)
     job_wall_s: float = 0.0
+    #: the window strategy, its parameters, windows and critical path per query (`strategies.summary`;
+    #: empty in manifests written before strategies: the sliding window)
+    strategy: Mapping[str, Any] = field(default_factory=dict)
 
     KIND = "rerank.manifest"
 
@@ -56,7 +59,8 @@ class RerankManifest:
             "prompt": self.prompt, "prompt_hash": self.prompt_hash, "settings": dict(self.settings),
             "score_mode": self.score_mode, "tag": self.tag, "shard": self.shard,
             "skipped_qids": list(self.skipped_qids), "missing_docs": self.missing_docs,
-            "empty_passages": self.empty_passages, "summary": self.summary.to_json(), "job_wall_s": self.job_wall_s,
+            "empty_passages": self.empty_passages, "summary": self.summary.to_json(), "strategy": dict(self.strategy),
+            "job_wall_s": self.job_wall_s,
         }
 
     @classmethod
@@ -71,6 +75,7 @@ class RerankManifest:
             _str(data.get("tag")), _str(data.get("shard")), tuple(str(q) for q in data.get("skipped_qids") or ()),
             int(data.get("missing_docs") or 0), int(data.get("empty_passages") or 0),
             RunSummary.from_json(data.get("summary") or {}), float(data.get("job_wall_s") or 0.0),
+            dict(data.get("strategy") or {}),
         )
 
 

@@ -1,7 +1,7 @@
-"""What to rerank and how: the settings, one query's inputs, its windows and its state machine.
+"""What to rerank and how: the settings, one query's inputs and its windows.
 
-Pure: no I/O, no backend. `QueryState` holds a query's current head order and the windows still to run;
-each window's permutation is applied before the next window's prompt is built.
+Pure: no I/O, no backend. Which windows run and how their answers make a query's order is the window
+strategy's (`rerank.strategies`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from rearank_cli.backends.base import Sampling
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Run, write_run_lines
 from rearank_cli.prompts import Prompt, get_prompt
-from rearank_cli.settings.rerank import SCORE_MODES, WINDOW_SCHEDULES, RerankOptions
+from rearank_cli.settings.rerank import SCORE_MODES, STRATEGIES, WINDOW_SCHEDULES, RerankOptions
 from rearank_cli.windows import schedule
 
-__all__ = ["SCORE_MODES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "QueryState", "RerankSettings", "Window",
+__all__ = ["SCORE_MODES", "STRATEGIES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "RerankSettings", "Window",
            "build_run", "ranked_hits"]
 
 
@@ -37,6 +37,14 @@ class RerankSettings:
     max_inflight: int | None = RerankOptions.max_inflight
     #: abort (journal kept) after this many windows in a row failed in the backend
     max_consecutive_failures: int = 50
+    #: which windows run (`rerank.strategies`): `sliding` (the paper) or `tdpart` (top-down partitioning)
+    strategy: str = RerankOptions.strategy
+    #: tdpart: the pivot is the doc at this rank of the top window's answer
+    tdpart_pivot: int = RerankOptions.tdpart_pivot
+    #: tdpart: settle at least this many docs at the top
+    tdpart_top_k: int = RerankOptions.tdpart_top_k
+    #: tdpart: at most this many candidates go on to the next round
+    tdpart_budget: int = RerankOptions.tdpart_budget
 
     @property
     def prompt_spec(self) -> Prompt:
@@ -50,12 +58,14 @@ class RerankSettings:
                             seed=options.request_seed)
         return cls(prompt=options.prompt, window=options.window, step=options.step, depth=options.depth,
                    passes=options.passes, window_schedule=options.window_schedule, sampling=sampling,
-                   max_inflight=options.max_inflight)
+                   max_inflight=options.max_inflight, strategy=options.strategy, tdpart_pivot=options.tdpart_pivot,
+                   tdpart_top_k=options.tdpart_top_k, tdpart_budget=options.tdpart_budget)
 
     def check(self) -> None:
         """Raise InputError for settings that cannot work."""
         RerankOptions.check_value("prompt", self.prompt)
         RerankOptions.check_value("window_schedule", self.window_schedule)
+        RerankOptions.check_value("strategy", self.strategy)
         if self.depth < 1 or self.passes < 1:
             raise InputError("--depth and --passes must be at least 1")
         if self.max_inflight is not None and self.max_inflight < 1:
@@ -63,9 +73,34 @@ class RerankSettings:
         if self.sampling.max_tokens < 1:
             raise InputError("--max-tokens must be at least 1")
         try:
-            schedule(self.window_schedule, self.window, self.window, self.step)
+            # --step is the sliding window's; tdpart does not use it
+            schedule(self.window_schedule, self.window, self.window, self.step if self.strategy != "tdpart" else 1)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        self.check_strategy()
+
+    def check_strategy(self) -> None:
+        """Raise InputError for tdpart settings that cannot work."""
+        if self.strategy != "tdpart":
+            return
+        if self.passes != 1:
+            raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
+                             "(drop --passes or use --strategy sliding)")
+        if not 1 <= self.tdpart_pivot <= self.window - 1:
+            raise InputError(f"--tdpart-pivot must be between 1 and the window - 1 ({self.window - 1}), "
+                             f"got {self.tdpart_pivot}")
+        if self.tdpart_top_k < 1:
+            raise InputError(f"--tdpart-top-k must be at least 1, got {self.tdpart_top_k}")
+        if self.tdpart_budget < self.tdpart_pivot:
+            raise InputError(f"--tdpart-budget must be at least --tdpart-pivot ({self.tdpart_pivot}), "
+                             f"got {self.tdpart_budget}")
+
+    def strategy_settings(self) -> dict[str, Any]:
+        """The strategy and its parameters (only the name for `sliding`, whose parameters are the window's)."""
+        if self.strategy == "sliding":
+            return {"strategy": self.strategy}
+        return {"strategy": self.strategy, "tdpart_pivot": self.tdpart_pivot, "tdpart_top_k": self.tdpart_top_k,
+                "tdpart_budget": self.tdpart_budget}
 
     def journal_settings(self, model: str) -> dict[str, Any]:
         """What the journal header records; `RESUME_KEYS` of it must match on `--resume`."""
@@ -82,6 +117,8 @@ class RerankSettings:
             "temperature": self.sampling.temperature,
             "top_p": self.sampling.top_p,
             "seed": self.sampling.seed,
+            # a sliding-window journal records no strategy (as before strategies existed)
+            **({} if self.strategy == "sliding" else self.strategy_settings()),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,7 +143,8 @@ class QueryInput:
 
 @dataclass(frozen=True)
 class Window:
-    """One model call: positions `[start, end)` of the head in pass `pass_`; `docids` in input order."""
+    """One model call: positions `[start, end)` of the head in pass `pass_` (tdpart: slots of round `pass_`,
+    see `strategies.tdpart`); `docids` in input order."""
 
     qid: str
     pass_: int
@@ -119,38 +157,6 @@ class Window:
     def key(self) -> tuple[str, int, int, int]:
         """Journal key (the docids are checked separately)."""
         return (self.qid, self.pass_, self.start, self.end)
-
-
-class QueryState:
-    """The state machine of one query: the current head order and the windows still to run."""
-
-    def __init__(self, query: QueryInput, settings: RerankSettings) -> None:
-        self.query = query
-        self.order = [docid for docid, _ in query.hits[: settings.depth]]
-        spans = schedule(settings.window_schedule, len(self.order), settings.window, settings.step)
-        self.plan = [(p, i, s, e) for p in range(settings.passes) for i, (s, e) in enumerate(spans)]
-        self.position = 0
-
-    @property
-    def done(self) -> bool:
-        """True when every window of every pass has been applied."""
-        return self.position >= len(self.plan)
-
-    def next_window(self) -> Window:
-        """The next window to run, built on the current order."""
-        pass_, index, start, end = self.plan[self.position]
-        return Window(self.query.qid, pass_, index, start, end, tuple(self.order[start:end]))
-
-    def apply(self, window: Window, permutation: Sequence[int]) -> None:
-        """Reorder the window's positions by `permutation` (indices into the window) and advance."""
-        if tuple(self.order[window.start : window.end]) != window.docids:
-            raise RuntimeError(f"window {window.key} applied out of order")
-        self.order[window.start : window.end] = [window.docids[i] for i in permutation]
-        self.position += 1
-
-    def final_docids(self) -> list[str]:
-        """The reranked head followed by the docs beyond `--depth` in their first-stage order."""
-        return self.order + [docid for docid, _ in self.query.hits[len(self.order) :]]
 
 
 def build_run(queries: Sequence[QueryInput], orders: dict[str, list[str]],

@@ -138,10 +138,20 @@ class JournalSettings:
     seed: int | None = None
     #: the sha256 of the `--lora` adapter's files (None: no adapter)
     lora: str | None = None
+    #: the window strategy and its parameters: recorded for `tdpart` only (None: the sliding window, and
+    #: journals written before strategies), so sliding-window journals read and resume as before
+    strategy: str | None = None
+    tdpart_pivot: int | None = None
+    tdpart_top_k: int | None = None
+    tdpart_budget: int | None = None
 
     def to_json(self) -> JSON:
-        """The header's `settings` object."""
-        return _fields_json(self)
+        """The header's `settings` object (the strategy keys only when recorded)."""
+        data = _fields_json(self)
+        for key in ("strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JournalSettings:
@@ -152,6 +162,8 @@ class JournalSettings:
             passes=_int(data.get("passes")), window_schedule=_str(data.get("window_schedule")),
             max_tokens=_int(data.get("max_tokens")), temperature=_float(data.get("temperature")),
             top_p=_float(data.get("top_p")), seed=_int(data.get("seed")), lora=_str(data.get("lora")),
+            strategy=_str(data.get("strategy")), tdpart_pivot=_int(data.get("tdpart_pivot")),
+            tdpart_top_k=_int(data.get("tdpart_top_k")), tdpart_budget=_int(data.get("tdpart_budget")),
         )
 
     def differences(self, other: JournalSettings) -> list[str]:

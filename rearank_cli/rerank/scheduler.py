@@ -1,10 +1,11 @@
 """The continuous async scheduler: query state machines driven against one backend.
 
 `rerank_queries(queries, backend, settings)` takes any `backends.base.Backend`, so benchmarks, tests and
-the Python API drive it without files. Windows of one query run in order (each permutation is applied
-before the next window's prompt is built); different queries are independent, and up to `max_inflight`
-of them have a request in flight at any moment. A query starts its next window as soon as its previous
-one returns (no lock-step rounds).
+the Python API drive it without files. Each query's window strategy (`rerank.strategies`) says which of
+its windows are ready: the sliding window's one at a time (each permutation is applied before the next
+window's prompt is built), all windows of a tdpart round at once. Different queries are independent, up
+to `max_inflight` requests are in flight at any moment, and a query's next windows go out as soon as the
+answers they depend on are in (no lock-step rounds across queries).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from rearank_cli.backends.base import (
     Backend,
@@ -26,9 +27,10 @@ from rearank_cli.errors import InputError, RearankError
 from rearank_cli.parse import parse_ranking
 from rearank_cli.prompt_fit import MIN_PASSAGE_CHARS, PromptFit
 from rearank_cli.rerank.journal import Journal
-from rearank_cli.rerank.plan import QueryInput, QueryState, RerankSettings, Window
+from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
 from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats
+from rearank_cli.rerank.strategies import StrategyState, new_state
 from rearank_cli.stopping import StopSignal, run_until_stopped
 
 log = logging.getLogger("rearank")
@@ -41,10 +43,13 @@ CONTEXT_RETRIES = 6
 
 @dataclass
 class RerankResult:
-    """Final docid order per qid (input order of queries) plus the run's counters."""
+    """Final docid order per qid (input order of queries) plus the run's counters; per qid, the windows
+    applied and the longest chain of dependent windows among them (the critical path)."""
 
     orders: dict[str, list[str]]
     stats: RerankStats
+    windows: dict[str, int] = field(default_factory=dict)
+    critical_path: dict[str, int] = field(default_factory=dict)
 
 
 class _Scheduler:
@@ -64,43 +69,52 @@ class _Scheduler:
                              backend.count_prompt_tokens)
         self.tags = settings.prompt_spec.answer_tags
 
-    def start(self, query: QueryInput) -> QueryState:
-        """A query's state with every journaled window whose inputs match applied, up to the first gap."""
-        state = QueryState(query, self.settings)
+    def start(self, query: QueryInput) -> StrategyState:
+        """A query's state with every journaled window whose inputs match applied, until no ready window
+        is found in the journal."""
+        state = new_state(query, self.settings)
         if self.journal is None:
             return state
-        while not state.done:
-            window = state.next_window()
-            record = self.journal.lookup(window)
-            if record is None:
-                break
-            state.apply(window, record.permutation)
-            self.stats.replayed += 1
-            self.stats.count_record(record, self.tags)
+        replayed = True
+        while replayed and not state.done:
+            replayed = False
+            for window in state.ready():
+                record = self.journal.lookup(window)
+                if record is None:
+                    continue
+                state.apply(window, record.permutation)
+                replayed = True
+                self.stats.replayed += 1
+                self.stats.count_record(record, self.tags)
         return state
 
-    async def run(self, queries: Iterable[QueryInput], finished: Callable[[int, QueryState], None]) -> None:
-        """Run all queries with up to `max_inflight` in flight; a worker takes the next query as soon
-        as its current one is done, and runs that query's windows back to back. Queries are taken from
+    async def run(self, queries: Iterable[QueryInput], finished: Callable[[int, StrategyState], None]) -> None:
+        """Run all queries with up to `max_inflight` requests in flight; a worker takes the next query as
+        soon as its current one is done and runs that query's windows: one after the other while the
+        strategy readies one at a time (the sliding window), all ready ones at once otherwise (a tdpart
+        round), each round starting as soon as the answers it depends on are in. Queries are taken from
         `queries` only when a worker is free (so a stream holds only those in flight); `finished(i,
         state)` gets each query once done, `i` its position in `queries`."""
         feed = enumerate(queries)
         limit = self.settings.max_inflight or self.backend.preferred_inflight or 32
+        slots = asyncio.Semaphore(limit)
 
         async def worker() -> None:
             for index, query in feed:
                 state = self.start(query)
                 while not state.done:
-                    await self.run_window(state)
+                    await self.run_ready(state, slots)
                 finished(index, state)
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(limit)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:  # one worker failed (or we were cancelled): stop the others before the journal closes
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_all([worker() for _ in range(limit)])
+
+    async def run_ready(self, state: StrategyState, slots: asyncio.Semaphore) -> None:
+        """Run the windows `state` has ready: one is awaited in place, several run side by side."""
+        windows = state.ready()
+        if len(windows) == 1:
+            await self.run_window(state, windows[0], slots)
+        else:
+            await run_all([self.run_window(state, window, slots) for window in windows])
 
     async def generate(self, session: str, query: str, texts: list[str]) -> tuple[Generation, int | None]:
         """Generate one window; when the backend says the prompt does not fit (a server's context-length
@@ -117,13 +131,13 @@ class _Scheduler:
                     raise
                 request, chars = self.fit.shorter(exc, query, texts, request, chars)
 
-    async def run_window(self, state: QueryState) -> None:
-        """Generate, parse, journal and apply one window of `state`."""
-        window = state.next_window()
+    async def run_window(self, state: StrategyState, window: Window, slots: asyncio.Semaphore) -> None:
+        """Generate (holding one of the `max_inflight` slots), parse, journal and apply one ready window."""
         texts = [state.query.texts[docid] for docid in window.docids]
         began = time.perf_counter()
         try:
-            generation, max_chars = await self.generate(state.query.qid, state.query.query, texts)
+            async with slots:
+                generation, max_chars = await self.generate(state.query.qid, state.query.query, texts)
         except BackendError as exc:
             record = WindowRecord.failure(window, exc, time.perf_counter() - began)
         else:
@@ -205,8 +219,12 @@ async def rerank_queries(
         count = len(queries)
     scheduler = _Scheduler(backend, settings, journal, progress, count)
     orders: dict[int, tuple[str, list[str]]] = {}
+    windows: dict[str, int] = {}
+    critical_path: dict[str, int] = {}
 
-    def done(index: int, state: QueryState) -> None:
+    def done(index: int, state: StrategyState) -> None:
+        windows[state.query.qid] = state.applied
+        critical_path[state.query.qid] = state.critical_path
         if finished is not None:
             finished(index, state.query, state.final_docids())
         else:
@@ -217,11 +235,23 @@ async def rerank_queries(
         await run_until_stopped(scheduler.run(queries, done), stop)
     finally:
         scheduler.stats.wall_s = time.perf_counter() - began
-    return RerankResult(dict(orders[i] for i in sorted(orders)), scheduler.stats)
+    return RerankResult(dict(orders[i] for i in sorted(orders)), scheduler.stats, windows, critical_path)
 
 
 def plan_remaining(queries: Iterable[QueryInput], settings: RerankSettings, journal: Journal | None) -> int:
     """How many windows a run would generate after replaying `journal` (0: no backend needed); only the
     queries' hits are read, so texts may be left empty."""
     scheduler = _Scheduler(NullBackend(), settings, journal, None, 0)
-    return sum(len(state.plan) - state.position for state in map(scheduler.start, queries))
+    return sum(state.remaining() for state in map(scheduler.start, queries))
+
+
+async def run_all(work: Sequence[Awaitable[None]]) -> None:
+    """Await all of `work` side by side; when one fails (or this is cancelled), cancel the others and wait
+    for them before raising, so no request outlives the run (nor writes to a closed journal)."""
+    tasks = [asyncio.ensure_future(item) for item in work]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -46,7 +46,7 @@ class EvalOptions(Settings):
         None, "--exclude", show_default=False,
         help="The (qid, docid) pairs dropped from every run before scoring (BRIGHT's excluded_ids): a two-column "
         "'qid docid' file or BRIGHT's examples JSONL (fields id, excluded_ids). The count goes to stderr.")
-    complete: bool = setting(False, "-c", help="trec_eval -c, for --format trec: a query missing from a run "
+    complete: bool = setting(False, "-c", help="As trec_eval -c, for --format trec: a query missing from a run "
                              "counts as an empty ranking in the means; without it trec_eval's layout "
                              "averages over the queries the run answers, as trec_eval does. The table "
                              "and json always aggregate as trec_eval -c.")

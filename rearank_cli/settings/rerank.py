@@ -18,6 +18,8 @@ PROMPTS = ("rearank", "rankgpt")
 BACKENDS = ("vllm", "hf", "openai")
 WINDOW_SCHEDULES = ("fixed", "official")
 SCORE_MODES = ("rank", "first-stage")
+#: window strategies (`rerank.strategies`): the sliding window, top-down partitioning
+STRATEGIES = ("sliding", "tdpart")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +45,16 @@ class RerankOptions(Settings):
     window: int = setting(20, "--window", help="How many passages each window holds.")
     step: int = setting(10, "--step", help="How many positions the window moves between two windows.")
     depth: int = setting(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below.")
-    passes: int = setting(1, "--passes", help="How many sliding-window passes run over the top DEPTH docs.")
+    passes: int = setting(1, "--passes", help="How many sliding-window passes run over the top DEPTH docs "
+                          "(sliding only).")
+    strategy: str = setting("sliding", "--strategy", choices=STRATEGIES,
+                            help="The window strategy: sliding (the paper: bottom-up, one window after another) or "
+                            "tdpart (top-down partitioning: fewer windows, those of one round in parallel).")
+    tdpart_pivot: int = setting(10, "--tdpart-pivot",
+                                help="With tdpart, the pivot is the doc at this rank of the top window's answer.")
+    tdpart_top_k: int = setting(10, "--tdpart-top-k", help="With tdpart, settle at least this many docs at the top.")
+    tdpart_budget: int = setting(20, "--tdpart-budget",
+                                 help="With tdpart, at most this many candidates go on to the next round.")
     max_tokens: int = setting(2048, "--max-tokens", help="The most new tokens generated per window.")
     temperature: float = setting(0.0, "--temperature", min=0.0, help="Sampling temperature; 0 is greedy (the paper).")
     top_p: float = setting(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling top-p (with --temperature > 0).")

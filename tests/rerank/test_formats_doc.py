@@ -25,12 +25,15 @@ FORMATS = ROOT / "docs" / "formats.md"
 
 #: per heading: an example record's JSON, and the fields whose own fields the table lists too
 RECORDS: dict[str, tuple[dict[str, Any], set[str]]] = {
-    "Journal header": (JournalHeader(JournalSettings(), Provenance.now("rerank.journal", {})).to_json(),
-                       {"settings"}),
+    "Journal header": (JournalHeader(JournalSettings(strategy="tdpart", tdpart_pivot=10, tdpart_top_k=10,
+                                                     tdpart_budget=20),
+                                     Provenance.now("rerank.journal", {})).to_json(), {"settings"}),
     "Window record": (WindowRecord("q", 0, 0, 0, 1, ("d",), (0,), flags={**ParseFlags().as_dict(), "recovered": False},
                                    failed=True, error="BackendError: down").to_json(), {"flags"}),
-    "Rerank manifest": (RerankManifest(Provenance.now("rerank.manifest", {}), "out.trec").to_json(),
-                        {"summary", "summary.windows", "summary.tokens"}),
+    "Rerank manifest": (RerankManifest(Provenance.now("rerank.manifest", {}), "out.trec", strategy={
+                            "strategy": "tdpart", "tdpart_pivot": 10, "tdpart_top_k": 10, "tdpart_budget": 20,
+                            "windows_per_query": {}, "critical_path": {}, "per_query": {}}).to_json(),
+                        {"summary", "summary.windows", "summary.tokens", "strategy"}),
     "Merge manifest": (MergeManifest(Provenance.now("merge.manifest", {}), windows=WindowCounts(),
                                      shards=(ShardFiles("s0.trec"),)).to_json(), {"shards[]"}),
 }

@@ -289,34 +289,40 @@ class StopAfter(ScriptedBackend):
         return result
 
 
-def test_stop_then_resume_generates_only_missing_windows(dl19, tmp_path):
+@pytest.mark.parametrize("strategy", ["sliding", "tdpart"])
+def test_stop_then_resume_generates_only_missing_windows(dl19, tmp_path, strategy):
+    """Stopped mid-run, then resumed: every finished window is replayed, none is asked again, and the
+    orders equal an uninterrupted run (sliding: 6 queries at depth 30; tdpart: 4 at depth 100)."""
     candidates, _ = dl19
-    queries = make_queries(candidates, list(candidates.run)[:6], depth=30)
-    settings = RerankSettings(depth=30, max_inflight=3)
+    sliding = strategy == "sliding"
+    queries = make_queries(candidates, list(candidates.run)[: 6 if sliding else 4], depth=30 if sliding else 100)
+    settings = RerankSettings(depth=30 if sliding else 100, max_inflight=3, strategy=strategy)
     full = rerank(queries, ScriptedBackend(), settings)
+    total = sum(full.windows.values())
+    assert total == 12 or not sliding
     job = RerankJob(run=None, output=str(tmp_path / "o"), model="scripted", settings=settings, candidates="x")
     journal = Journal(str(tmp_path / "t.jsonl"), journal_header(job), resume=False)
     journal.open()
 
     async def interrupted():
         stop = StopSignal()
-        return await rerank_queries(queries, StopAfter(stop, 5), settings, journal, stop=stop)
+        return await rerank_queries(queries, StopAfter(stop, 5 if sliding else 8), settings, journal, stop=stop)
 
     with pytest.raises(Interrupted):
         asyncio.run(interrupted())
     journal.close()
     _, done = trace_records(tmp_path / "t.jsonl")
-    assert 2 <= len(done) < 12
+    assert 2 <= len(done) < total
     journal = Journal(str(tmp_path / "t.jsonl"), journal_header(job), resume=True)
     backend = ScriptedBackend()
     resumed = rerank(queries, backend, settings, journal)
     journal.close()
     assert resumed.stats.replayed == len(done)
-    assert len(backend.calls) == 12 - len(done)
+    assert len(backend.calls) == total - len(done)
     assert resumed.orders == full.orders
     _, records = trace_records(tmp_path / "t.jsonl")
     keys = [(r["qid"], r["pass"], r["start"], r["end"]) for r in records]
-    assert len(keys) == len(set(keys)) == 12
+    assert len(keys) == len(set(keys)) == total
 
 
 def test_failed_window_keeps_order_and_resume_retries_it(samples, tmp_path):
@@ -405,8 +411,9 @@ def test_abort_stops_other_queries_before_the_journal_closes(samples, tmp_path):
 # -- shards and merge ---------------------------------------------------------------------------
 
 
-def test_two_shards_merged_equal_unsharded(samples, tmp_path):
-    settings = RerankSettings(depth=20)
+def merged_shards_equal_unsharded(samples, tmp_path, settings: RerankSettings) -> list[str]:
+    """Rerank the DL19 run whole and as 2 shards, merge the shards and check the merge equals the whole
+    run byte for byte; returns the shard outputs."""
     full = job_for(samples, tmp_path, "full.trec", settings=settings)
     full.shard = None
     run_rerank(full, backend=ScriptedBackend())
@@ -418,6 +425,11 @@ def test_two_shards_merged_equal_unsharded(samples, tmp_path):
         shards.append(job.output)
     merge_runs(shards, str(tmp_path / "merged.trec"), expect=str(samples / "dl19-bm25-top100.trec"))
     assert (tmp_path / "merged.trec").read_bytes() == (tmp_path / "full.trec").read_bytes()
+    return shards
+
+
+def test_two_shards_merged_equal_unsharded(samples, tmp_path):
+    shards = merged_shards_equal_unsharded(samples, tmp_path, RerankSettings(depth=20))
     manifest = orjson.loads((tmp_path / "merged.trec.manifest.json").read_bytes())
     assert manifest["queries"] == 43 and manifest["windows"]["total"] == 43
     with pytest.raises(InputError, match="missing"):

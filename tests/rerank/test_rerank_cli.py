@@ -81,16 +81,22 @@ def assert_evaluates(cli, out: Path, samples: Path, queries: int, ties: bool = F
     assert 0.0 <= report["means"]["nDCG@10"] <= 1.0
 
 
-def test_kill_9_then_resume_regenerates_no_finished_window(samples, tiny_model, tmp_path):
+TDPART_SMALL = ["--strategy", "tdpart", "--tdpart-pivot", "3", "--tdpart-top-k", "3", "--tdpart-budget", "4"]
+
+
+@pytest.mark.parametrize("strategy", [[], TDPART_SMALL], ids=["sliding", "tdpart"])
+def test_kill_9_then_resume_regenerates_no_finished_window(samples, tiny_model, tmp_path, strategy):
     run = small_run(samples, tmp_path / "run.trec", 3)
     common = [sys.executable, "-m", "rearank_cli", "rerank", str(run), "--candidates",
               str(samples / "dl19-bm25-top100.candidates.json.gz"), "--backend", "hf", "--model", str(tiny_model),
               "--prompt", "rankgpt", "--depth", "12", "--window", "6", "--step", "3", "--max-tokens", "4",
-              "--max-inflight", "1"]
+              "--max-inflight", "1", *strategy]
     env = dict(os.environ, TQDM_DISABLE="1")
     full = tmp_path / "full.trec"
     # the uninterrupted reference runs in this process (torch is already imported here)
     assert cli_run([*common[3:], "-o", str(full)]) == 0
+    total = len(records(Path(f"{full}.trace.jsonl")))
+    assert total == 9 if not strategy else 9 <= total <= 12  # tdpart: 3 or 4 windows a query here
     out, trace = tmp_path / "part.trec", tmp_path / "part.trec.trace.jsonl"
     process = subprocess.Popen([*common, "-o", str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -106,7 +112,7 @@ def test_kill_9_then_resume_regenerates_no_finished_window(samples, tiny_model, 
     assert not out.exists()
     before = trace.read_bytes()
     done = before[: before.rfind(b"\n") + 1].count(b"\n") - 1
-    assert 2 <= done < 9
+    assert 2 <= done < total
     result = subprocess.run([*common, "-o", str(out), "--resume"], capture_output=True, cwd=ROOT, env=env,
                             timeout=300)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
@@ -114,10 +120,10 @@ def test_kill_9_then_resume_regenerates_no_finished_window(samples, tiny_model, 
     assert after.startswith(before[: before.rfind(b"\n") + 1])  # finished windows untouched
     windows = records(trace)
     keys = [(r["qid"], r["pass"], r["start"], r["end"]) for r in windows]
-    assert len(keys) == len(set(keys)) == 9  # every window generated exactly once overall
+    assert len(keys) == len(set(keys)) == total  # every window generated exactly once overall
     manifest = json.loads(Path(f"{out}.manifest.json").read_text())
     assert manifest["summary"]["windows"]["replayed"] == done
-    assert manifest["summary"]["windows"]["generated"] == 9 - done
+    assert manifest["summary"]["windows"]["generated"] == total - done
     assert out.read_bytes() == full.read_bytes()
     assert [r["output"] for r in windows] == [r["output"] for r in records(Path(f"{full}.trace.jsonl"))]
 
