@@ -61,7 +61,7 @@ class Block:
 
 
 def pages() -> list[Path]:
-    """The README and every page of the site (not docs/drafts/)."""
+    """The README and every page of the site."""
     return [README, *sorted(DOCS.glob("*.md"))]
 
 
