@@ -181,10 +181,13 @@ _STOP = re.compile(r"\s(?:\||&&|;|>|<|#)\s|[\"')`]|$")
 
 def commands_in(text: str) -> list[tuple[str, list[str]]]:
     """(subcommand, flags) of each `rearank SUB ...` in `text` (continuation lines joined: after a
-    backslash, or indented under the line before, as in a synopsis)."""
+    backslash, or indented under the line before, as in a synopsis). A line starting `rearank:` is a
+    message rearank prints, not a command."""
     text = re.sub(r"\\\n|\n(?=    )", " ", text)
     found = []
     for line in text.splitlines():
+        if line.lstrip().startswith("rearank:"):
+            continue
         for match in _COMMAND.finditer(line):
             sub = match.group(2)
             rest = line[match.end():] if not sub.startswith("-") else line[match.start(2):]
