@@ -54,7 +54,7 @@ from rearank_cli.formats.trec import Run  # noqa: E402
 from rearank_cli.rerank import QueryInput, RerankSettings, load_queries, new_state, rerank_queries  # noqa: E402
 from rearank_cli.rerank.strategies.tdpart import TDPartState  # noqa: E402
 
-DATA = Path(os.environ.get("REARANK_DATA", "/work/shared/data"))
+DATA = Path(os.environ.get("REARANK_DATA", ROOT.parent / "shared" / "data"))  # BEIR runs beside the checkout
 CANDIDATES = ROOT / "sample_runs" / "dl19-bm25-top100.candidates.json.gz"
 DATASETS = {
     "dl19": (ROOT / "sample_runs" / "dl19-bm25-top100.trec", ROOT / "sample_runs" / "dl19-qrels.txt"),
