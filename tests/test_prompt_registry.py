@@ -155,3 +155,84 @@ def test_the_scheduler_reranks_with_a_family_from_its_own_module(throwaway):
     assert first.chat_template_kwargs == {"enable_thinking": True} and first.continues
     assert first.messages[0]["content"].endswith("Doc 4: h filler words")  # its own passage cut
     assert not first.answer_tags and first.answer_regex is None
+
+
+# -- a family through the job: journal, resume, manifest ----------------------------------------------------
+
+
+def _job(samples, folder, settings, **kwargs):
+    from tests.rerank.test_rerank import job_for
+
+    return job_for(samples, folder, settings=settings, **kwargs)
+
+
+def test_resume_refuses_a_journal_of_another_family(samples, tmp_path):
+    from rearank_cli.jobs.rerank import run_rerank
+    from tests.rerank.test_rerank import ScriptedBackend
+
+    run_rerank(_job(samples, tmp_path, RerankSettings(depth=30)), backend=ScriptedBackend())
+    other = _job(samples, tmp_path, RerankSettings(depth=30, prompt="rankgpt"), resume=True)
+    with pytest.raises(InputError, match="prompt 'rearank' -> 'rankgpt'; prompt_hash '8db0dd6d73a50685' -> "):
+        run_rerank(other, backend=ScriptedBackend())
+
+
+def test_resume_refuses_other_family_parameters_and_the_journal_records_them(throwaway, samples, tmp_path):
+    import orjson
+
+    from rearank_cli.jobs.rerank import run_rerank
+
+    first = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-words", prompt_params={"words": 2}))
+    manifest = run_rerank(first, backend=ReverseByText())
+    header = orjson.loads(open(first.trace_path(), "rb").readline())
+    assert header["settings"]["prompt"] == "throwaway-words" and header["settings"]["prompt_params"] == {"words": 2}
+    assert header["settings"]["prompt_hash"] == throwaway.bind({"words": 2}).hash == manifest.prompt_hash
+    assert manifest.settings["prompt_params"] == ["words=2"] and manifest.summary.windows.failed == 0
+    again = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-words", prompt_params={"words": 2}),
+                 resume=True)
+    assert run_rerank(again, backend=ReverseByText()).summary.windows.replayed == manifest.summary.windows.total
+    other = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-words", prompt_params={"words": 3}),
+                 resume=True)
+    with pytest.raises(InputError, match=r"prompt_params \{'words': 2\} -> \{'words': 3\}"):
+        run_rerank(other, backend=ReverseByText())
+
+
+def test_prompt_params_from_the_command_line_are_typed(throwaway):
+    from rearank_cli.settings.rerank import RerankOptions
+
+    options = RerankOptions(output="-", prompt="throwaway-words", prompt_params=["words=1"], max_tokens=9)
+    settings = RerankSettings.from_options(options)
+    assert settings.prompt_params == {"words": 1} and settings.prompt_spec.param_values() == {"words": 1}
+    assert settings.sampling.max_tokens == 9 and settings.sampling.temperature == 0.0  # given / the family's
+    assert RerankSettings.from_options(RerankOptions(output="-", prompt="throwaway-words")).sampling.max_tokens == 64
+    for bad, message in ((["words"], "expects NAME=VALUE"), (["words=x"], "words=x: the value is not an integer"),
+                         (["lines=2"], "has no parameter 'lines'"), (["words=0"], "--words: 0 is less than 1")):
+        with pytest.raises(InputError, match=message):
+            RerankSettings.from_options(RerankOptions(output="-", prompt="throwaway-words", prompt_params=bad))
+
+
+def test_the_api_takes_a_family_by_name_with_its_parameters(throwaway):
+    from rearank_cli.api import Reranker
+
+    backend = ReverseByText()
+    reranker = Reranker(backend=backend, prompt="throwaway-words", prompt_params={"words": 1}, window=3, step=1)
+    assert reranker.settings.sampling.max_tokens == 64  # the family's decoding
+    assert reranker.rerank("q", ["a x", "c y", "b z"]) == [1, 2, 0]
+    assert backend.requests[0].messages[0]["content"] == "Q=q\nDoc 1: a\nDoc 2: c\nDoc 3: b"
+    same = Reranker(backend=ReverseByText(), settings=reranker.settings)
+    assert same.settings == reranker.settings
+
+
+def test_a_family_that_needs_a_tokenizer_gets_the_models(throwaway, tiny_model):
+    from rearank_cli.api import Reranker
+
+    needs = registry.register(type(throwaway)(name="throwaway-tokens", needs_tokenizer=True))
+    try:
+        reranker = Reranker(str(tiny_model), backend=ReverseByText(), prompt="throwaway-tokens")
+        tokenizer = reranker.settings.prompt_spec.require_tokenizer()
+        assert tokenizer.decode(tokenizer.encode("hello world", add_special_tokens=False)) == "hello world"
+        with pytest.raises(InputError, match="cannot load the tokenizer of --model /nonexistent/model"):
+            Reranker("/nonexistent/model", backend=ReverseByText(), prompt="throwaway-tokens")
+        with pytest.raises(InputError, match="give the model whose tokenizer it uses"):
+            Reranker(backend=ReverseByText(), prompt="throwaway-tokens")
+    finally:
+        registry.unregister(needs.name)
