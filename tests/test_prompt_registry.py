@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import textwrap
 
 import pytest
 
@@ -13,51 +12,12 @@ from rearank_cli.backends.base import Backend, Generation, Request, template_arg
 from rearank_cli.errors import InputError
 from rearank_cli.prompts import PROMPTS, PromptFamily, build_messages, registry
 from rearank_cli.rerank import QueryInput, RerankSettings, rerank_queries
+from tests.docs_examples import examples
 
-#: a family in its own module, as a user or a plugin writes one: its own wording, passage cut by words
-#: with a parameter, a parser of space-separated numbers (no brackets), chat-template keywords
-THROWAWAY = textwrap.dedent('''
-    from dataclasses import dataclass
-
-    from rearank_cli.parse import ParseFlags
-    from rearank_cli.prompts.base import Decoding, PromptFamily
-    from rearank_cli.settings.base import Settings, setting
-
-
-    @dataclass(frozen=True, kw_only=True)
-    class WordParams(Settings):
-        words: int = setting(3, "--words", min=1, help="Words kept of each passage.")
-
-
-    @dataclass(frozen=True, kw_only=True)
-    class Words(PromptFamily):
-        Params = WordParams
-
-        def clean(self, text, max_chars=None):
-            return " ".join(text.split()[: self.params.words])
-
-        def messages(self, query, passages, max_chars=None):
-            lines = [f"Doc {i}: {self.clean(text)}" for i, text in enumerate(passages, 1)]
-            return [{"role": "user", "content": f"Q={query}\\n" + "\\n".join(lines)},
-                    {"role": "assistant", "content": "Order:"}]
-
-        def hash_parts(self):
-            return ["Q={query}", "Doc {i}: {passage}", "Order:"]
-
-        def parse(self, text, size):
-            flags = ParseFlags(answer_closed=True)
-            order = []
-            for token in text.split():
-                if token.isdigit() and 1 <= int(token) <= size and int(token) - 1 not in order:
-                    order.append(int(token) - 1)
-            rest = [i for i in range(size) if i not in order]
-            flags.missing = len(rest)
-            return order + rest, flags
-
-
-    FAMILY = Words(name="throwaway-words", summary="A test family.", chat_template_kwargs={"enable_thinking": True},
-                   decoding=Decoding(max_tokens=64))
-''')
+#: a family in its own module, as a user or a plugin writes one: its own wording, passages cut by words
+#: with a parameter, an assistant prefix, a parser of bare numbers, chat-template keywords; the example of
+#: docs/families.md, so the page shows a family that works
+THROWAWAY = examples()["prompt-family"].code
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ How to add a strategy
    `journal_settings` and `new_state`) and its state machine (a `StrategyState`), and at module level
    `STRATEGY = YourStrategy(name="...", summary="...")`.
 2. Its parameters are fields of `RerankSettings` named `NAME_...` and flags of `settings.rerank.RerankOptions`
-   (`--NAME-...`), listed in `params`; `journal_settings` returns them so a resumed run with other values
+   (flags starting with its name), listed in `params`; `journal_settings` returns them so a resumed run with other values
    is refused.
 3. Add the module's dotted path to `registry.STRATEGY_MODULES` and write its tests.
 """
