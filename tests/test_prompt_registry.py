@@ -182,8 +182,11 @@ def test_the_api_takes_a_family_by_name_with_its_parameters(throwaway):
     assert same.settings == reranker.settings
 
 
-def test_a_family_that_needs_a_tokenizer_gets_the_models(throwaway, tiny_model):
+def test_a_family_that_needs_a_tokenizer_gets_the_models(throwaway, tiny_model, samples, tmp_path):
+    from pathlib import Path
+
     from rearank_cli.api import Reranker
+    from rearank_cli.jobs.rerank import run_rerank
 
     needs = registry.register(type(throwaway)(name="throwaway-tokens", needs_tokenizer=True))
     try:
@@ -194,5 +197,9 @@ def test_a_family_that_needs_a_tokenizer_gets_the_models(throwaway, tiny_model):
             Reranker("/nonexistent/model", backend=ReverseByText(), prompt="throwaway-tokens")
         with pytest.raises(InputError, match="give the model whose tokenizer it uses"):
             Reranker(backend=ReverseByText(), prompt="throwaway-tokens")
+        job = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-tokens"))  # --model scripted
+        with pytest.raises(InputError, match="cannot load the tokenizer of --model scripted"):
+            run_rerank(job, backend=ReverseByText())
+        assert not Path(job.output).exists() and not Path(job.trace_path()).exists()
     finally:
         registry.unregister(needs.name)
