@@ -15,11 +15,20 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.backends.base import Backend, BackendError, BackendFatal, Generation, Message, Request, Sampling
+from rearank_cli.backends.base import (
+    Backend,
+    BackendError,
+    BackendFatal,
+    Generation,
+    Message,
+    Request,
+    Sampling,
+    template_args,
+)
 from rearank_cli.errors import RearankError, require
 from rearank_cli.model_check import context_length
 from rearank_cli.provenance import installed
@@ -37,7 +46,8 @@ class _Queued:
 
     messages: Sequence[Message]
     sampling: Sampling
-    future: asyncio.Future
+    template: Mapping[str, Any]
+    future: asyncio.Future[Generation]
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -140,23 +150,29 @@ class HfBackend(Backend):
         if self._dead is not None:
             raise self._dead
         loop = asyncio.get_running_loop()
-        queued = _Queued(request.messages, request.sampling, loop.create_future(), loop)
+        queued = _Queued(request.messages, request.sampling, request.chat_template_kwargs, loop.create_future(), loop)
         queued.future.add_done_callback(lambda f: queued.cancelled.set() if f.cancelled() else None)
         self._queue.put(queued)
         if self._dead is not None:  # the worker died between the check above and the put
             _resolve(queued, error=self._dead)
-        return await queued.future
+        generation: Generation = await queued.future
+        return generation
 
-    def prompt_text(self, messages: Sequence[Message]) -> str:
-        """The chat template applied with the generation prompt (no assistant prefill)."""
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    def prompt_text(self, messages: Sequence[Message], chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
+        """The chat template applied with the generation prompt (or continuing a last assistant message) and
+        the prompt family's `chat_template_kwargs`."""
+        text: str = self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                       **template_args(messages, chat_template_kwargs))
+        return text
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+    def count_prompt_tokens(self, messages: Sequence[Message],
+                            chat_template_kwargs: Mapping[str, Any] | None = None) -> int | None:
         """Prompt tokens after the chat template."""
         if self.tokenizer is None:
             return None
         with self._tokenizer_lock:
-            return len(self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"])
+            text = self.prompt_text(messages, chat_template_kwargs)
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # -- the worker thread -------------------------------------------------------------------
 
@@ -244,13 +260,13 @@ class HfBackend(Backend):
         class StopWhenCancelled(StoppingCriteria):
             """Ends generation early when every request of the batch was cancelled (SIGTERM)."""
 
-            def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 stop = closing.is_set() or all(r.cancelled.is_set() for r in group)
                 return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
         sampling = group[0].sampling
         with self._tokenizer_lock:
-            texts = [self.prompt_text(request.messages) for request in group]
+            texts = [self.prompt_text(request.messages, request.template) for request in group]
             encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = encoded.to(self.device)
         kwargs: dict[str, Any] = {
@@ -322,8 +338,8 @@ def _resolve(request: _Queued, result: Generation | None = None, error: Exceptio
     def apply() -> None:
         if request.future.done():
             return
-        if error is not None:
-            request.future.set_exception(error)
+        if error is not None or result is None:
+            request.future.set_exception(error or RuntimeError("no result"))
         else:
             request.future.set_result(result)
 

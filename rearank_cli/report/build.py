@@ -14,9 +14,10 @@ from typing import Any, Protocol
 
 from rearank_cli.evaluation import TIE_EPSILON
 from rearank_cli.formats import Qrels, Run
-from rearank_cli.prompts import PASSAGE_CHARS, clean_passage
+from rearank_cli.prompts import clean_passage, passage_chars
 from rearank_cli.report.inputs import RunFiles, Texts
 from rearank_cli.report.view import QueryRun, QueryView, WindowStats, top_rows, window_stats, window_view
+from rearank_cli.rerank.strategies.registry import strategy_of
 
 log = logging.getLogger("rearank")
 
@@ -61,6 +62,14 @@ class RunView:
     prompt: str
     settings: dict[str, Any]
     meta: RunMeta
+
+    @property
+    def setting_keys(self) -> list[str]:
+        """The settings the runs table shows: the window's, the strategy's own parameters, the decoding."""
+        strategy = strategy_of(self.settings.get("strategy"))
+        keys = ["strategy", "window", "step", "depth", "passes", "window_schedule", *strategy.params,
+                "prompt_params", "max_tokens", "temperature", "top_p", "seed"]
+        return [key for key in keys if key in self.settings]
 
 
 @dataclass
@@ -111,8 +120,8 @@ def assemble_page(job: PageRequest, files: list[RunFiles], report: Any, baseline
         for view, run in zip(runs, files, strict=True):
             result = results[run.eval_path]
             chain = run.chains.get(qid)
-            tdpart = view.settings.get("strategy") == "tdpart"
-            windows = [window_view(n, r, judged, view.prompt, tdpart)
+            strategy = strategy_of(view.settings.get("strategy"))
+            windows = [window_view(n, r, judged, view.prompt, strategy)
                        for n, r in enumerate(chain.windows, 1)] if chain else []
             value = result.value(main, qid) if judged is not None else None
             base_value = base.value(main, qid) if base is not None and judged is not None else None
@@ -176,7 +185,7 @@ def _backend_name(backend: Any) -> str | None:
 def _passage_store(queries: Sequence[QueryView], texts: Texts, runs: Sequence[RunView]) -> dict[str, dict[str, str]]:
     """Per query anchor, the cleaned text of every doc shown (cut to the longest length any window
     used; the page cuts each window's copy to that window's own length, as the model saw it)."""
-    longest = max([PASSAGE_CHARS.get(run.prompt, 400) for run in runs] + [400])
+    longest = max([passage_chars(run.prompt) for run in runs] + [400])
     store: dict[str, dict[str, str]] = {}
     for query in queries:
         docids = {row.docid for qr in query.runs for w in qr.windows for row in w.rows}
