@@ -5,7 +5,8 @@ the same as Qwen2/2.5's `vocab.json`); transformers' `TikTokenConverter` turns t
 tokenizer with Qwen2's pre-tokenizer pattern, and the special tokens take ids 151643.. in Qwen2.5's order.
 The chat template is given by the caller (the tests use TRL's verbatim copies of Qwen2.5's and Qwen3's).
 
-Run as a script to build a folder: `python tests/prompts/build_qwen_tokenizer.py OUT_DIR [CHAT_TEMPLATE.jinja]`.
+Run as a script to build a folder:
+`python tests/prompts/build_qwen_tokenizer.py OUT_DIR [CHAT_TEMPLATE.jinja] [--qwen3]`.
 """
 
 from __future__ import annotations
@@ -58,5 +59,6 @@ def build(out_dir: str | Path, chat_template: str | None = None, qwen3: bool = F
 
 
 if __name__ == "__main__":
-    template = Path(sys.argv[2]).read_text() if len(sys.argv) > 2 else None
-    print(build(sys.argv[1], template))
+    args = [arg for arg in sys.argv[1:] if arg != "--qwen3"]
+    template = Path(args[1]).read_text() if len(args) > 1 else None
+    print(build(args[0], template, qwen3="--qwen3" in sys.argv))
