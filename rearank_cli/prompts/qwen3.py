@@ -1,5 +1,5 @@
 """A zero-shot thinking model (Qwen3) as castorini/rank_llm main (1b3cabb) renders
-`qwen_thinking_template.yaml` with `--is-thinking`.
+`qwen_thinking_template.yaml` with thinking on.
 
 A system message with step-by-step ranking instructions and one user turn: the instruction, each passage as
 an `[i] text` line, the closing instruction. Passages are cut to 300 words. Thinking is on

@@ -3,8 +3,9 @@ answer, for the families that follow one of them exactly.
 
 Passages: stripped, mended with ftfy's `fix_text`, cut to a number of words, and every `[n]` in them
 written `(n)` so a passage cannot look like an identifier. The whole chat-templated prompt is then passed
-through `fix_text` again; a prompt holding `<` (every chat template's markers do) is mended without HTML
-unescaping, which `fix_prompt` reproduces on each message. Answers: the characters Python calls digits
+through `fix_text` again; ftfy stops decoding HTML entities from the first line holding `<` on, and a
+chat template that opens with a `<` marker (Qwen's, Zephyr's) makes that the whole prompt, which
+`fix_prompt` reproduces on each message. Answers: the characters Python calls digits
 (after mapping superscript, subscript, circled and full-width digits to ASCII) make the ids; ids are
 1-based, the first occurrence counts, ids outside the window are dropped and passages left out follow
 in window order. An id that `int()` rejects makes the whole answer unreadable: the window keeps its order.
