@@ -27,7 +27,7 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
         corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
         resume=options.resume, shard=options.shard, tag=options.tag, score_mode=options.score_mode,
         skip_missing=options.skip_missing, lora=options.lora,
-        recorded={**options.as_dict(), **backend.as_dict()}, config=config,
+        recorded={**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}, config=config,
     )
     check_complete(run_rerank(job))
 
