@@ -48,6 +48,7 @@ FAMILY = SingleTurn(
     name="qwen3",
     summary="A zero-shot thinking model (Qwen3) as rank_llm renders qwen_thinking_template.yaml (1b3cabb).",
     system=SYSTEM, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
+    context_tokens=4096, needs_tokenizer=True,
     chat_template_kwargs={"enable_thinking": True},
     decoding=Decoding(max_tokens=10090, temperature=0.0, top_p=1.0),
 )

@@ -48,6 +48,7 @@ FAMILY = RankK(
     name="rank-k",
     summary="Rank-K (hltcoe/Rank-K-32B) as rank_llm's RankKReranker runs it (castorini/rank_llm 631162d).",
     prefix=PREFIX, body=BODY, suffix="", scale_words=True, passage_chars=2400,
+    context_tokens=4096, answer_tokens_minus_one=True, needs_tokenizer=True,
     chat_template_kwargs={"enable_thinking": True},
     decoding=Decoding(max_tokens=8000, temperature=0.0, top_p=1.0),
 )

@@ -17,6 +17,7 @@ FAMILY = SingleTurn(
     name="rankzephyr",
     summary="RankZephyr / RankVicuna as rank_llm renders rank_zephyr_template.yaml (castorini/rank_llm 1b3cabb).",
     system=SYSTEM, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
+    context_tokens=4096, needs_tokenizer=True,
     chat_template_kwargs={"enable_thinking": False},
     decoding=Decoding(max_tokens=128, temperature=0.0, top_p=1.0),
 )

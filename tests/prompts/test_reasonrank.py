@@ -15,7 +15,7 @@ WINDOWS = common.load_windows()
 
 
 def test_the_fixture_is_of_the_windows_and_answers_given_here():
-    assert [(w["qid"], w["start"], w["end"]) for w in REF["windows"]] == list(common.WINDOWS)
+    assert [(w["qid"], w["start"], w["end"], w["join"]) for w in REF["windows"]] == list(common.WINDOWS)
     assert [(a["size"], a["text"]) for a in REF["answers"]] == common.ANSWERS
     assert REF["reference"]["commit"].startswith("e6d3ab4")
 
