@@ -17,6 +17,11 @@ from rearank_cli.prompts.base import PromptFamily
 FAMILY_MODULES: tuple[str, ...] = (
     "rearank_cli.prompts.rearank",
     "rearank_cli.prompts.rankgpt",
+    "rearank_cli.prompts.reasonrank",
+    "rearank_cli.prompts.rank_k",
+    "rearank_cli.prompts.rankzephyr",
+    "rearank_cli.prompts.qwen3",
+    "rearank_cli.prompts.rankgpt_rankllm",
 )
 #: file suffix -> module with `load(path: str) -> PromptFamily` (prompt template files)
 FILE_LOADERS: dict[str, str] = {}

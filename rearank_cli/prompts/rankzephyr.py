@@ -1,0 +1,23 @@
+"""RankZephyr (castorini/rank_zephyr_7b_v1_full) and RankVicuna (castorini/rank_vicuna_7b_v1) as
+castorini/rank_llm main (1b3cabb) renders `rank_zephyr_template.yaml` and reads their answers.
+
+A system message and one user turn: the instruction, each passage as an `[i] text` line, the closing
+instruction. Passages are cut to 300 words; thinking is off (`enable_thinking: false`, which rank_llm
+passes to every chat template). The answer's ids are read after the last `</think>`. The strings are exact.
+"""
+
+from __future__ import annotations
+
+from rearank_cli.prompts.base import Decoding
+from rearank_cli.prompts.rankllm_chat import PREFIX, SUFFIX, SingleTurn
+
+SYSTEM = "You are RankLLM, an intelligent assistant that can rank passages based on their relevancy to the query"
+
+FAMILY = SingleTurn(
+    name="rankzephyr",
+    summary="RankZephyr / RankVicuna as rank_llm renders rank_zephyr_template.yaml (castorini/rank_llm 1b3cabb).",
+    system=SYSTEM, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
+    context_tokens=4096, needs_tokenizer=True,
+    chat_template_kwargs={"enable_thinking": False},
+    decoding=Decoding(max_tokens=128, temperature=0.0, top_p=1.0),
+)
