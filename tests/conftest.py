@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to sample data, a CLI runner, the tiny Qwen2 model built offline."""
+"""Fixtures: paths to sample and test data, a CLI runner, the tiny Qwen2 model built offline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_runs"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -27,11 +27,9 @@ def samples() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (real third-party data); tests that need it skip when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data not present")
-    return SHARED_DATA
+def data() -> Path:
+    """tests/data/ (real third-party data: full BEIR SciFact, BRIGHT leetcode/pony, TREC-COVID; SOURCE.md there)."""
+    return DATA
 
 
 def rearank(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 600):

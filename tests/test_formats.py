@@ -161,9 +161,9 @@ def test_bad_qrels(tmp_path, text, message):
         read_qrels(str(path))
 
 
-def test_beir_qrels_tsv(shared_data):
-    qrels = read_qrels(str(shared_data / "beir-scifact/beir-format/qrels/test.tsv"))
-    trec = read_qrels(str(shared_data / "beir-scifact/anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"))
+def test_beir_qrels_tsv(data):
+    qrels = read_qrels(str(data / "beir-scifact/qrels-test.tsv"))
+    trec = read_qrels(str(data / "beir-scifact/qrels.beir-v1.0.0-scifact.test.txt"))
     assert qrels == trec
 
 

@@ -74,13 +74,6 @@ def test_published_dl19_ndcg10(dl19, name, published):
     assert f"{result.means[ev.Measure('ndcg_cut', 10)]:.4f}" == f"{published:.4f}"
 
 
-def test_bm25_top100_in_shared_data(shared_data, dl19, tmp_path):
-    folder = shared_data / "trec-dl-2019-2020"
-    text = ours(tmp_path, [folder / "rank_llm_bm25_top100/trec_results_dl19.txt"],
-                folder / "anserini-tools/qrels.dl19-passage.txt", ["nDCG@10"], fmt="trec")
-    assert lines_of(text) == ["ndcg_cut_10           \tall\t0.5058"]
-
-
 @pytest.mark.parametrize("level", [1, 2])
 def test_default_measures_equal_trec_eval_on_bm25(trec_eval, dl19, tmp_path, level):
     expected = trec_eval("-c", "-l", level, *DEFAULT_TREC, "-m", "judged.10", dl19["qrels"], dl19["bm25"])

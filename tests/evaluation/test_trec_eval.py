@@ -135,18 +135,18 @@ def missing_run(dl19, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def scifact_run(cli, shared_data, tmp_path_factory) -> dict[str, Path]:
+def scifact_run(cli, data, tmp_path_factory) -> dict[str, Path]:
     """A 1000-deep BM25 run on full BEIR SciFact (300 queries), made with `rearank index` + `rearank retrieve`."""
     folder = tmp_path_factory.mktemp("scifact")
-    data = shared_data / "beir-scifact"
-    for args in (["index", data / "beir-format/corpus.jsonl.gz", "-o", folder / "index"],
+    scifact = data / "beir-scifact"
+    for args in (["index", scifact / "corpus.jsonl.gz", "-o", folder / "index"],
                  ["retrieve", "--index", folder / "index", "--topics",
-                  data / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz", "-k", "1000", "--remove-query",
+                  scifact / "topics.beir-v1.0.0-scifact.test.tsv.gz", "-k", "1000", "--remove-query",
                   "-o", folder / "bm25.trec"]):
         result = cli(*args)
         assert result.returncode == 0, result.stderr.decode()
-    return {"run": folder / "bm25.trec", "qrels": data / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt",
-            "beir_qrels": data / "beir-format/qrels/test.tsv"}
+    return {"run": folder / "bm25.trec", "qrels": scifact / "qrels.beir-v1.0.0-scifact.test.txt",
+            "beir_qrels": scifact / "qrels-test.tsv"}
 
 
 # ---------------------------------------------------------------- the same lines as trec_eval
@@ -247,21 +247,21 @@ def test_every_family_once_in_a_kind():
 # ---------------------------------------------------------------- --exclude (BRIGHT's excluded_ids)
 
 
-BRIGHT = "bright/anserini-tools"
+BRIGHT = "bright"
 
 
-def test_exclusion_layouts_agree_on_bright_leetcode(shared_data):
-    pairs = read_exclusions(str(shared_data / BRIGHT / "exclude.bright-leetcode.txt"))
-    assert pairs == read_exclusions(str(shared_data / BRIGHT / "topics.bright-leetcode-original.jsonl.gz"))
+def test_exclusion_layouts_agree_on_bright_leetcode(data):
+    pairs = read_exclusions(str(data / BRIGHT / "exclude.bright-leetcode.txt.gz"))
+    assert pairs == read_exclusions(str(data / BRIGHT / "topics.bright-leetcode-original.jsonl.gz"))
     assert len(pairs) == 142 and sum(map(len, pairs.values())) == 33485
-    pony = read_exclusions(str(shared_data / BRIGHT / "topics.bright-pony-original.jsonl.gz"))
+    pony = read_exclusions(str(data / BRIGHT / "topics.bright-pony-original.jsonl.gz"))
     assert len(pony) == 112 and not any(pony.values())  # excluded_ids ["N/A"]: nothing
 
 
-def test_exclude_equals_trec_eval_on_the_run_without_the_pairs(cli, trec_eval, shared_data, tmp_path):
+def test_exclude_equals_trec_eval_on_the_run_without_the_pairs(cli, trec_eval, data, tmp_path):
     """A leetcode run holding the gold docs and the excluded ones on top: --exclude = dropping those lines."""
-    qrels = shared_data / BRIGHT / "qrels.bright-leetcode.txt"
-    examples = shared_data / BRIGHT / "topics.bright-leetcode-original.jsonl.gz"
+    qrels = data / BRIGHT / "qrels.bright-leetcode.txt"
+    examples = data / BRIGHT / "topics.bright-leetcode-original.jsonl.gz"
     pairs = read_exclusions(str(examples))
     rng = random.Random(3)
     lines, kept = [], []
@@ -275,7 +275,7 @@ def test_exclude_equals_trec_eval_on_the_run_without_the_pairs(cli, trec_eval, s
     run.write_text("".join(lines))
     filtered.write_text("".join(kept))
     args = ["-c", "-q", "-m", "all_trec"]
-    for source in (examples, shared_data / BRIGHT / "exclude.bright-leetcode.txt"):
+    for source in (examples, data / BRIGHT / "exclude.bright-leetcode.txt.gz"):
         result = cli("eval", run, "--qrels", qrels, "--format", "trec", "--exclude", source, *args)
         assert result.returncode == 0, result.stderr.decode()
         assert result.stdout.decode().splitlines() == trec_eval(*args, qrels, filtered)

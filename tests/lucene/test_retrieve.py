@@ -110,10 +110,10 @@ def slice_index(java, tmp_path_factory, cli, samples) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scifact_index(java, tmp_path_factory, cli, shared_data) -> Path:
+def scifact_index(java, tmp_path_factory, cli, data) -> Path:
     """The full BEIR SciFact corpus (5,183 docs) indexed by the CLI."""
     out = tmp_path_factory.mktemp("scifact") / "index"
-    ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", out))
+    ok(cli("index", data / SCIFACT / "corpus.jsonl.gz", "-o", out))
     return out
 
 
@@ -121,11 +121,11 @@ def scifact_index(java, tmp_path_factory, cli, shared_data) -> Path:
 # Correctness on real data
 
 
-def test_scifact_reproduces_published_bm25(cli, scifact_index, shared_data, tmp_path):
+def test_scifact_reproduces_published_bm25(cli, scifact_index, data, tmp_path):
     """rearank index + rearank retrieve -k 1000 --remove-query + rearank eval = Anserini's BEIR flat numbers,
     and the run is pyserini's own, line for line (scores included)."""
-    topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
-    qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
+    topics = data / SCIFACT / "topics.beir-v1.0.0-scifact.test.tsv.gz"
+    qrels = data / SCIFACT / "qrels.beir-v1.0.0-scifact.test.txt"
     out = tmp_path / "bm25.trec"
     ok(cli("retrieve", "--index", scifact_index, "--topics", topics, "-k", "1000", "--remove-query", "-o", out))
     run = read_run(str(out))
@@ -141,8 +141,8 @@ def test_scifact_reproduces_published_bm25(cli, scifact_index, shared_data, tmp_
     assert out.read_text() == pyserini_run(scifact_index, topics, 1000, tmp_path / "pyserini.trec")
 
 
-def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_data):
-    corpus = shared_data / SCIFACT / "beir-format/corpus.jsonl.gz"
+def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, data):
+    corpus = data / SCIFACT / "corpus.jsonl.gz"
     found = python("""
         import json, sys
         from rearank_cli.lucene import java
@@ -162,12 +162,12 @@ def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_d
     assert found["same_texts"]
 
 
-def test_scifact_multifield_reproduces_published_bm25(java, cli, shared_data, tmp_path):
+def test_scifact_multifield_reproduces_published_bm25(java, cli, data, tmp_path):
     """--fields title (BEIR multifield, contents and title searched with weight 1 each): Anserini's numbers."""
-    topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
-    qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
+    topics = data / SCIFACT / "topics.beir-v1.0.0-scifact.test.tsv.gz"
+    qrels = data / SCIFACT / "qrels.beir-v1.0.0-scifact.test.txt"
     index, out = tmp_path / "multifield", tmp_path / "mf.trec"
-    ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", index, "--fields", "title"))
+    ok(cli("index", data / SCIFACT / "corpus.jsonl.gz", "-o", index, "--fields", "title"))
     ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query", "-o", out))
     streamed = ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query"))
     assert streamed == out.read_text() == pyserini_run(index, topics, 100, tmp_path / "py.trec", "contents", "title")
