@@ -613,3 +613,11 @@ def test_a_table_of_many_measures_has_a_row_per_measure(cli):
     assert rows[-1].split() == ["missed", "0", "0"]
     few = cli("eval", *runs, "--qrels", "sample_runs/dl19-qrels.txt", "-m", "nDCG@10", "-m", "P@5").stdout.decode()
     assert few.splitlines()[0].split() == ["run", "nDCG@10", "P@5", "missed"]
+
+
+def test_trec_covid_bm25_top100_reproduces_published(data):
+    """rank_llm's BEIR TREC-COVID BM25 top-100 run (tests/data) scores Anserini's published flat BM25."""
+    folder = data / "beir-trec-covid"
+    run, qrels = folder / "trec_results_covid.txt.gz", folder / "qrels.beir-v1.0.0-trec-covid.test.txt.gz"
+    means = ev.evaluate(str(run), str(qrels), ["nDCG@10", "R@100"])
+    assert {name: round(value, 4) for name, value in means.items()} == {"nDCG@10": 0.5947, "R@100": 0.1091}
