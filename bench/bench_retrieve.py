@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "beir-scifact"
-CORPUS = DATA / "beir-format" / "corpus.jsonl.gz"
-TOPICS = DATA / "anserini-tools" / "topics.beir-v1.0.0-scifact.test.tsv.gz"
+DATA = ROOT / "tests" / "data" / "beir-scifact"  # full BEIR SciFact (tests/data/SOURCE.md)
+CORPUS = DATA / "corpus.jsonl.gz"
+TOPICS = DATA / "topics.beir-v1.0.0-scifact.test.tsv.gz"
 
 PYSERINI_CLI = """
 import runpy, sys

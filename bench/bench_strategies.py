@@ -54,12 +54,12 @@ from rearank_cli.formats.trec import Run  # noqa: E402
 from rearank_cli.rerank import QueryInput, RerankSettings, load_queries, new_state, rerank_queries  # noqa: E402
 from rearank_cli.rerank.strategies.tdpart import TDPartState  # noqa: E402
 
-DATA = Path(os.environ.get("REARANK_DATA", ROOT.parent / "shared" / "data"))  # BEIR runs beside the checkout
+DATA = ROOT / "tests" / "data"  # BEIR TREC-COVID run and qrels (tests/data/SOURCE.md)
 CANDIDATES = ROOT / "sample_runs" / "dl19-bm25-top100.candidates.json.gz"
 DATASETS = {
     "dl19": (ROOT / "sample_runs" / "dl19-bm25-top100.trec", ROOT / "sample_runs" / "dl19-qrels.txt"),
-    "trec-covid": (DATA / "beir-trec-covid" / "rank_llm_bm25_top100" / "trec_results_covid.txt",
-                   DATA / "beir-trec-covid" / "anserini-tools" / "qrels.beir-v1.0.0-trec-covid.test.txt"),
+    "trec-covid": (DATA / "beir-trec-covid" / "trec_results_covid.txt.gz",
+                   DATA / "beir-trec-covid" / "qrels.beir-v1.0.0-trec-covid.test.txt.gz"),
 }
 #: the strategies compared; `tdpart-plain` is tdpart with the paper's plain reading of its boundaries
 #: (`TDPartState.plain`: no fill of the final window, candidates over the budget cut in list order)
@@ -132,9 +132,6 @@ def effectiveness(args: argparse.Namespace) -> list[dict[str, Any]]:
     """nDCG@10, windows and critical path per query, sliding vs tdpart, for every model and dataset."""
     rows = []
     for name, (run_path, qrels_path) in DATASETS.items():
-        if not run_path.exists() or not qrels_path.exists():
-            print(f"  {name}: data not found, skipped", file=sys.stderr)
-            continue
         run = read_first_stage(str(run_path))
         qrels = read_qrels(str(qrels_path))
         run = {qid: hits for qid, hits in run.items() if qid in qrels}

@@ -18,6 +18,7 @@ import typer
 
 from rearank_cli import __version__
 from rearank_cli.commands import ABOUT, COMMANDS, docs_pointer
+from rearank_cli.commands.options import RearankCommand
 from rearank_cli.errors import InputError, Interrupted, RearankError
 
 app = typer.Typer(
@@ -34,7 +35,7 @@ app = typer.Typer(
 
 for _name, _function in COMMANDS:
     _summary, _page = ABOUT[_name]
-    app.command(name=_name, short_help=_summary, epilog=docs_pointer(_page))(_function)
+    app.command(name=_name, cls=RearankCommand, short_help=_summary, epilog=docs_pointer(_page))(_function)
 
 
 def _version(value: bool) -> None:

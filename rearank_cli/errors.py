@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -132,8 +133,16 @@ def require(module: str, *extras: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        choices = " or ".join(f"pip install 'rearank-cli[{extra}]'" for extra in extras)
-        raise MissingDependency(f"`{module}` is not installed ({exc}); install it with: {choices}") from exc
+        raise MissingDependency(f"`{module}` is not installed ({exc}); install it with: "
+                                f"{install_hint(*extras)}") from exc
+
+
+def install_hint(*extras: str) -> str:
+    """The pip line that installs rearank's extra(s) from its source folder (rearank is installed from a
+    checkout, not from a package index): `pip install -e '/path/to/rearank[hf]'`."""
+    root = Path(__file__).resolve().parent.parent
+    source = str(root) if (root / "pyproject.toml").is_file() else "/path/to/rearank"
+    return " or ".join(f"pip install -e '{source}[{extra}]'" for extra in extras)
 
 
 def some(items: Sequence[object], count: int = 5) -> str:

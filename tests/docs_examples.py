@@ -3,7 +3,9 @@
 A fenced block may follow a marker comment that names it:
 - `<!-- example:NAME -->` ... `<!-- /example:NAME -->`: a command or program that a test runs on a CPU;
 - `<!-- quickstart -->` ... `<!-- /quickstart -->`: the README's quickstart (also run by a test);
-- `<!-- output:NAME -->` ... `<!-- /output:NAME -->`: what example NAME prints (its lines are checked).
+- `<!-- output:NAME -->` ... `<!-- /output:NAME -->`: what example NAME prints (its lines are checked);
+- `<!-- layout:KIND -->`: a small input file of KIND (run, qrels, topics, corpus, candidates, exclusions)
+  that a test feeds to rearank's reader of that kind.
 Any other shell or Python block must start with a `# needs: ...` line saying what it needs (a GPU, the
 network, SLURM, data that is not in the checkout); those are syntax-checked only.
 """
@@ -21,7 +23,7 @@ DOCS = ROOT / "docs"
 CODE_LANGS = {"bash", "sh", "shell", "console", "python"}
 NEEDS = "# needs:"
 
-_MARKER = re.compile(r"<!-- (example:[\w-]+|output:[\w-]+|quickstart) -->")
+_MARKER = re.compile(r"<!-- (example:[\w-]+|output:[\w-]+|layout:[\w-]+|quickstart) -->")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,13 @@ class Block:
     @property
     def output_of(self) -> str | None:
         if self.marker and self.marker.startswith("output:"):
+            return self.marker.split(":", 1)[1]
+        return None
+
+    @property
+    def layout(self) -> str | None:
+        """The input kind a `layout:KIND` block is a file of, or None."""
+        if self.marker and self.marker.startswith("layout:"):
             return self.marker.split(":", 1)[1]
         return None
 

@@ -161,9 +161,9 @@ def test_bad_qrels(tmp_path, text, message):
         read_qrels(str(path))
 
 
-def test_beir_qrels_tsv(shared_data):
-    qrels = read_qrels(str(shared_data / "beir-scifact/beir-format/qrels/test.tsv"))
-    trec = read_qrels(str(shared_data / "beir-scifact/anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"))
+def test_beir_qrels_tsv(data):
+    qrels = read_qrels(str(data / "beir-scifact/qrels-test.tsv"))
+    trec = read_qrels(str(data / "beir-scifact/qrels.beir-v1.0.0-scifact.test.txt"))
     assert qrels == trec
 
 
@@ -212,6 +212,44 @@ def test_bad_candidates(tmp_path):
     path.write_text("{")
     with pytest.raises(InputError, match="invalid JSON"):
         read_candidates(str(path))
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[{"query": "q"}]', "entry 0: expected fields 'query' and 'hits' .RankGPT. or 'query' and 'candidates'"),
+    ('[{"query": "q", "candidates": []}]', "entry 0: 'query' must be an object with 'text' and 'qid'"),
+    ('[{"query": {"text": "q", "qid": 1}, "candidates": {}}]', "entry 0: 'candidates' must be a list"),
+    ('[{"query": {"text": "q", "qid": 1}, "candidates": [{"docid": "a", "doc": {"text": "x"}}]}]',
+     "entry 0 candidate 0: missing field.s. score"),
+    ('[{"query": {"text": "q", "qid": 1}, "candidates": [{"docid": "a", "score": 1, "doc": {"url": "x"}}]}]',
+     "entry 0 candidate 0: 'doc' has no text"),
+    ('{"query": {"text": "q", "qid": 1}, "candidates": []}\n[1]\n', "invalid JSON Lines .expected an object"),
+    ("[]", "expected a JSON list .or JSON Lines. of candidate entries"),
+    ("", "expected a JSON list .or JSON Lines. of candidate entries"),
+])
+def test_bad_rank_llm_candidates(tmp_path, text, message):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_candidates(str(path))
+
+
+def test_rank_llm_candidates_read_like_rankgpt(samples, tmp_path):
+    """The DL19 candidates rewritten as rank_llm `Request` JSON Lines (text under `doc`, no `rank`) read the
+    same; a `title` gives `Title: ... Content: ...`, a doc that is a plain string is its text."""
+    rankgpt = read_candidates(str(samples / "dl19-bm25-top100.candidates.json.gz"))
+    lines = []
+    for qid, hits in rankgpt.run.items():
+        candidates = [{"docid": docid, "score": score, "doc": {"segment": rankgpt.texts[docid]}}
+                      for docid, score in hits]
+        lines.append(json.dumps({"query": {"text": rankgpt.topics[qid], "qid": int(qid)}, "candidates": candidates}))
+    path = tmp_path / "requests.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    again = read_candidates(str(path))
+    assert (again.run, again.topics, again.texts) == (rankgpt.run, rankgpt.topics, rankgpt.texts)
+    path.write_text(json.dumps([{"query": {"text": "q", "qid": "1"}, "candidates": [
+        {"docid": "a", "score": 2, "doc": {"title": "T", "body": "b", "text": "t"}},
+        {"docid": "b", "score": 1, "doc": "plain"}]}]))
+    assert read_candidates(str(path)).texts == {"a": "Title: T Content: t", "b": "plain"}
 
 
 def test_missing_file():

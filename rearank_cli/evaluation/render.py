@@ -78,8 +78,13 @@ def _marks(comparison: Comparison | None, alpha: float = 0.05) -> str:
     return ("*" if comparison.p_ttest < alpha else " ") + ("+" if comparison.p_randomization < alpha else " ")
 
 
+#: the most measures the table of means shows as columns (a row per run); more are rows (a column per run)
+TABLE_MEASURES = 8
+
+
 def render_table(report: EvalReport, per_query: bool) -> str:
-    """A row per run, a column per measure (4 decimals, as trec_eval prints), and comparisons."""
+    """A row per run, a column per measure (4 decimals, as trec_eval prints), and comparisons; with more than
+    TABLE_MEASURES measures (e.g. `-m all_trec`), a row per measure and a column per run."""
     compared = report.baseline is not None
     numeric = [m for m in report.measures if not m.text]
     header = ["run", *(m.name + ("  " if compared else "") for m in numeric), "missed"]
@@ -90,6 +95,9 @@ def render_table(report: EvalReport, per_query: bool) -> str:
                  for m in numeric]
         rows.append([name, *cells, str(len(result.missed))])
     lines = _table(rows)
+    if len(numeric) > TABLE_MEASURES:
+        columns = [["measure", *row[1:-1], "missed"] if i == 0 else row for i, row in enumerate(rows)]
+        lines = _table([list(cells) for cells in zip(*columns, strict=True)])
     if compared:
         lines += ["", *_comparison_lines(report)]
     if per_query:

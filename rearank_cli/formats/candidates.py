@@ -1,8 +1,14 @@
-"""Candidate lists in the RankGPT / rank_llm JSON format.
+"""Candidate lists in the RankGPT / rank_llm JSON formats, query and passage text inline (a reranker
+needs no topics file or corpus). Two entry layouts, mixed freely:
 
-`[{"query": str, "hits": [{"content", "qid", "docid", "rank", "score"}, ...]}, ...]`: query and
-passage text inline, so a reranker needs no topics file or corpus. `iter_candidates` parses the list
-one entry at a time (memory: one entry, however big the file); `read_candidates` holds it all.
+- RankGPT (and rank_llm's BM25 files): `{"query": str, "hits": [{"content", "qid", "docid", "rank", "score"}]}`;
+- rank_llm's `Request`: `{"query": {"text", "qid"}, "candidates": [{"docid", "score", "doc": {...}}]}`, the
+  text in `doc` as rank_llm reads it (the first of `text`, `segment`, `contents`, `content`, `body`,
+  `passage`; a `title` makes it `Title: ... Content: ...`).
+
+The entries come as a JSON list or one per line (JSON Lines). `iter_candidates` parses one entry at a
+time (memory: one entry, however big the file); `read_candidates` holds it all. `write_candidates`
+writes the RankGPT layout.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import IO, Any
 import orjson
 
 from rearank_cli.errors import InputError
+from rearank_cli.formats.corpus import doc_text
 from rearank_cli.formats.textio import atomic_output, open_binary
 from rearank_cli.formats.trec import Run, first_stage_order, parse_score
 
@@ -69,9 +76,7 @@ def iter_candidates(path: str) -> Iterator[Entry]:
     docid twice in one, missing fields, a file with no candidates: InputError naming the entry)."""
     seen: set[str] = set()
     for index, item in enumerate(_json_list_items(path)):
-        if not isinstance(item, dict) or "query" not in item or "hits" not in item:
-            raise InputError(f"entry {index}: expected fields 'query' and 'hits'", path)
-        entry = _entry(item, index, path)
+        entry = _entry(_as_hits(item, index, path), index, path)
         if entry is None:
             continue
         if entry.qid in seen:
@@ -80,6 +85,47 @@ def iter_candidates(path: str) -> Iterator[Entry]:
         yield entry
     if not seen:
         raise InputError("no candidates found", path)
+
+
+#: where rank_llm finds a candidate's text in its `doc`, in this order
+DOC_TEXT_FIELDS = ("text", "segment", "contents", "content", "body", "passage")
+
+
+def _as_hits(item: object, index: int, path: str) -> dict[str, Any]:
+    """An entry in the RankGPT layout (`query` text, `hits`); a rank_llm `Request` entry converted."""
+    if isinstance(item, dict) and "query" in item and "hits" in item:
+        return item
+    if not isinstance(item, dict) or "query" not in item or "candidates" not in item:
+        raise InputError(f"entry {index}: expected fields 'query' and 'hits' (RankGPT) or 'query' and "
+                         "'candidates' (rank_llm)", path)
+    query = item["query"]
+    if not isinstance(query, dict) or "text" not in query or "qid" not in query:
+        raise InputError(f"entry {index}: 'query' must be an object with 'text' and 'qid'", path)
+    if not isinstance(item["candidates"], list):
+        raise InputError(f"entry {index}: 'candidates' must be a list", path)
+    hits = []
+    for position, candidate in enumerate(item["candidates"]):
+        where = f"entry {index} candidate {position}"
+        if not isinstance(candidate, dict):
+            raise InputError(f"{where}: expected a JSON object", path)
+        missing = [key for key in ("docid", "score", "doc") if key not in candidate]
+        if missing:
+            raise InputError(f"{where}: missing field(s) {', '.join(missing)}", path)
+        hits.append({"qid": query["qid"], "docid": candidate["docid"], "score": candidate["score"],
+                     "content": _doc_content(candidate["doc"], path, where)})
+    return {"query": query["text"], "hits": hits}
+
+
+def _doc_content(doc: object, path: str, where: str) -> str:
+    """A rank_llm candidate's text: the first text field of its `doc`, with `Title: ... Content: ...`."""
+    if isinstance(doc, str):
+        return doc
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: 'doc' must be an object", path)
+    for key in DOC_TEXT_FIELDS:
+        if key in doc:
+            return doc_text(doc.get("title"), str(doc[key]))
+    raise InputError(f"{where}: 'doc' has no text ({', '.join(DOC_TEXT_FIELDS)})", path)
 
 
 def _entry(item: dict[str, Any], index: int, path: str) -> Entry | None:
@@ -105,16 +151,23 @@ def _entry(item: dict[str, Any], index: int, path: str) -> Entry | None:
 _READ = 1 << 20
 
 
+EXPECTED = "expected a JSON list (or JSON Lines) of candidate entries"
+
+
 def _json_list_items(path: str) -> Iterator[Any]:
-    """The items of the JSON list a file holds, parsed one at a time from a growing text buffer."""
+    """The entries a file holds (a JSON list, or one JSON object per line), parsed one at a time from a
+    growing text buffer."""
     decoder = json.JSONDecoder()
     with open_binary(path) as handle:
         buffer = _Buffer(handle, path)
-        if buffer.next_char() != "[":
-            if buffer.next_char() == "":
-                raise InputError("expected a non-empty JSON list of {query, hits}", path)
-            buffer.fail_if_invalid(decoder)
-            raise InputError("expected a non-empty JSON list of {query, hits}", path)
+        char = buffer.next_char()
+        if char == "{":
+            yield from _json_lines_items(buffer, decoder)
+            return
+        if char != "[":
+            if char:
+                buffer.fail_if_invalid(decoder)
+            raise InputError(EXPECTED, path)
         buffer.pos += 1
         first = True
         while True:
@@ -124,7 +177,7 @@ def _json_list_items(path: str) -> Iterator[Any]:
                 if buffer.next_char() != "":
                     raise InputError("invalid JSON (extra data after the list)", path)
                 if first:
-                    raise InputError("expected a non-empty JSON list of {query, hits}", path)
+                    raise InputError(EXPECTED, path)
                 return
             if not first:
                 if char != ",":
@@ -133,6 +186,14 @@ def _json_list_items(path: str) -> Iterator[Any]:
                 buffer.next_char()
             yield buffer.decode(decoder)
             first = False
+
+
+def _json_lines_items(buffer: _Buffer, decoder: json.JSONDecoder) -> Iterator[Any]:
+    """JSON objects one after another (JSON Lines), up to the end of the text."""
+    while (char := buffer.next_char()) != "":
+        if char != "{":
+            raise InputError(f"invalid JSON Lines (expected an object at character {buffer.where()})", buffer.path)
+        yield buffer.decode(decoder)
 
 
 class _Buffer:

@@ -88,6 +88,9 @@ class Settings:
 
     #: what `--help` and messages call the command (e.g. "rerank")
     command: ClassVar[str] = ""
+    #: settings without a default that may come from `--config` as well as the command line (so the command
+    #: line does not enforce them); `--help` marks them `[required]`
+    needed: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         for field, _, _ in fields(type(self)):

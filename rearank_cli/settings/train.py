@@ -1,4 +1,4 @@
-"""The settings of `rearank train` (defaults follow spec section 8), declared once."""
+"""The settings of `rearank train` (defaults follow the paper's GRPO setup), declared once."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ class TrainOptions(Settings):
     names the flag: they may come from --config)."""
 
     command = "train"
+    needed = ("train_file", "model", "qrels", "output")
 
     train_file: str = setting("", metavar="TRAIN.jsonl", show_default=False,
                               help="Samples written by `rearank augment` (JSONL, gzip ok).")
     model: str = setting("", "--model", show_default=False,
                          help="The base model: a Hugging Face id or a local folder.")
     qrels: str = setting("", "--qrels", show_default=False,
-                         help="The qrels of the training queries (required: the reward reads labels from them).")
+                         help="The qrels of the training queries (the reward reads labels from them).")
     output: str = setting("", "-o", "--output", show_default=False,
                           help="The output folder: final model (loadable by `rearank rerank --model`), checkpoints, "
                           "rearank_train.json, train_log.jsonl.")

@@ -74,13 +74,6 @@ def test_published_dl19_ndcg10(dl19, name, published):
     assert f"{result.means[ev.Measure('ndcg_cut', 10)]:.4f}" == f"{published:.4f}"
 
 
-def test_bm25_top100_in_shared_data(shared_data, dl19, tmp_path):
-    folder = shared_data / "trec-dl-2019-2020"
-    text = ours(tmp_path, [folder / "rank_llm_bm25_top100/trec_results_dl19.txt"],
-                folder / "anserini-tools/qrels.dl19-passage.txt", ["nDCG@10"], fmt="trec")
-    assert lines_of(text) == ["ndcg_cut_10           \tall\t0.5058"]
-
-
 @pytest.mark.parametrize("level", [1, 2])
 def test_default_measures_equal_trec_eval_on_bm25(trec_eval, dl19, tmp_path, level):
     expected = trec_eval("-c", "-l", level, *DEFAULT_TREC, "-m", "judged.10", dl19["qrels"], dl19["bm25"])
@@ -596,3 +589,36 @@ def test_json_starts_with_provenance(dl19, tmp_path):
     assert [data["inputs"][key]["path"] for key in ("run1", "run2")] == [str(dl19["bm25"]), str(dl19["vicuna"])]
     assert "pytrec-eval-terrier" in data["versions"] and data["rearank_version"] == data["versions"]["rearank-cli"]
     assert data["qrels"] == str(dl19["qrels"]) and data["runs"][1]["vs_baseline"]["nDCG@10"]["win"] > 0
+
+
+def test_a_table_of_many_measures_has_a_row_per_measure(cli):
+    """`-m all_trec` (over a hundred measures) is a row per measure, a column per run, with the values the
+    JSON layout holds; up to 8 measures keep a row per run."""
+    from rearank_cli.evaluation.render import format_value
+
+    runs = ["sample_runs/dl19-bm25-top100.trec", "sample_runs/dl19-rankvicuna-7b.trec"]
+    args = [*runs, "--qrels", "sample_runs/dl19-qrels.txt", "-m", "all_trec", "--baseline", runs[0]]
+    table = cli("eval", *args)
+    assert table.returncode == 0, table.stderr.decode()
+    header, *rows = table.stdout.decode().split("\n\n", 1)[0].splitlines()
+    assert header.split() == ["measure", runs[0], "(baseline)", runs[1]]
+    assert max(len(line) for line in [header, *rows]) < 120
+    report = json.loads(cli("eval", *args, "--format", "json").stdout)
+    measures = {m.name: m for m in ev.parse_measures(["all_trec"]) if not m.text}
+    assert [row.split()[0] for row in rows] == [*measures, "missed"]
+    for row in rows[:-1]:
+        name, base, reranked = row.split()
+        values = [run["means"][name] for run in report["runs"]]
+        assert [base, reranked.rstrip("*+")] == [format_value(measures[name], value) for value in values]
+    assert rows[-1].split() == ["missed", "0", "0"]
+    eight = [f"P@{k}" for k in range(1, 9)]
+    few = cli("eval", *runs, "--qrels", "sample_runs/dl19-qrels.txt", *(f"-m{m}" for m in eight)).stdout.decode()
+    assert few.splitlines()[0].split() == ["run", *eight, "missed"]
+
+
+def test_trec_covid_bm25_top100_reproduces_published(data):
+    """rank_llm's BEIR TREC-COVID BM25 top-100 run (tests/data) scores Anserini's published flat BM25."""
+    folder = data / "beir-trec-covid"
+    run, qrels = folder / "trec_results_covid.txt.gz", folder / "qrels.beir-v1.0.0-trec-covid.test.txt.gz"
+    means = ev.evaluate(str(run), str(qrels), ["nDCG@10", "R@100"])
+    assert {name: round(value, 4) for name, value in means.items()} == {"nDCG@10": 0.5947, "R@100": 0.1091}

@@ -109,40 +109,30 @@ def slice_index(java, tmp_path_factory, cli, samples) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def scifact_index(java, tmp_path_factory, cli, shared_data) -> Path:
-    """The full BEIR SciFact corpus (5,183 docs) indexed by the CLI."""
-    out = tmp_path_factory.mktemp("scifact") / "index"
-    ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", out))
-    return out
-
-
 # --------------------------------------------------------------------------------------------------------
 # Correctness on real data
 
 
-def test_scifact_reproduces_published_bm25(cli, scifact_index, shared_data, tmp_path):
+def test_scifact_reproduces_published_bm25(cli, scifact_bm25, tmp_path):
     """rearank index + rearank retrieve -k 1000 --remove-query + rearank eval = Anserini's BEIR flat numbers,
     and the run is pyserini's own, line for line (scores included)."""
-    topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
-    qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
-    out = tmp_path / "bm25.trec"
-    ok(cli("retrieve", "--index", scifact_index, "--topics", topics, "-k", "1000", "--remove-query", "-o", out))
+    out = scifact_bm25["run"]
     run = read_run(str(out))
     assert len(run) == 300 and max(len(hits) for hits in run.values()) == 1000
-    report = json.loads(ok(cli("eval", out, "--qrels", qrels, "-m", "nDCG@10", "-m", "R@100", "-m", "R@1000",
-                               "--format", "json")))
+    report = json.loads(ok(cli("eval", out, "--qrels", scifact_bm25["qrels"], "-m", "nDCG@10", "-m", "R@100",
+                               "-m", "R@1000", "--format", "json")))
     means = report["runs"][0]["means"]  # trec_eval -c: mean over every qrels query
     assert {name: round(value, 4) for name, value in means.items()} == PUBLISHED
-    manifest = json.loads((tmp_path / "bm25.trec.manifest.json").read_text())
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
     assert manifest["queries"] == 300 and manifest["k"] == 1000 and manifest["remove_query"] is True
     assert manifest["versions"]["pyserini"] == "1.6.0"
     # Anserini's run exactly: every line (qid, docid, rank, score text) as pyserini writes it.
-    assert out.read_text() == pyserini_run(scifact_index, topics, 1000, tmp_path / "pyserini.trec")
+    assert out.read_text() == pyserini_run(scifact_bm25["index"], scifact_bm25["topics"], 1000,
+                                           tmp_path / "pyserini.trec")
 
 
-def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_data):
-    corpus = shared_data / SCIFACT / "beir-format/corpus.jsonl.gz"
+def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_bm25):
+    corpus, index = scifact_bm25["corpus"], scifact_bm25["index"]
     found = python("""
         import json, sys
         from rearank_cli.lucene import java
@@ -156,21 +146,20 @@ def test_scifact_index_holds_the_corpus_docids_and_texts(scifact_index, shared_d
         texts = fetch_texts(index, list(expected) + ["no-such-doc"])
         print(json.dumps({"docids": sorted(docids), "same_texts": texts == expected,
                           "corpus_ids": sorted(expected), "n": len(texts)}))
-    """, str(scifact_index), str(corpus))
+    """, str(index), str(corpus))
     assert found["n"] == 5183
     assert found["docids"] == found["corpus_ids"]
     assert found["same_texts"]
 
 
-def test_scifact_multifield_reproduces_published_bm25(java, cli, shared_data, tmp_path):
+def test_scifact_multifield_reproduces_published_bm25(java, cli, data, tmp_path):
     """--fields title (BEIR multifield, contents and title searched with weight 1 each): Anserini's numbers."""
-    topics = shared_data / SCIFACT / "anserini-tools/topics.beir-v1.0.0-scifact.test.tsv.gz"
-    qrels = shared_data / SCIFACT / "anserini-tools/qrels.beir-v1.0.0-scifact.test.txt"
+    topics = data / SCIFACT / "topics.beir-v1.0.0-scifact.test.tsv.gz"
+    qrels = data / SCIFACT / "qrels.beir-v1.0.0-scifact.test.txt"
     index, out = tmp_path / "multifield", tmp_path / "mf.trec"
-    ok(cli("index", shared_data / SCIFACT / "beir-format/corpus.jsonl.gz", "-o", index, "--fields", "title"))
+    ok(cli("index", data / SCIFACT / "corpus.jsonl.gz", "-o", index, "--fields", "title"))
     ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query", "-o", out))
-    streamed = ok(cli("retrieve", "--index", index, "--topics", topics, "-k", "100", "--remove-query"))
-    assert streamed == out.read_text() == pyserini_run(index, topics, 100, tmp_path / "py.trec", "contents", "title")
+    assert out.read_text() == pyserini_run(index, topics, 100, tmp_path / "py.trec", "contents", "title")
     report = json.loads(ok(cli("eval", out, "--qrels", qrels, "-m", "nDCG@10", "-m", "R@100", "--format", "json")))
     means = report["runs"][0]["means"]
     assert {name: round(value, 4) for name, value in means.items()} == {"nDCG@10": 0.6647, "R@100": 0.9076}
