@@ -4,6 +4,8 @@ a journal or a training folder that a run without --resume would overwrite)."""
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 
 from tests.test_cli_errors import check_failure
@@ -11,6 +13,8 @@ from tests.test_cli_errors import check_failure
 DL19 = "sample_runs/dl19-bm25-top100.trec"
 QRELS = "sample_runs/dl19-qrels.txt"
 CANDS = "sample_runs/dl19-bm25-top100.candidates.json.gz"
+TOPICS = "sample_runs/dl19-topics.tsv"
+CORPUS = "sample_runs/scifact-slice-corpus.jsonl.gz"
 GOOD = "19335 Q0 d1 1 3.5 t\n19335 Q0 d2 2 2.5 t\n"
 
 BAD_SHARDS = {
@@ -62,3 +66,49 @@ def test_merge_takes_the_empty_shard_rerank_writes(cli, tmp_path, samples):
     bare = tmp_path / "bare.trec"
     bare.write_bytes(b"")
     check_failure(cli("merge", bare, "-o", tmp_path / "m2.trec"), "bare.trec: run is empty", tmp_path / "m2.trec")
+
+
+def corrupt_gzip(path, text: str = GOOD) -> None:
+    """A file with the gzip magic and a valid header, then bytes no deflate stream holds."""
+    path.write_bytes(gzip.compress(text.encode())[:10] + b"\xff" * 64)
+
+
+def cut_gzip(path, text: str = GOOD * 200) -> None:
+    """A gzip file cut in the middle of its data."""
+    data = gzip.compress(text.encode())
+    path.write_bytes(data[: len(data) // 2])
+
+
+# each reader, and the command that reaches it before any heavy work: {name: (file, args, output flag)}
+READERS = {
+    "eval run": ("run.trec.gz", ["eval", "{bad}", "--qrels", QRELS]),
+    "eval qrels": ("qrels.txt.gz", ["eval", DL19, "--qrels", "{bad}"]),
+    "eval exclude": ("exclude.tsv.gz", ["eval", DL19, "--qrels", QRELS, "--exclude", "{bad}"]),
+    "rerank run": ("run.trec.gz", ["rerank", "{bad}", "--candidates", CANDS]),
+    "rerank candidates": ("candidates.json.gz", ["rerank", DL19, "--candidates", "{bad}"]),
+    "rerank topics": ("topics.tsv.gz", ["rerank", DL19, "--topics", "{bad}", "--corpus", CORPUS]),
+    "rerank corpus": ("corpus.jsonl.gz", ["rerank", DL19, "--topics", TOPICS, "--corpus", "{bad}"]),
+    "augment corpus": ("corpus.jsonl.gz", ["augment", DL19, "--qrels", QRELS, "--topics", TOPICS, "--corpus",
+                                           "{bad}"]),
+}
+
+
+@pytest.mark.parametrize("damage", [corrupt_gzip, cut_gzip], ids=["corrupt", "cut"])
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_broken_gzip_names_the_file(cli, tmp_path, reader, damage):
+    name, args = READERS[reader]
+    bad = tmp_path / name
+    damage(bad)
+    out = tmp_path / "out.txt"
+    result = cli(*[str(bad) if arg == "{bad}" else arg for arg in args], "-o", out)
+    fragment = "corrupt gzip data" if damage is corrupt_gzip else "gzip data cut short"
+    check_failure(result, f"{name}: {fragment}", out)
+
+
+def test_a_crash_names_a_lowercase_exception_with_its_module():
+    import zlib
+
+    from rearank_cli.cli import crash_name
+
+    assert crash_name(zlib.error("x")) == "zlib.error"
+    assert crash_name(ValueError("x")) == "ValueError"
