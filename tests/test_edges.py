@@ -5,6 +5,7 @@ a journal or a training folder that a run without --resume would overwrite)."""
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,102 @@ def test_a_crash_names_a_lowercase_exception_with_its_module():
 
     assert crash_name(zlib.error("x")) == "zlib.error"
     assert crash_name(ValueError("x")) == "ValueError"
+
+
+def one_query_run(samples, out):
+    """The first query of the DL19 BM25 run, top 20."""
+    out.write_text("".join((samples / "dl19-bm25-top100.trec").read_text().splitlines(True)[:20]))
+    return out
+
+
+def test_a_journal_with_windows_is_refused_without_resume(cli, tmp_path, samples):
+    run = one_query_run(samples, tmp_path / "run.trec")
+    out = tmp_path / "out.trec"
+    trace = tmp_path / "out.trec.trace.jsonl"
+    trace.write_bytes(b'{"type": "header"}\n{"type": "window"}\n{"type": "window"}\n')
+    before = trace.read_bytes()
+    result = cli("rerank", run, "--candidates", CANDS, "-o", out)
+    check_failure(result, f"{trace}: the journal holds 2 window(s) of an earlier run", out)
+    assert "--resume" in result.stderr.decode() and "--overwrite" in result.stderr.decode()
+    assert trace.read_bytes() == before
+    check_failure(cli("rerank", run, "--candidates", CANDS, "--resume", "--overwrite", "-o", out),
+                  "give --resume (go on from the journal) or --overwrite (start over), not both", out)
+    assert trace.read_bytes() == before
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(before)
+    check_failure(cli("rerank", run, "--candidates", CANDS, "--trace", other, "-o", "-"), f"{other}: the journal",
+                  out)
+    assert other.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_journal_is_kept_resumed_or_overwritten_on_request(cli, tmp_path, samples, tiny_model):
+    """A real journal: a second run without --resume is refused and changes nothing (journal, output,
+    manifest); --resume replays it; --overwrite starts over; a header-only journal is reused silently."""
+    run = one_query_run(samples, tmp_path / "run.trec")
+    out = tmp_path / "out.trec"
+    trace = Path(f"{out}.trace.jsonl")
+    args = ["rerank", run, "--candidates", CANDS, "--backend", "hf", "--model", tiny_model, "--device", "cpu",
+            "--max-tokens", "4", "-o", out]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    files = {path: path.read_bytes() for path in (out, trace, Path(f"{out}.manifest.json"))}
+    refused = cli(*args)
+    assert refused.returncode == 2 and "holds 1 window(s) of an earlier run" in refused.stderr.decode()
+    assert {path: path.read_bytes() for path in files} == files
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    assert out.read_bytes() == files[out] and trace.read_bytes() == files[trace]
+    again = cli(*args, "--overwrite")
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert "--overwrite: starting over" in again.stderr.decode()
+    assert len(trace.read_bytes().splitlines()) == 2  # a new header and the window, generated again
+    trace.write_bytes(trace.read_bytes().splitlines(True)[0])
+    reused = cli(*args)
+    assert reused.returncode == 0, reused.stderr.decode()[-2000:]
+    assert len(trace.read_bytes().splitlines()) == 2
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_train_refuses_a_folder_of_an_earlier_run(cli, tmp_path):
+    """Before anything is read or loaded: a folder with files is refused and left as it was; --overwrite
+    passes that check (and fails later, here at the missing qrels file); --overwrite and --resume-from
+    together are a usage error."""
+    out = tmp_path / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (out / "rearank_train.json").write_text("{}")
+    before = tree(out)
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("{}\n")
+    args = ["train", rows, "--model", "m", "--qrels", tmp_path / "no-qrels.txt", "-o", out]
+    result = cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        f"rearank: error: {out}: the output folder holds files of an earlier run (checkpoint-2, rearank_train.json):"
+        " rerun with --resume-from auto to go on from its last checkpoint, or with --overwrite to start over"]
+    assert tree(out) == before
+    result = cli(*args, "--overwrite")
+    assert result.returncode == 2 and "no-qrels.txt: file not found" in result.stderr.decode()
+    assert tree(out) == before
+    result = cli(*args, "--overwrite", "--resume-from", "auto")
+    assert result.returncode == 2 and "not both" in result.stderr.decode()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("train", rows, "--model", "m", "--qrels", tmp_path / "no-qrels.txt", "-o", empty)
+    assert result.returncode == 2 and "no-qrels.txt: file not found" in result.stderr.decode()
+
+
+def test_starting_over_drops_the_earlier_checkpoints(tmp_path):
+    from rearank_cli.jobs.train import LOG_FILE, drop_earlier_run
+
+    for name in ("checkpoint-1", "checkpoint-20"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"x")
+    (tmp_path / LOG_FILE).write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    drop_earlier_run(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]

@@ -69,6 +69,8 @@ class RerankOptions(Settings):
                               help="The scores: rank (strictly decreasing) or first-stage (copied by position).")
     trace: str | None = setting(None, "--trace", help="The journal (JSONL) of every window [default: OUT.trace.jsonl].")
     resume: bool = setting(False, "--resume", help="Replay the journal; generate only missing windows.")
+    overwrite: bool = setting(False, "--overwrite", help="Start over: overwrite a journal that holds windows of "
+                              "an earlier run (without --resume or this, such a journal is an error).")
     shard: str | None = setting(None, "--shard", help="I/N: rerank every N-th query from the I-th (0-based) only.")
     tag: str = setting("rearank", "--tag", help="The run tag written in the 6th column.")
     output: str = setting(REQUIRED, "--output", "-o", help="The reranked run to write (`-` = stdout).")

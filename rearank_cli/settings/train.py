@@ -59,6 +59,9 @@ class TrainOptions(Settings):
                              "(same GPUs) or server (`trl vllm-serve` on other GPUs).")
     resume_from: str | None = setting(
         None, "--resume-from", help="The checkpoint folder to resume from, or `auto` (newest in OUT_DIR).")
+    overwrite: bool = setting(False, "--overwrite", help="Start over in an output folder that holds files (an "
+                              "earlier run's checkpoints are deleted); without it or --resume-from, such a folder "
+                              "is an error.")
     report_to: str = setting("none", "--report-to", choices=REPORT_TO, help="Where to log: none, wandb or tensorboard.")
     seed: int = setting(42, "--seed", help="Random seed (data order and sampling).")
     #: extra GRPOConfig options (train.toml's [trl] table; no flag)
@@ -92,5 +95,7 @@ class TrainOptions(Settings):
                      "save_steps", "lora_r"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.overwrite and self.resume_from is not None:
+            raise InputError("give --resume-from (go on from a checkpoint) or --overwrite (start over), not both")
         if self.no_merge and not self.lora:
             raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")
