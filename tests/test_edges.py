@@ -212,3 +212,63 @@ def test_starting_over_drops_the_earlier_checkpoints(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     drop_earlier_run(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+RERANK = ["rerank", DL19, "--candidates", CANDS]
+TRAIN = ["train", "t.jsonl", "--model", "m", "--qrels", QRELS]
+# a bad value of each bounded or listed flag: (command line, the flag the message names)
+USAGE_ERRORS = [
+    ([*RERANK, "--backend", "hf", "--batch-size", "0"], "--batch-size"),
+    ([*RERANK, "--backend", "hf", "--dtype", "foo"], "--dtype"),
+    ([*RERANK, "--backend", "hf", "--device", "gpu"], "--device"),
+    ([*RERANK, "--backend", "hf", "--device", "cuda:"], "--device"),
+    ([*RERANK, "--tensor-parallel-size", "0"], "--tensor-parallel-size"),
+    ([*RERANK, "--data-parallel-size", "0"], "--data-parallel-size"),
+    ([*RERANK, "--gpu-memory-utilization", "0"], "--gpu-memory-utilization"),
+    ([*RERANK, "--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization"),
+    ([*RERANK, "--max-model-len", "0"], "--max-model-len"),
+    ([*RERANK, "--max-num-seqs", "0"], "--max-num-seqs"),
+    ([*RERANK, "--lora", "x", "--max-lora-rank", "0"], "--max-lora-rank"),
+    ([*RERANK, "--backend", "openai", "--retries", "-1"], "--retries"),
+    ([*RERANK, "--backend", "openai", "--request-timeout", "0"], "--request-timeout"),
+    ([*RERANK, "--temperature", "-1"], "--temperature"),
+    ([*RERANK, "--max-tokens", "0"], "--max-tokens"),
+    ([*RERANK, "--max-inflight", "0"], "--max-inflight"),
+    ([*RERANK, "--depth", "0"], "--depth"),
+    ([*RERANK, "--window", "1"], "window"),
+    ([*TRAIN, "--lr", "-1"], "--lr"),
+    ([*TRAIN, "--kl", "-0.1"], "--kl"),
+    ([*TRAIN, "--clip", "-0.2"], "--clip"),
+    ([*TRAIN, "--temperature", "0"], "--temperature"),
+    ([*TRAIN, "--seed", "-1"], "--seed"),
+    ([*TRAIN, "--num-generations", "1"], "--num-generations"),
+    (["retrieve", "index", "--topics", "t.tsv", "--b", "2"], "--b"),
+    (["retrieve", "index", "--topics", "t.tsv", "--k1", "-1"], "--k1"),
+    (["eval", DL19, "--qrels", QRELS, "--permutations", "0"], "--permutations"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), USAGE_ERRORS, ids=[" ".join(a[-2:]) for a, _ in USAGE_ERRORS])
+def test_usage_errors_exit_2_naming_the_flag(tmp_path, capsys, args, flag):
+    """Checked from the settings' declarations before any input is read or any model loaded (in-process:
+    the CLI's own exit status and stderr)."""
+    from rearank_cli.cli import run
+
+    out = tmp_path / "out"
+    assert run([*args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rearank: error:") and flag in err[0], err
+    assert not out.exists()
+
+
+def test_settings_objects_refuse_the_same_values():
+    """The Python API builds the same settings objects, so it refuses the same values."""
+    from rearank_cli.errors import InputError
+    from rearank_cli.settings.backends import HfOptions, VllmOptions
+    from rearank_cli.settings.rerank import RerankOptions
+
+    for build in (lambda: HfOptions(batch_size=0), lambda: HfOptions(device="gpu"),
+                  lambda: RerankOptions(output="o", dtype="foo"), lambda: VllmOptions(gpu_memory_utilization=0)):
+        with pytest.raises(InputError):
+            build()
+    assert HfOptions(device="cuda:12").device == "cuda:12" and RerankOptions(output="o", dtype="half").dtype == "half"

@@ -20,6 +20,8 @@ WINDOW_SCHEDULES = ("fixed", "official")
 SCORE_MODES = ("rank", "first-stage")
 #: window strategies (`rerank.strategies`): the sliding window, top-down partitioning
 STRATEGIES = ("sliding", "tdpart")
+#: `--dtype` (vllm's names; hf reads `half` as float16 and `float` as float32, as torch does)
+DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +77,7 @@ class RerankOptions(Settings):
     tag: str = setting("rearank", "--tag", help="The run tag written in the 6th column.")
     output: str = setting(REQUIRED, "--output", "-o", help="The reranked run to write (`-` = stdout).")
     manifest: str | None = setting(None, "--manifest", help="The manifest JSON to write [default: OUT.manifest.json].")
-    dtype: str = setting("auto", "--dtype", help="The dtype of the weights (vllm, hf).")
+    dtype: str = setting("auto", "--dtype", choices=DTYPES, help="The dtype of the weights (vllm, hf).")
     lora: str | None = setting(
         None, "--lora", help="PEFT LoRA adapter folder on top of --model (vllm: per request; hf: merged at load; "
         "openai: recorded only, --model names the adapter the server serves).")
