@@ -272,3 +272,41 @@ def test_settings_objects_refuse_the_same_values():
         with pytest.raises(InputError):
             build()
     assert HfOptions(device="cuda:12").device == "cuda:12" and RerankOptions(output="o", dtype="half").dtype == "half"
+
+
+TYPOS = ["./typo", "../typo", "typo/", "~/no-such-model-folder", "a/b/typo", "sample_runs/typo", "-x", "a..b",
+         "typo.gguf"]
+
+
+@pytest.mark.parametrize("name", [*TYPOS, "ABSOLUTE"])
+def test_a_model_path_that_is_not_there(name, tmp_path):
+    from rearank_cli.errors import InputError
+    from rearank_cli.model_check import locate_model
+
+    name = str(tmp_path / "typo") if name == "ABSOLUTE" else name
+    with pytest.raises(InputError, match=f"model {name}: no such file or folder") as caught:
+        locate_model(name, demo_hint=True)
+    assert "demo model" in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["rerank", "train"])
+def test_rerank_and_train_report_a_relative_typo_as_a_missing_folder(cli, tmp_path, samples, command):
+    out = tmp_path / "out"
+    if command == "rerank":
+        result = cli("rerank", one_query_run(samples, tmp_path / "run.trec"), "--candidates", CANDS, "--backend", "hf",
+                     "--model", "./typo", "-o", out)
+    else:  # train reads its samples first: give it real ones
+        rows = tmp_path / "train.jsonl"
+        made = cli("augment", DL19, "--qrels", QRELS, "--candidates", CANDS, "--samples-per-query", "1", "-o", rows)
+        assert made.returncode == 0, made.stderr.decode()
+        result = cli("train", rows, "--model", "./typo", "--qrels", QRELS, "--prompts-per-step", "2",
+                     "--num-generations", "2", "-o", out)
+    check_failure(result, "model ./typo: no such file or folder", out)
+
+
+def test_doctor_prints_its_checks_with_the_model_failing(cli):
+    result = cli("doctor", "--backend", "hf", "--model", "./typo")
+    assert result.returncode == 1
+    text = result.stdout.decode()
+    assert "FAIL  model        model ./typo: no such file or folder" in text
+    assert "python" in text and "disk" in text and "not ready for --backend hf: model failed" in text
