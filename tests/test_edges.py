@@ -310,3 +310,26 @@ def test_doctor_prints_its_checks_with_the_model_failing(cli):
     text = result.stdout.decode()
     assert "FAIL  model        model ./typo: no such file or folder" in text
     assert "python" in text and "disk" in text and "not ready for --backend hf: model failed" in text
+
+
+def warnings_of(result) -> list[str]:
+    return [line for line in result.stderr.decode().splitlines() if "not read by --backend" in line]
+
+
+def test_options_of_another_backend_warn_in_one_line(cli, tmp_path):
+    """Flags given on the command line or in --config that the chosen backend does not read: one line naming
+    them all (the run goes on; here it stops at the missing model). Defaults and environment variables are
+    not warned about."""
+    base = [*RERANK, "--model", "./typo", "-o", tmp_path / "out.trec"]
+    result = cli(*base, "--backend", "hf", "--max-model-len", "10", "--base-url", "http://x/v1", "--retries", "2")
+    assert warnings_of(result) == ["rearank: --max-model-len, --base-url, --retries are not read by --backend hf: "
+                                   "ignored"]
+    result = cli(*base, "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--dtype", "half",
+                 "--batch-size", "2")
+    assert warnings_of(result) == ["rearank: --batch-size, --dtype are not read by --backend openai: ignored"]
+    config = tmp_path / "c.toml"
+    config.write_text("max-num-seqs = 4\ndevice = \"cpu\"\n")
+    result = cli(*base, "--config", config)  # the default backend, vllm
+    assert warnings_of(result) == ["rearank: --device is not read by --backend vllm: ignored"]
+    result = cli(*base, "--backend", "hf", "--dtype", "float32", "--device", "cpu", env={"OPENAI_BASE_URL": "http://y"})
+    assert warnings_of(result) == []

@@ -8,13 +8,19 @@ named by `implementation`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rearank_cli.errors import InputError
-from rearank_cli.settings.base import Settings, setting
+from rearank_cli.settings.base import Settings, fields, setting
 from rearank_cli.settings.rerank import RerankOptions
 
+log = logging.getLogger("rearank")
+
+#: the rerank settings that only some backends read (each backend's `reads` names those it does)
+BACKEND_READS = ("dtype",)
 #: `--device` of the hf backend (`cuda:N`: any GPU number)
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
@@ -26,9 +32,28 @@ class BackendOptions(Settings):
     #: "module:Class" of the backend
     implementation: ClassVar[str] = ""
 
+    #: the rerank settings (besides those every backend reads) this backend reads
+    reads: ClassVar[tuple[str, ...]] = ()
+
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """The backend constructor's keyword arguments (besides the model)."""
         raise NotImplementedError
+
+    @classmethod
+    def note_unused(cls, values: Mapping[str, Any], explicit: set[str]) -> None:
+        """One warning line naming the options given on the command line or in --config that the chosen
+        `--backend` does not read (another backend's flags; `--dtype` with openai). Only the chosen
+        backend's class speaks, so there is one line for all of them."""
+        chosen = BACKENDS.get(values.get("backend", RerankOptions.backend))
+        if cls is not chosen:
+            return
+        unused = [spec.flag(field.name) for other in BACKENDS.values() if other is not cls
+                  for field, spec, _ in fields(other) if field.name in explicit]
+        unused += [spec.flag(field.name) for field, spec, _ in fields(RerankOptions)
+                   if field.name in BACKEND_READS and field.name in explicit and field.name not in cls.reads]
+        if unused:
+            log.warning("%s %s not read by --backend %s: ignored", ", ".join(unused),
+                        "is" if len(unused) == 1 else "are", values.get("backend", RerankOptions.backend))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +62,7 @@ class VllmOptions(BackendOptions):
 
     command = "rerank"
     implementation = "rearank_cli.backends.vllm:VllmBackend"
+    reads = ("dtype",)
 
     tensor_parallel_size: int = setting(1, "--tensor-parallel-size", min=1,
                                         help="vllm: the GPUs of each model replica.")
@@ -76,6 +102,7 @@ class HfOptions(BackendOptions):
 
     command = "rerank"
     implementation = "rearank_cli.backends.hf:HfBackend"
+    reads = ("dtype",)
 
     device: str = setting("auto", "--device", choices=DEVICES, help="hf: the device to run on: cpu, cuda, cuda:N or "
                           "auto.")
