@@ -333,3 +333,39 @@ def test_options_of_another_backend_warn_in_one_line(cli, tmp_path):
     assert warnings_of(result) == ["rearank: --device is not read by --backend vllm: ignored"]
     result = cli(*base, "--backend", "hf", "--dtype", "float32", "--device", "cpu", env={"OPENAI_BASE_URL": "http://y"})
     assert warnings_of(result) == []
+
+
+@pytest.mark.slow
+def test_doctor_predicts_the_kv_cache_a_cpu_start_picks(cli, tiny_model):
+    """`doctor --backend vllm` on a CPU with VLLM_CPU_KVCACHE_SPACE unset reports the size the backend's start
+    picks (the same `kv_cache.plan`, from the memory free when it looked) and that one sequence fits."""
+    import json
+
+    from rearank_cli import kv_cache
+
+    env = {kv_cache.ENV: ""}
+    result = cli("doctor", "--model", tiny_model, "--format", "json", env=env)
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    if checks["vllm"]["data"].get("platform") != "cpu":
+        pytest.skip("vLLM is not on the CPU platform here")
+    found = checks["kv cache"]
+    assert found["status"] == "ok" and found["needed"], found
+    data = found["data"]
+    config = json.loads((tiny_model / "config.json").read_text())
+    assert data["context"] == 32768 and data["sequence"] == kv_cache.bytes_per_token(config) * 32768
+    assert data["size"] == kv_cache.plan(data["available"], data["weights"], kv_cache.bytes_per_token(config),
+                                         32768).size
+    assert found["detail"].startswith("rerank will take a KV cache of ")
+
+
+def test_doctor_fails_a_kv_cache_that_cannot_hold_one_sequence(tiny_model, monkeypatch):
+    from rearank_cli.diagnostics.checks import Check, check_kv_cache
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    vllm, model = Check("vllm", "ok", "", data={"platform": "cpu"}), Check("model", "ok", "")
+    found = check_kv_cache(str(tiny_model), vllm, model, available=1 << 20)
+    assert found.status == "fail" and "one sequence of 32,768 tokens needs" in found.detail
+    assert found.fix.startswith("rearank rerank --max-model-len 1024")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    assert check_kv_cache(str(tiny_model), vllm, model).status == "ok"
+    assert check_kv_cache(str(tiny_model), Check("vllm", "ok", "", data={"platform": "cuda"}), model).status == "skip"
