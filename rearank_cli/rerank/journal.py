@@ -195,7 +195,7 @@ class Journal:
         if diff:
             raise InputError(
                 "journal was written with other settings (" + "; ".join(diff) + "); use another --trace "
-                "or drop --resume to start over", self.path, 1,
+                "or --overwrite instead of --resume to start over", self.path, 1,
             )
 
     def lookup(self, window: Window) -> WindowRecord | None:

@@ -347,9 +347,9 @@ def test_cli_rerank_whose_engine_dies_exits_1_at_once_then_runs_without_a_seed(c
     assert result.returncode == 1, result.stderr.decode()[-3000:]
     [line] = [line for line in result.stderr.decode().splitlines() if line.startswith("rearank: error:")]
     assert "the vLLM engine died: RuntimeError: CPU Generator does not use offset" in line
-    assert "rerun with --seed -1" in line and "drop --resume" in line
+    assert "rerun with --seed -1" in line and "--overwrite, not --resume" in line
     assert not out.exists() and (tmp_path / "rr.trec.trace.jsonl").exists()  # the journal is kept
-    result = cli(*args, "--seed", "-1", timeout=300, env={"TQDM_DISABLE": "1"})
+    result = cli(*args, "--seed", "-1", "--overwrite", timeout=300, env={"TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     header, records = read_trace(tmp_path / "rr.trec.trace.jsonl")
     assert header["settings"]["seed"] is None and len(records) == 2 and not any(r["failed"] for r in records)
