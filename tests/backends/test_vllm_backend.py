@@ -368,7 +368,7 @@ def test_a_cpu_start_without_vllm_cpu_kvcache_space_sizes_the_cache_itself(tiny_
     try:
         with caplog.at_level("INFO", logger="rearank"):
             loop.run_until_complete(backend.start())
-        said = [r.getMessage() for r in caplog.records if "KV cache" in r.getMessage()]
+        said = [r.getMessage() for r in caplog.records if r.name == "rearank" and "KV cache" in r.getMessage()]
         assert len(said) == 1 and said[0].startswith("vLLM on the CPU: a KV cache of ") and kv_cache.ENV in said[0]
         cache = backend._replicas[0].engine.engine.vllm_config.cache_config
         assert cache.kv_cache_memory_bytes == backend._kv_cache_bytes
