@@ -116,7 +116,17 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into one line
         if debug:
             raise
-        return _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", RearankError.exit_code)
+        return _fail(f"{crash_name(exc)}: {exc} (run with --debug for the traceback)", RearankError.exit_code)
+
+
+def crash_name(exc: BaseException) -> str:
+    """How a crash names its exception: the class name, with its module when the name alone says little
+    (`zlib.error`, not `error`)."""
+    kind = type(exc)
+    name = kind.__qualname__
+    if name.islower() and kind.__module__ != "builtins":
+        return f"{kind.__module__}.{name}"
+    return name
 
 
 def main() -> None:

@@ -75,12 +75,17 @@ def locate_model(name: str, probe_timeout: float = HUB_PROBE_TIMEOUT_S, demo_hin
         if path.endswith(".gguf"):
             return ModelSource(name, "gguf file", os.path.abspath(path))
         raise InputError(f"model {name} is a file; pass a model folder, a .gguf file or a hub id")
-    if path.endswith(".gguf") or not REPO_ID_RE.match(name):
-        raise InputError(f"model {name}: no such file or folder")
+    if looks_like_path(name):
+        raise missing_model(name, demo_hint)
     require("huggingface_hub", "hf")
-    snapshot = cached_snapshot(name)
+    try:
+        snapshot = cached_snapshot(name)
+    except ValueError:  # huggingface_hub's HFValidationError: a name no hub id can have (`a..b`, `-x`)
+        raise missing_model(name, demo_hint) from None
     if snapshot is not None:
         return ModelSource(name, "hf cache", snapshot)
+    if os.path.isdir(os.path.dirname(name)):  # `models/typo` beside a local `models/` folder
+        raise missing_model(name, demo_hint)
     where = f"not a local path and not (fully) in the Hugging Face cache ({hf_cache_dir()})"
     fix = f"download it first (`hf download {name}` on a node with network) or pass a local path"
     if demo_hint:
@@ -91,6 +96,22 @@ def locate_model(name: str, probe_timeout: float = HUB_PROBE_TIMEOUT_S, demo_hin
     if problem:
         raise InputError(f"model {name!r} is {where}, and the hub is unreachable ({problem}): {fix}")
     return ModelSource(name, "hub", None, "not in the cache: it will be downloaded from the hub")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether `name` can only be a path, not a hub id (`org/name`): it starts with `.`, `/` or `~`, holds
+    more than one separator (or a backslash), ends in `.gguf`, or has characters no hub id has."""
+    separators = name.count("/") + (name.count(os.sep) if os.sep != "/" else 0)
+    return (name.startswith((".", "/", "~")) or separators > 1 or "\\" in name or name.endswith(".gguf")
+            or not REPO_ID_RE.match(name))
+
+
+def missing_model(name: str, demo_hint: bool = False) -> InputError:
+    """The one error for a `--model` path that is not there (exit 2), with the demo model's path on request."""
+    message = f"model {name}: no such file or folder (pass a model folder, a .gguf file or a hub id)"
+    if demo_hint:
+        message += f"; {demo_model_hint()}"
+    return InputError(message)
 
 
 def hf_cache_dir() -> str:

@@ -35,7 +35,7 @@ from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")  # torch.half, torch.float: float16, float32
 #: how long `close` waits for a running batch (a second SIGTERM/SIGINT exits at once)
 CLOSE_TIMEOUT_S = 900.0
 

@@ -33,7 +33,9 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
     """Decorate `function(*settings, config=ConfigFile | None)`; it is called with one instance per class.
 
     `aliases`/`tables` go to `read_config`. A class may define `resolve(values, given, config)` to adjust the
-    merged values (`given`: the names set on the command line or by environment variable)."""
+    merged values (`given`: the names set on the command line or by environment variable), and
+    `note_unused(values, explicit)` to warn about settings given on the command line or in --config
+    (`explicit`) that the values make pointless."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
@@ -60,11 +62,16 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
             for name, value in olds.items():
                 if value is not None:
                     given.add(_use_old(old[name], value, values, given))
+            explicit = {name for name in values if _source(ctx, name) == "COMMANDLINE"} | set(loaded.values if loaded
+                                                                                              else ())
             objects = []
             for cls in classes:
                 resolve = getattr(cls, "resolve", None)
                 merged = resolve(values, given, loaded) if resolve else values
                 objects.append(cls.pick(merged))
+                note = getattr(cls, "note_unused", None)
+                if note:
+                    note(merged, explicit)
             return function(*objects, config=loaded)
 
         del run.__wrapped__  # Typer must read the generated signature, not the function's

@@ -26,7 +26,8 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
         run=options.run, output=options.output, model=options.model, backend=options.backend,
         backend_options=backend.backend_kwargs(options), settings=settings, topics=options.topics,
         corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
-        resume=options.resume, shard=options.shard, tag=options.tag, score_mode=options.score_mode,
+        resume=options.resume, overwrite=options.overwrite, shard=options.shard, tag=options.tag,
+        score_mode=options.score_mode,
         skip_missing=options.skip_missing, lora=options.lora,
         recorded={**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}, config=config,
     )

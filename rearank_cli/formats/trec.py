@@ -229,6 +229,22 @@ def iter_run_queries(path: str, info: dict[str, Any] | None = None) -> Iterator[
     yield from parser.run.items()
 
 
+def read_run_lines(path: str, *, allow_empty: bool = False) -> dict[str, list[str]]:
+    """A run's lines grouped by qid (qids and lines in file order), each line kept as written (blank lines
+    left out), for a reader that copies lines: with every check and error of `read_run`."""
+    parser = _RunParser(path)
+    lines: dict[str, list[str]] = {}
+    for number, text in _text_chunks(path):
+        parser.feed(number, text)
+        for line in text.split("\n"):
+            qid = line.split(maxsplit=1)[:1]
+            if qid:
+                lines.setdefault(qid[0], []).append(line)
+    if not parser.run and not allow_empty:
+        raise InputError("run is empty", path)
+    return lines
+
+
 def read_run(path: str, *, allow_empty: bool = False) -> Run:
     """Read a TREC run: `{qid: [(docid, score), ...]}` in trec_eval order, qids in file order.
 

@@ -18,6 +18,7 @@ from rearank_cli.diagnostics.checks import (
     Check,
     check_disk,
     check_java,
+    check_kv_cache,
     check_model,
     check_packages,
     check_python,
@@ -51,14 +52,17 @@ def diagnose(backend: str = "vllm", model: str | None = None, base_url: str | No
     probes = run_probes(["torch", "java"] + (["vllm"] if dists else []))
     torch = probes["torch"]
     pin = vllm_torch_pin(next(iter(dists))) if len(dists) == 1 else None
+    vllm = check_vllm(dists, probes.get("vllm"), torch, pin)
     checks = [
         check_python(), check_packages(), check_torch(torch, gpu_driver()), check_transformers(torch),
-        check_vllm(dists, probes.get("vllm"), torch, pin), check_java(probes["java"]), check_pytrec_eval(),
+        vllm, check_java(probes["java"]), check_pytrec_eval(),
     ]
     if backend == "openai":
         checks.append(Check("model", "skip", "--backend openai: the server names the model"))
     else:
         checks.append(check_model(model, backend))
+    if backend == "vllm":
+        checks.append(check_kv_cache(model, vllm, checks[-1]))
     if base_url:
         checks.append(check_server(base_url, model))
     elif backend == "openai":

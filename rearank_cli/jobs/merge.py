@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 
 from rearank_cli.errors import InputError
-from rearank_cli.formats.textio import atomic_output, iter_lines
+from rearank_cli.formats.textio import atomic_output
+from rearank_cli.formats.trec import read_run_lines
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.journal import read_header
 from rearank_cli.rerank.manifests import RerankManifest, ShardFiles, read_manifest, write_manifest
@@ -21,22 +22,11 @@ from rearank_cli.rerank.merge import RunLines, follow_expected, join_shards, mer
 log = logging.getLogger("rearank")
 
 
-def read_run_lines(path: str) -> RunLines:
-    """A run's lines grouped by qid, in file order (each line checked for 6 columns)."""
-    lines: RunLines = {}
-    for number, line in iter_lines(path):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise InputError(f"expected 6 columns 'qid Q0 docid rank score tag', found {len(parts)}", path, number)
-        lines.setdefault(parts[0], []).append(line)
-    return lines
-
-
 def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) -> RunLines:
     """Merge shard runs into `output` (and, unless `-`, `OUTPUT.manifest.json`); returns the merged lines
-    by qid. Fails loudly (InputError) on a query in two shards, and with `expect` on a missing or
+    by qid. Every shard (and `expect`) is checked line by line as `eval` reads a run (InputError naming the
+    file and line: columns, scores, a docid twice in a query, an empty run). Fails loudly (InputError) on a
+    query in two shards, and with `expect` on a missing or
     unexpected query or a different doc set; `locks.Busy` (exit 2) when another process writes `output`."""
     from rearank_cli.locks import exclusive
 
@@ -45,10 +35,11 @@ def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) ->
 
 
 def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> RunLines:
-    merged = join_shards([(path, read_run_lines(path)) for path in shards])
+    files, manifests = zip(*(shard_files(path) for path in shards), strict=True) if shards else ((), ())
+    merged = join_shards([(path, read_run_lines(path, allow_empty=_no_queries(manifest)))
+                          for path, manifest in zip(shards, manifests, strict=True)])
     if expect is not None:
         merged = follow_expected(merged, read_run_lines(expect), expect)
-    files, manifests = zip(*(shard_files(path) for path in shards), strict=True) if shards else ((), ())
     inputs = {f"shard{number}": path for number, path in enumerate(shards)}
     if expect is not None:
         inputs["expect"] = expect
@@ -60,6 +51,12 @@ def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> RunLi
         write_manifest(output + ".manifest.json", manifest)
     log.info("merged %d queries from %d shard(s)", len(merged), len(shards))
     return merged
+
+
+def _no_queries(manifest: RerankManifest | None) -> bool:
+    """Whether a shard's manifest says it had no queries to rerank (a run with fewer queries than shards):
+    the one case where an empty shard run is no error."""
+    return manifest is not None and manifest.shard is not None and manifest.summary.queries == 0
 
 
 def shard_files(run: str) -> tuple[ShardFiles, RerankManifest | None]:

@@ -20,7 +20,7 @@ from rearank_cli.errors import IncompleteWork, InputError, Interrupted
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import StreamedInputs, check_text_source, parse_shard, stream_inputs
-from rearank_cli.rerank.journal import Journal
+from rearank_cli.rerank.journal import Journal, earlier_records
 from rearank_cli.rerank.manifests import RerankManifest, write_manifest
 from rearank_cli.rerank.plan import InOrder, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
@@ -51,6 +51,8 @@ class RerankJob:
     trace: str | None = None
     manifest: str | None = None
     resume: bool = False
+    #: start over: a journal holding windows of an earlier run is overwritten (without it: exit 2)
+    overwrite: bool = False
     shard: str | None = None
     tag: str = RerankOptions.tag
     score_mode: str = RerankOptions.score_mode
@@ -86,6 +88,8 @@ class RerankJob:
             raise InputError("give a RUN file (or --candidates, whose lists then define the run)")
         if self.resume and self.trace_path() is None:
             raise InputError("--resume with -o - needs --trace TRACE.jsonl (the journal to resume from)")
+        if self.resume and self.overwrite:
+            raise InputError("give --resume (go on from the journal) or --overwrite (start over), not both")
         parse_shard(self.shard)
 
 
@@ -118,6 +122,22 @@ def check_model_files(job: RerankJob, load: bool = True) -> None:
         log.warning("the adapter was trained on %s, not on --model %s", base, job.model)
 
 
+def keep_earlier_journal(job: RerankJob) -> None:
+    """Without `--resume`, a journal that holds windows of an earlier run is refused (exit 2, the file left
+    as it is) unless `--overwrite` says to start over; an empty or header-only journal is reused."""
+    trace = job.trace_path()
+    if job.resume or trace is None:
+        return
+    windows = earlier_records(trace)
+    if not windows:
+        return
+    if job.overwrite:
+        log.warning("%s: --overwrite: starting over, dropping the %d window(s) of an earlier run", trace, windows)
+        return
+    raise InputError(f"the journal holds {windows} window(s) of an earlier run: rerun with --resume to go on "
+                     "from them, or with --overwrite to start over", trace)
+
+
 def journal_header(job: RerankJob) -> JournalHeader:
     """The first line of a journal: its schema and provenance, and the settings checked on `--resume`."""
     settings = JournalSettings(**job.settings.journal_settings(job.model),
@@ -139,6 +159,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> RerankManifest
 
 
 def _run_rerank(job: RerankJob, backend: Backend | None) -> RerankManifest:
+    keep_earlier_journal(job)
     check_model_files(job, load=False)
     job.settings = with_tokenizer(job.settings, job.model)  # before any file is written
     began = time.perf_counter()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_cli import provenance
-from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, RearankError, require
+from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, RearankError, require, some
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
@@ -157,7 +157,20 @@ def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
         return _train(s, config)
 
 
+def keep_earlier_run(s: TrainSettings) -> None:
+    """Without `--resume-from`, an output folder that holds files (an earlier run's model, checkpoints, logs)
+    is refused (exit 2, nothing touched) unless `--overwrite` says to start over."""
+    if s.resume_from is not None or not os.path.isdir(s.output):
+        return
+    names = sorted(os.listdir(s.output))
+    if names and not s.overwrite:
+        raise InputError(f"the output folder holds files of an earlier run ({some(names)}): rerun with "
+                         "--resume-from auto to go on from its last checkpoint, or with --overwrite to start over",
+                         s.output)
+
+
 def _train(s: TrainSettings, config: str | None) -> dict[str, Any]:
+    keep_earlier_run(s)
     qrels = read_qrels(s.qrels)
     prompts: Counter = Counter()
     rows = read_samples(s.train_file, qrels, prompts)
@@ -218,8 +231,8 @@ def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_
     os.makedirs(s.output, exist_ok=True)
     log_path = Path(s.output) / LOG_FILE
     resume = resolve_resume(s.resume_from, s.output)
-    if resume is None and log_path.exists():
-        log_path.unlink()
+    if resume is None:
+        drop_earlier_run(Path(s.output))
     try:
         config = GRPOConfig(**grpo_kwargs(s, grad_accum, cuda))
     except (TypeError, ValueError) as exc:
@@ -243,6 +256,17 @@ def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_
     return {"global_step": trainer.state.global_step, "trainer_max_steps": trainer.state.max_steps,
             "train_seconds": round(seconds, 1), "train_loss": output.training_loss,
             "last_log": history[-1] if history else {}, "resumed_from": resume, "saved": saved}
+
+
+def drop_earlier_run(out: Path) -> None:
+    """Starting over (`--overwrite`): delete an earlier run's checkpoints and log, so that neither the log nor
+    a later `--resume-from auto` mixes the two runs (the final model files are replaced when saved)."""
+    old = [path for path in out.glob("checkpoint-*") if path.is_dir()]
+    if old:
+        log.warning("%s: --overwrite: deleting %d checkpoint(s) of an earlier run", out, len(old))
+    for path in old:
+        shutil.rmtree(path)
+    (out / LOG_FILE).unlink(missing_ok=True)
 
 
 def save_final(trainer: Any, s: TrainSettings, tokenizer: Any, dtype: str) -> None:

@@ -25,7 +25,7 @@ from rearank_cli.formats.jsonl import parse_json_object
 from rearank_cli.rerank.plan import Window
 from rearank_cli.rerank.records import RESUME_KEYS, JournalHeader, WindowRecord
 
-__all__ = ["RESUME_KEYS", "Journal", "JournalFile", "WindowRecord", "read_header", "read_journal"]
+__all__ = ["RESUME_KEYS", "Journal", "JournalFile", "WindowRecord", "earlier_records", "read_header", "read_journal"]
 
 log = logging.getLogger("rearank")
 
@@ -195,7 +195,7 @@ class Journal:
         if diff:
             raise InputError(
                 "journal was written with other settings (" + "; ".join(diff) + "); use another --trace "
-                "or drop --resume to start over", self.path, 1,
+                "or --overwrite instead of --resume to start over", self.path, 1,
             )
 
     def lookup(self, window: Window) -> WindowRecord | None:
@@ -215,8 +215,6 @@ class Journal:
         if self.resumed:
             self._handle = open(self.path, "ab")  # noqa: SIM115
         else:
-            if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-                log.warning("%s: overwriting an existing journal (use --resume to continue it)", self.path)
             self._handle = open(self.path, "wb")  # noqa: SIM115
             self._write(self.header.to_json())
 
@@ -255,6 +253,17 @@ class Journal:
                     raise
                 with contextlib.suppress(OSError):
                     handle.close()
+
+
+def earlier_records(path: str) -> int:
+    """How many non-blank lines the file at `path` holds after its first (a journal's window records: what a
+    run without `--resume` would overwrite); 0 for a missing, empty or header-only file."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return 0
+    with handle:
+        return max(sum(1 for line in handle if line.strip()) - 1, 0)
 
 
 def _first_line_whole(path: str) -> bool:

@@ -8,12 +8,21 @@ named by `implementation`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rearank_cli.errors import InputError
-from rearank_cli.settings.base import Settings, setting
+from rearank_cli.settings.base import Settings, fields, setting
 from rearank_cli.settings.rerank import RerankOptions
+
+log = logging.getLogger("rearank")
+
+#: the rerank settings that only some backends read (each backend's `reads` names those it does)
+BACKEND_READS = ("dtype",)
+#: `--device` of the hf backend (`cuda:N`: any GPU number)
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,9 +32,28 @@ class BackendOptions(Settings):
     #: "module:Class" of the backend
     implementation: ClassVar[str] = ""
 
+    #: the rerank settings (besides those every backend reads) this backend reads
+    reads: ClassVar[tuple[str, ...]] = ()
+
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """The backend constructor's keyword arguments (besides the model)."""
         raise NotImplementedError
+
+    @classmethod
+    def note_unused(cls, values: Mapping[str, Any], explicit: set[str]) -> None:
+        """One warning line naming the options given on the command line or in --config that the chosen
+        `--backend` does not read (another backend's flags; `--dtype` with openai). Only the chosen
+        backend's class speaks, so there is one line for all of them."""
+        chosen = BACKENDS.get(values.get("backend", RerankOptions.backend))
+        if cls is not chosen:
+            return
+        unused = [spec.flag(field.name) for other in BACKENDS.values() if other is not cls
+                  for field, spec, _ in fields(other) if field.name in explicit]
+        unused += [spec.flag(field.name) for field, spec, _ in fields(RerankOptions)
+                   if field.name in BACKEND_READS and field.name in explicit and field.name not in cls.reads]
+        if unused:
+            log.warning("%s %s not read by --backend %s: ignored", ", ".join(unused),
+                        "is" if len(unused) == 1 else "are", values.get("backend", RerankOptions.backend))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,19 +62,28 @@ class VllmOptions(BackendOptions):
 
     command = "rerank"
     implementation = "rearank_cli.backends.vllm:VllmBackend"
+    reads = ("dtype",)
 
-    tensor_parallel_size: int = setting(1, "--tensor-parallel-size", help="vllm: the GPUs of each model replica.")
-    data_parallel_size: int = setting(1, "--data-parallel-size", help="vllm: the number of model replicas.")
-    gpu_memory_utilization: float | None = setting(None, "--gpu-memory-utilization", help="vllm: the share of GPU "
-                                                   "memory the engine may take [default: vLLM's].")
-    max_model_len: int | None = setting(None, "--max-model-len", help="vllm: the context length "
+    tensor_parallel_size: int = setting(1, "--tensor-parallel-size", min=1,
+                                        help="vllm: the GPUs of each model replica.")
+    data_parallel_size: int = setting(1, "--data-parallel-size", min=1, help="vllm: the number of model replicas.")
+    gpu_memory_utilization: float | None = setting(None, "--gpu-memory-utilization", min=0.0, max=1.0,
+                                                   help="vllm: the share of GPU memory the engine may take, "
+                                                   "more than 0 and at most 1 [default: vLLM's].")
+    max_model_len: int | None = setting(None, "--max-model-len", min=1, help="vllm: the context length "
                                             "[default: the model's].")
     enforce_eager: bool = setting(False, "--enforce-eager", help="vllm: run eagerly, without CUDA graphs.")
-    max_num_seqs: int | None = setting(None, "--max-num-seqs", help="vllm: the most sequences per engine step.")
+    max_num_seqs: int | None = setting(None, "--max-num-seqs", min=1, help="vllm: the most sequences per engine step.")
     no_recovery: bool = setting(False, "--no-recovery", help="vllm: do not complete answers cut off by --max-tokens.")
     max_lora_rank: int | None = setting(
-        None, "--max-lora-rank", help="vllm: the largest LoRA rank the engine accepts [default: the adapter's rank, "
-        "rounded up to one vLLM accepts].")
+        None, "--max-lora-rank", min=1, help="vllm: the largest LoRA rank the engine accepts [default: the adapter's "
+        "rank, rounded up to one vLLM accepts].")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.gpu_memory_utilization == 0:
+            raise InputError("invalid value for --gpu-memory-utilization: 0 leaves the engine no memory (give a "
+                             "share more than 0, at most 1)")
 
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """VllmBackend's keyword arguments."""
@@ -65,9 +102,11 @@ class HfOptions(BackendOptions):
 
     command = "rerank"
     implementation = "rearank_cli.backends.hf:HfBackend"
+    reads = ("dtype",)
 
-    device: str = setting("auto", "--device", help="hf: the device to run on: cpu, cuda, cuda:N or auto.")
-    batch_size: int = setting(8, "--batch-size", help="hf: the most requests per generate() batch.")
+    device: str = setting("auto", "--device", choices=DEVICES, help="hf: the device to run on: cpu, cuda, cuda:N or "
+                          "auto.")
+    batch_size: int = setting(8, "--batch-size", min=1, help="hf: the most requests per generate() batch.")
 
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """HfBackend's keyword arguments."""
@@ -86,10 +125,16 @@ class OpenAIOptions(BackendOptions):
     api_key_env: str | None = setting(
         None, "--api-key-env", help="openai: the environment variable that holds the API key (default "
         "OPENAI_API_KEY; optional for local servers).")
-    retries: int = setting(5, "--retries", help="openai: the retries on 429/5xx/connection errors.")
-    request_timeout: float = setting(600.0, "--request-timeout", help="openai: the seconds to wait for each request.")
+    retries: int = setting(5, "--retries", min=0, help="openai: the retries on 429/5xx/connection errors.")
+    request_timeout: float = setting(600.0, "--request-timeout", min=0.0,
+                                     help="openai: the seconds to wait for each request (more than 0).")
     #: requests in flight when --max-inflight is not given
     default_inflight: ClassVar[int] = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.request_timeout == 0:
+            raise InputError("invalid value for --request-timeout: 0 seconds (give more than 0)")
 
     def backend_kwargs(self, rerank: RerankOptions) -> dict[str, Any]:
         """OpenAIBackend's keyword arguments."""

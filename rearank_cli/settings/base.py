@@ -30,6 +30,7 @@ class Spec:
 
     `flags`: the option's spellings (`("-o", "--output")`); empty for a positional argument.
     `show_default`: True, False, or the text shown instead of the default.
+    `choices`: the allowed values; one ending in `:N` allows that prefix with any number (`cuda:N`).
     `deprecated`: old spellings still accepted (left out of `--help`; using one prints a deprecation line).
     `recorded_when_default`: False leaves the setting out of `as_dict` (the manifest) while it has its
     default, so files written before the setting existed stay the same.
@@ -53,7 +54,7 @@ class Spec:
 
     def check(self, value: Any) -> str | None:
         """Why `value` is not allowed (one line naming the allowed values), or None when it is."""
-        if self.choices and value is not None and value not in self.choices:
+        if self.choices and value is not None and not allowed(value, self.choices):
             return f"{value!r} is not one of {', '.join(self.choices)}"
         if isinstance(value, int | float) and not isinstance(value, bool):
             if self.min is not None and value < self.min:
@@ -61,6 +62,16 @@ class Spec:
             if self.max is not None and value > self.max:
                 return f"{value!r} is more than {self.max}"
         return None
+
+
+def allowed(value: Any, choices: tuple[str, ...]) -> bool:
+    """Whether `value` is one of `choices`, where a choice ending in `:N` (`cuda:N`) stands for that prefix
+    followed by a number (`cuda:0`, `cuda:3`)."""
+    if value in choices:
+        return True
+    return isinstance(value, str) and any(
+        choice.endswith(":N") and value.startswith(choice[:-1]) and value[len(choice) - 1:].isdigit()
+        for choice in choices)
 
 
 def setting(default: Any, *flags: str, help: str, choices: tuple[str, ...] = (), envvar: str | None = None,

@@ -121,8 +121,8 @@ class RetrieveOptions(Settings):
                           help="The topics: qid<TAB>query TSV, BEIR queries.jsonl (gzip ok, `-` = stdin), "
                                "or a pyserini topic set name.")
     k: int = setting(100, "-k", "--hits", min=1, help="How many hits to keep per query.")
-    k1: float = setting(0.9, "--k1", help="The BM25 k1 parameter (term frequency saturation).")
-    b: float = setting(0.4, "--b", help="The BM25 b parameter (length normalization).")
+    k1: float = setting(0.9, "--k1", min=0.0, help="The BM25 k1 parameter (term frequency saturation).")
+    b: float = setting(0.4, "--b", min=0.0, max=1.0, help="The BM25 b parameter (length normalization).")
     threads: int | None = setting(None, "--threads", min=1, help="The search threads [default: CPUs available].")
     remove_query: bool = setting(False, "--remove-query", help="Drop hits whose docid equals the qid (BEIR).")
     tag: str = setting("bm25", "--tag", help="The run tag written in the 6th column.")

@@ -23,6 +23,8 @@ FAMILY_DEFAULT = "the prompt family's; {} for the default family"
 BACKENDS = ("vllm", "hf", "openai")
 WINDOW_SCHEDULES = ("fixed", "official")
 SCORE_MODES = ("rank", "first-stage")
+#: `--dtype` (vllm's names; hf reads `half` as float16 and `float` as float32, as torch does)
+DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,11 +81,13 @@ class RerankOptions(Settings):
                               help="The scores: rank (strictly decreasing) or first-stage (copied by position).")
     trace: str | None = setting(None, "--trace", help="The journal (JSONL) of every window [default: OUT.trace.jsonl].")
     resume: bool = setting(False, "--resume", help="Replay the journal; generate only missing windows.")
+    overwrite: bool = setting(False, "--overwrite", help="Start over: overwrite a journal that holds windows of "
+                              "an earlier run (without --resume or this, such a journal is an error).")
     shard: str | None = setting(None, "--shard", help="I/N: rerank every N-th query from the I-th (0-based) only.")
     tag: str = setting("rearank", "--tag", help="The run tag written in the 6th column.")
     output: str = setting(REQUIRED, "--output", "-o", help="The reranked run to write (`-` = stdout).")
     manifest: str | None = setting(None, "--manifest", help="The manifest JSON to write [default: OUT.manifest.json].")
-    dtype: str = setting("auto", "--dtype", help="The dtype of the weights (vllm, hf).")
+    dtype: str = setting("auto", "--dtype", choices=DTYPES, help="The dtype of the weights (vllm, hf).")
     lora: str | None = setting(
         None, "--lora", help="PEFT LoRA adapter folder on top of --model (vllm: per request; hf: merged at load; "
         "openai: recorded only, --model names the adapter the server serves).")

@@ -40,9 +40,9 @@ class TrainOptions(Settings):
     per_device_batch_size: int = setting(
         4, "--per-device-batch-size", help="The completions per forward/backward pass on each device; gradient "
         "accumulation = prompts-per-step x num-generations / (this x processes).")
-    lr: float = setting(1e-6, "--lr", help="The learning rate (constant).")
-    kl: float = setting(0.01, "--kl", help="The KL loss coefficient (k3 estimator; 0 = no reference model).")
-    clip: float = setting(0.2, "--clip", help="The PPO clip range epsilon.")
+    lr: float = setting(1e-6, "--lr", min=0.0, help="The learning rate (constant).")
+    kl: float = setting(0.01, "--kl", min=0.0, help="The KL loss coefficient (k3 estimator; 0 = no reference model).")
+    clip: float = setting(0.2, "--clip", min=0.0, help="The PPO clip range epsilon.")
     temperature: float = setting(1.0, "--temperature", help="The sampling temperature of the rollouts.")
     max_completion_length: int = setting(2048, "--max-completion-length", help="The most tokens per completion.")
     max_prompt_length: int = setting(
@@ -60,8 +60,11 @@ class TrainOptions(Settings):
                              "(same GPUs) or server (`trl vllm-serve` on other GPUs).")
     resume_from: str | None = setting(
         None, "--resume-from", help="The checkpoint folder to resume from, or `auto` (newest in OUT_DIR).")
+    overwrite: bool = setting(False, "--overwrite", help="Start over in an output folder that holds files (an "
+                              "earlier run's checkpoints are deleted); without it or --resume-from, such a folder "
+                              "is an error.")
     report_to: str = setting("none", "--report-to", choices=REPORT_TO, help="Where to log: none, wandb or tensorboard.")
-    seed: int = setting(42, "--seed", help="Random seed (data order and sampling).")
+    seed: int = setting(42, "--seed", min=0, help="Random seed (data order and sampling).")
     #: extra GRPOConfig options (train.toml's [trl] table; no flag)
     trl: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -87,11 +90,15 @@ class TrainOptions(Settings):
             raise InputError("--max-steps must be at least 1")
         if self.epochs is not None and not self.epochs > 0:
             raise InputError("--epochs must be more than 0")
+        if not self.temperature > 0:
+            raise InputError("--temperature must be more than 0 (GRPO samples its rollouts)")
         if self.num_generations < 2:
             raise InputError("--num-generations must be at least 2 (GRPO normalizes rewards within a group)")
         for name in ("prompts_per_step", "per_device_batch_size", "max_completion_length", "max_prompt_length",
                      "save_steps", "lora_r"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.overwrite and self.resume_from is not None:
+            raise InputError("give --resume-from (go on from a checkpoint) or --overwrite (start over), not both")
         if self.no_merge and not self.lora:
             raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")

