@@ -148,8 +148,7 @@ def weights_complete(folder: str) -> bool:
 
 def hub_unreachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
     """None when the HF endpoint answers within `timeout` seconds, else why not (one short phrase)."""
-    from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
+    from huggingface_hub import constants, get_session
 
     try:
         get_session().head(constants.ENDPOINT, timeout=timeout)

@@ -15,13 +15,13 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
-from rearank_cli.errors import InputError
+from rearank_cli.errors import InputError, RunNotGrouped
 from rearank_cli.evaluation.aggregate import Summary
 from rearank_cli.evaluation.measures import Measure, parse_measures
 from rearank_cli.evaluation.providers import providers, query_facts, top_k
-from rearank_cli.formats.trec import Qrels, RunNotGrouped, iter_run_queries, read_qrels, read_run_scores
+from rearank_cli.formats.trec import Qrels, iter_run_queries, read_qrels, read_run_scores
 
 log = logging.getLogger("rearank")
 
@@ -88,7 +88,7 @@ class Evaluator:
 
     def evaluate_file(self, path: str, batch_hits: int = 200_000) -> RunResult:
         """Evaluate one run file (`-` = stdin, gzip ok); streams it when it is grouped by query."""
-        info: dict = {}
+        info: dict[str, Any] = {}
         if path != "-" and os.path.isfile(path):  # a pipe cannot be read twice: read it whole
             try:
                 return self._score(path, iter_run_queries(path, info=info), batch_hits, info)
@@ -97,7 +97,7 @@ class Evaluator:
         return self._score(path, iter(read_run_scores(path, info=info).items()), batch_hits, info)
 
     def _score(self, path: str, queries: Iterator[tuple[str, dict[str, float]]], batch_hits: int = 200_000,
-               info: dict | None = None, tag: str | None = None) -> RunResult:
+               info: dict[str, Any] | None = None, tag: str | None = None) -> RunResult:
         result = RunResult(path, self.measures, {m: {} for m in self.measures}, {}, [])
         self._collect(queries, result, batch_hits)
         result.tag = (info or {}).get("tag", tag)
@@ -221,7 +221,7 @@ def check_qrels(qrels: Qrels, level: int, source: str | None = None) -> Qrels:
 # ---------------------------------------------------------------- the one-call form
 
 
-def evaluate(run: RunScores | str | os.PathLike, qrels: Mapping[str, Mapping[str, int]] | str | os.PathLike,
+def evaluate(run: RunScores | str | os.PathLike[str], qrels: Mapping[str, Mapping[str, int]] | str | os.PathLike[str],
              measures: Iterable[str | Measure] = ("nDCG@10",), level: int = 1) -> dict[str, float]:
     """trec_eval -c means of one run: `{measure name: mean}` (names as `rearank eval` shows them: nDCG@10).
 

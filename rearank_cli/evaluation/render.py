@@ -215,8 +215,8 @@ def render_json(report: EvalReport, per_query: bool, provenance: Mapping[str, An
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
-def _run_json(result: RunResult, report: EvalReport, per_query: bool) -> dict:
-    doc: dict = {
+def _run_json(result: RunResult, report: EvalReport, per_query: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "run": result.path,
         "runid": result.tag,
         "means": {m.name: result.means[m] for m in report.measures if not m.text},

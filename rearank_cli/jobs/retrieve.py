@@ -31,7 +31,8 @@ log = logging.getLogger("rearank")
 
 def retrieve(index: str, topics: str, output: str = _O.output, k: int = _O.k, k1: float = _O.k1, b: float = _O.b,
              threads: int = 1, remove_query: bool = _O.remove_query, tag: str = _O.tag, progress: bool = True,
-             vllm_guard: bool = True, settings: Mapping[str, Any] | None = None, config: str | None = None) -> dict:
+             vllm_guard: bool = True, settings: Mapping[str, Any] | None = None,
+             config: str | None = None) -> dict[str, Any]:
     """BM25 top-k for every topic, written as a TREC run (`-` streams to stdout); returns the summary.
 
     A file output also gets `OUT.manifest.json` (provenance, parameters, counts, timing; `settings`, the

@@ -62,12 +62,12 @@ class CorpusPlan:
         return sum(f.docs for f in self.files)
 
 
-def _record_format(record: dict) -> str:
+def _record_format(record: dict[str, Any]) -> str:
     """JSON (pyserini `contents`) or BEIR (`text`); parse_doc already checked one of them exists."""
     return JSON if "contents" in record else BEIR
 
 
-def _is_native(record: dict, collection: str) -> bool:
+def _is_native(record: dict[str, Any], collection: str) -> bool:
     """True when Anserini reads this record's own fields exactly as `parse_doc` does."""
     if collection == JSON:
         return isinstance(record.get("id"), str) and isinstance(record.get("contents"), str)
@@ -170,7 +170,7 @@ def prepare_output(out_dir: str) -> None:
             raise InputError("exists, is not empty and is not a Lucene index; refusing to replace it", out_dir)
 
 
-def _index_args(plan: CorpusPlan, input_dir: str, index_dir: str, threads: int, fields: Sequence[str]) -> list:
+def _index_args(plan: CorpusPlan, input_dir: str, index_dir: str, threads: int, fields: Sequence[str]) -> list[str]:
     collection = MULTIFIELD if fields else plan.collection
     args = ["-collection", collection, "-generator", "DefaultLuceneDocumentGenerator",
             "-input", input_dir, "-index", index_dir, "-threads", str(threads), "-storeRaw"]

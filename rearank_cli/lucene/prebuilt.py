@@ -33,7 +33,7 @@ def resolve_index(spec: str, vllm_guard: bool = True) -> str:
 
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return download_prebuilt_index(spec, verbose=False)
+            return str(download_prebuilt_index(spec, verbose=False))
     except Exception as exc:  # noqa: BLE001 - network errors come in many types
         raise RearankError(
             f"cannot download pyserini prebuilt index {spec!r} (no network here?): {' '.join(str(exc).split())[:200]}; "

@@ -58,10 +58,10 @@ class Bm25Searcher:
         self._lock = threading.Lock()
         self.num_docs = int(self._reader.numDocs())
 
-    def _class(self, name: str):
+    def _class(self, name: str) -> Any:
         return java.autoclass("java.lang.Class").forName(name)
 
-    def _query_handle(self):
+    def _query_handle(self) -> Any:
         """MethodHandle String -> Query: Anserini's BagOfWordsQueryGenerator on `contents` (or several fields)."""
         autoclass = java.autoclass
         handles, types = autoclass("java.lang.invoke.MethodHandles"), autoclass("java.lang.invoke.MethodType")
@@ -78,14 +78,14 @@ class Bm25Searcher:
         handle = handles.insertArguments(handle, 0, first)
         return handles.insertArguments(handle, 0, autoclass("io.anserini.index.IndexCollection").DEFAULT_ANALYZER)
 
-    def _function(self, k: int):
+    def _function(self, k: int) -> Any:
         """A java.util.function.Function: query text -> `Arrays.toString(top-k FieldDoc[])`."""
         with self._lock:
             if k not in self._functions:
                 self._functions[k] = self._compose(k)
             return self._functions[k]
 
-    def _compose(self, k: int):
+    def _compose(self, k: int) -> Any:
         import jnius
 
         autoclass, cls = java.autoclass, self._class
@@ -137,7 +137,7 @@ class Bm25Searcher:
 
 def _f32(value: float) -> float:
     """`value` rounded to the nearest float32 (one IEEE operation on float32 inputs, as Java does it)."""
-    return struct.unpack("f", struct.pack("f", value))[0]
+    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def anserini_scores(scores: Sequence[float]) -> list[float]:
@@ -178,7 +178,7 @@ def parse_hits(text: str) -> list[Hit]:
     return hits
 
 
-def _default_fields(reader, index_dir: str) -> dict[str, float]:
+def _default_fields(reader: Any, index_dir: str) -> dict[str, float]:
     """`contents`, plus `title` for a BEIR multifield index (as Anserini's multifield regressions)."""
     manifest = os.path.join(index_dir, MANIFEST)
     if os.path.exists(manifest):
