@@ -27,9 +27,21 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
         corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
         resume=options.resume, shard=options.shard, tag=options.tag, score_mode=options.score_mode,
         skip_missing=options.skip_missing, lora=options.lora,
-        recorded={**options.as_dict(), **backend.as_dict()}, config=config,
+        recorded=recorded_settings(options, backend), config=config,
     )
+    if options.dry_run:
+        from rearank_cli.jobs.dryrun import run_dry
+
+        run_dry(job)
+        return
     check_complete(run_rerank(job))
+
+
+def recorded_settings(options: RerankOptions, backend: BackendOptions) -> dict[str, object]:
+    """The settings a manifest records: every flag but `--dry-run` (a run that writes one was not dry)."""
+    values = {**options.as_dict(), **backend.as_dict()}
+    values.pop("dry_run")
+    return values
 
 
 @command(MergeOptions, config=False)

@@ -1,0 +1,212 @@
+"""Template files: `--prompt FILE.yaml` runs a RankLLM prompt template as RankLLM runs it.
+
+The file is read as RankLLM reads it (`prompts.rankllm` has the format); rearank renders the messages
+RankLLM's inference handler builds and reads answers with RankLLM's parser. What the format cannot say goes
+under one optional key, `rearank:` (RankLLM itself refuses a template holding it):
+
+    rearank:
+      passage_unit: words     # words (RankLLM), characters, or tokens of --model's tokenizer
+      passage_limit: 300      # RankLLM's --max-passage-words default
+      answer_tags: false      # the template asks for <think>/<answer> tags (counters, answer completion)
+      enable_thinking: true   # passed to the chat template (RankLLM's --is-thinking); absent: not passed
+      max_tokens: 2048        # the generation budget rerank uses when --max-tokens is not given
+
+The family's hash is the file's sha256: a journal of another version of the file is not resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rearank_cli.backends.base import Message
+from rearank_cli.errors import InputError
+from rearank_cli.parse import ParseFlags
+from rearank_cli.prompts.base import Decoding, PromptFamily
+from rearank_cli.prompts.rankllm import (
+    DEFAULT_PASSAGE_WORDS,
+    TemplateError,
+    check_template,
+    cut_words,
+    fix_text,
+    parse_answer,
+    render,
+    replace_number,
+)
+from rearank_cli.settings.base import Settings, setting
+
+#: the key that holds rearank's own settings in a template file
+OWN_KEY = "rearank"
+#: how a passage may be cut (`passage_unit`)
+UNITS = ("words", "characters", "tokens")
+#: file names `--prompt` always reads as a template file
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemplateParams(Settings):
+    """What `--prompt-param` may set for a template file."""
+
+    passage_limit: int | None = setting(
+        None, "--passage-limit", min=1,
+        help="The passage length in the template's unit (RankLLM's --max-passage-words) [default: the file's, "
+        "else 300 words].")
+
+
+@dataclass(frozen=True)
+class OwnKeys:
+    """The `rearank:` keys of a template file, with their defaults."""
+
+    passage_unit: str = "words"
+    passage_limit: int = DEFAULT_PASSAGE_WORDS
+    answer_tags: bool = False
+    enable_thinking: bool | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemplateFamily(PromptFamily):
+    """A RankLLM template file as a prompt family (`name` is the path `--prompt` was given)."""
+
+    #: the parsed YAML mapping (RankLLM's keys; `rearank:` removed)
+    template: Mapping[str, Any] = field(default_factory=dict)
+    #: sha256 of the file's bytes
+    sha256: str = ""
+    own: OwnKeys = field(default_factory=OwnKeys)
+
+    Params = TemplateParams
+
+    @property
+    def limit(self) -> int:
+        """The passage length in `own.passage_unit`: `--prompt-param passage_limit`, else the file's."""
+        value = getattr(self.params, "passage_limit", None)
+        return int(value) if value is not None else self.own.passage_limit
+
+    def messages(self, query: str, passages: Sequence[str], max_chars: int | None = None) -> list[Message]:
+        """The messages RankLLM's inference handler builds for this window (see `prompts.rankllm.render`)."""
+        return render(self.template, query, [self.clean(text, max_chars) for text in passages])
+
+    def clean(self, text: str, max_chars: int | None = None) -> str:
+        """A passage as RankLLM cleans it: stripped, repaired by ftfy, cut to `limit` units, `[n]` made `(n)`;
+        `max_chars` (the context-length guard) cuts it further, in characters."""
+        unit = self.own.passage_unit
+        fixed = fix_text(text.strip())
+        if unit == "words":
+            cut = cut_words(fixed, self.limit)
+        elif unit == "characters":
+            cut = " ".join(fixed.split())[: self.limit]
+        else:
+            tokenizer = self.require_tokenizer()
+            cut = tokenizer.decode(tokenizer.encode(fixed, add_special_tokens=False)[: self.limit],
+                                   skip_special_tokens=True)
+        cleaned = replace_number(cut)
+        return cleaned if max_chars is None else cleaned[:max_chars]
+
+    def parse(self, text: str, size: int) -> tuple[list[int], ParseFlags]:
+        """RankLLM's parser (`prompts.rankllm.parse_answer`)."""
+        return parse_answer(text, size)
+
+    def hash_parts(self) -> list[str]:
+        """The file's sha256."""
+        return [self.sha256]
+
+    @property
+    def hash(self) -> str:
+        """The file's sha256 (combined with the `--prompt-param` values when any is given)."""
+        given = {key: value for key, value in self.param_values().items() if value is not None}
+        if not given:
+            return self.sha256
+        return hashlib.sha256((self.sha256 + json.dumps(given, sort_keys=True)).encode()).hexdigest()
+
+
+def is_template_path(name: str) -> bool:
+    """Whether `--prompt NAME` names a template file: a `.yaml`/`.yml` path, or any existing file."""
+    return name.lower().endswith(SUFFIXES) or os.path.isfile(name)
+
+
+_LOADED: dict[str, TemplateFamily] = {}
+
+
+def load_template(path: str) -> TemplateFamily:
+    """The template file at `path` as a family (read once per process); InputError (exit 2) naming the file,
+    the line and the key or placeholder when it is not a listwise RankLLM template rearank can run."""
+    if path not in _LOADED:
+        _LOADED[path] = read_template(path)
+    return _LOADED[path]
+
+
+def read_template(path: str) -> TemplateFamily:
+    """Read and check the template file at `path` (see `load_template`)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise InputError(f"cannot read the prompt template: {exc.strerror or exc}", path) from None
+    data, lines = _parse_yaml(raw, path)
+    own = _own_keys(data.get(OWN_KEY), path, lines.get(OWN_KEY))
+    template = {key: value for key, value in data.items() if key != OWN_KEY}
+    try:
+        check_template(template)
+    except TemplateError as exc:
+        key = str(exc).split(":", 1)[0]
+        raise InputError(str(exc), path, lines.get(key)) from None
+    kwargs: dict[str, Any] = {"enable_thinking": own.enable_thinking} if own.enable_thinking is not None else {}
+    decoding = Decoding(max_tokens=own.max_tokens) if own.max_tokens else Decoding()
+    chars = own.passage_limit if own.passage_unit == "characters" else 4000
+    return TemplateFamily(name=path, summary=f"the RankLLM template {os.path.basename(path)}",
+                          answer_tags=own.answer_tags, passage_chars=chars,
+                          needs_tokenizer=own.passage_unit == "tokens", chat_template_kwargs=kwargs,
+                          decoding=decoding, template=template, sha256=hashlib.sha256(raw).hexdigest(), own=own)
+
+
+def _parse_yaml(raw: bytes, path: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's top-level mapping and the line (1-based) of each of its keys."""
+    import yaml
+
+    try:
+        text = raw.decode("utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise InputError("the prompt template is not UTF-8 text", path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"not a YAML file: {problem}", path, mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise InputError("a prompt template is a YAML mapping (method, system_message, prefix, body, ...)", path)
+    lines = {str(key.value): key.start_mark.line + 1 for key, _ in getattr(node, "value", [])
+             if isinstance(key, yaml.ScalarNode)}
+    return {str(key): value for key, value in data.items()}, lines
+
+
+def _own_keys(value: Any, path: str, line: int | None) -> OwnKeys:
+    """The `rearank:` mapping as `OwnKeys`; InputError naming the key when one is unknown or of the wrong type."""
+    if value is None:
+        return OwnKeys()
+    if not isinstance(value, dict):
+        raise InputError(f"{OWN_KEY}: expected a mapping of rearank's keys", path, line)
+    known = {f.name: f for f in dataclasses.fields(OwnKeys)}
+    for key, item in value.items():
+        if key not in known:
+            raise InputError(f"{OWN_KEY}.{key}: unknown key (known: {', '.join(known)})", path, line)
+        problem = _own_problem(str(key), item)
+        if problem:
+            raise InputError(f"{OWN_KEY}.{key}: {problem}", path, line)
+    return OwnKeys(**{str(key): item for key, item in value.items()})
+
+
+def _own_problem(key: str, value: Any) -> str | None:
+    """Why `value` does not fit `rearank.KEY`, or None."""
+    if key == "passage_unit":
+        return None if value in UNITS else f"{value!r} is not one of {', '.join(UNITS)}"
+    if key in ("answer_tags", "enable_thinking"):
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"expected a positive integer, got {value!r}"
+    return None

@@ -1,0 +1,142 @@
+"""RankLLM template files (`--prompt FILE.yaml`) against what castorini/rank_llm's own code renders and parses.
+
+The reference is `tests/fixtures/templates/rankllm_reference.json.gz`, made by running rank_llm's inference
+handlers and `receive_permutation` (commit 1b3cabb) on real DL19 windows and answers (`make_fixture.py`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from rearank_cli.errors import InputError
+from rearank_cli.prompts import get_family
+from rearank_cli.prompts.rankllm import FAKE_DIGITS, answer_ids, fix_text
+from rearank_cli.prompts.template import is_template_path, read_template
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "templates"
+CANDIDATES = ROOT / "sample_runs" / "dl19-bm25-top100.candidates.json.gz"
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    with gzip.open(FIXTURES / "rankllm_reference.json.gz", "rt", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(scope="module")
+def dl19() -> dict[str, dict]:
+    with gzip.open(CANDIDATES, "rt", encoding="utf-8") as handle:
+        entries = json.load(handle)
+    return {str(entry["hits"][0]["qid"]): entry for entry in entries}
+
+
+def test_fixture_templates_are_the_committed_files(reference):
+    for name, sha256 in reference["templates"].items():
+        assert hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest() == sha256
+
+
+def test_messages_equal_rank_llm_on_dl19_windows(reference, dl19):
+    checked = set()
+    for row in reference["windows"]:
+        family = read_template(str(FIXTURES / row["template"])).bind({"passage_limit": row["max_passage_words"]})
+        entry = dl19[row["qid"]]
+        texts = [hit["content"] for hit in entry["hits"][row["start"]:row["end"]]]
+        assert family.messages(entry["query"], texts) == row["messages"], (row["template"], row["qid"])
+        checked.add(row["template"])
+    assert len(checked) == 4 and len(reference["windows"]) == 96
+
+
+def test_the_windows_exercise_ftfy_and_the_word_cut(reference, dl19):
+    """The fixture's windows are not trivial: ftfy repairs DL19 passages in them, and 12 words cut them."""
+    entry = dl19[reference["windows"][0]["qid"]]
+    texts = [hit["content"] for hit in entry["hits"]]
+    assert any(fix_text(text) != text for text in texts)
+    family = read_template(str(FIXTURES / "rank_zephyr_template.yaml"))
+    assert family.clean(texts[0]) != family.bind({"passage_limit": 12}).clean(texts[0])
+
+
+def test_parser_agrees_with_rank_llm(reference):
+    answers = reference["answers"]
+    assert len(answers) >= 30
+    family = read_template(str(FIXTURES / "rank_zephyr_template.yaml"))
+    for row in answers:
+        order, flags = family.parse(row["answer"], row["size"])
+        assert order == row["order"], row["answer"][:80]
+        assert sorted(order) == list(range(row["size"]))
+
+
+def test_every_fake_digit_is_in_the_reference_answers(reference):
+    seen = "".join(row["answer"] for row in reference["answers"])
+    assert set(FAKE_DIGITS) <= set(seen)
+
+
+def test_parser_flags():
+    family = read_template(str(FIXTURES / "rank_zephyr_template.yaml"))
+    order, flags = family.parse("<think>[3]</think> [2] > [2] > [9]", 3)
+    assert order == [1, 0, 2]
+    assert (flags.ids_found, flags.duplicated, flags.out_of_range, flags.missing) == (3, 1, 1, 2)
+    assert flags.think_closed and not flags.answer_closed
+    assert answer_ids("[፫] > [1]") is None
+
+
+def test_family_by_path_and_its_hash():
+    path = str(FIXTURES / "qwen_thinking_template.yaml")
+    family = get_family(path)
+    assert family.name == path
+    assert family.hash == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    assert family.bind({"passage_limit": 50}).hash != family.hash
+    assert is_template_path("x.yml") and is_template_path(path) and not is_template_path("rankgpt")
+
+
+def test_rearank_keys(tmp_path):
+    text = (FIXTURES / "rank_zephyr_template.yaml").read_text()
+    path = tmp_path / "t.yaml"
+    path.write_text(text + "rearank:\n  passage_unit: characters\n  passage_limit: 10\n  answer_tags: true\n"
+                    "  enable_thinking: true\n  max_tokens: 99\n")
+    family = read_template(str(path))
+    assert family.clean("  [12] abcdefghijklmnop") == "(12) abcde"
+    assert family.answer_tags and family.chat_template_kwargs == {"enable_thinking": True}
+    assert family.decoding.max_tokens == 99
+    request = family.request("q", ["a", "b"])
+    assert request.answer_regex is not None and request.chat_template_kwargs == {"enable_thinking": True}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('method: "pointwise"\nbody: "Query: {query} Document: {doc_content}"\n',
+     "method: 'pointwise' is not a listwise method rearank runs"),
+    ('method: "rankfid"\ntext: "{query}"\n', "method: 'rankfid' is not a listwise method"),
+    ('method: "singleturn_listwise"\nprefix: "{query} {foo}"\nbody: "[{rank}] {candidate}"\n'
+     'output_validation_regex: x\noutput_extraction_regex: y\n', "prefix: unknown placeholder {foo}"),
+    ('method: "singleturn_listwise"\nprefix: "{query}"\nbody: "[{rank}]"\n'
+     'output_validation_regex: x\noutput_extraction_regex: y\n', "body: placeholder {candidate} missing"),
+    ('method: "singleturn_listwise"\nprefix: "{query}"\nbody: "[{rank}] {candidate}"\n',
+     "output_validation_regex: missing"),
+    ('method: "singleturn_listwise"\nprefix: "x"\nbody: "[{rank}] {candidate}"\n'
+     'output_validation_regex: x\noutput_extraction_regex: y\n', "placeholder {query} missing"),
+    ('method: "singleturn_listwise"\nbody: "[{rank}] {candidate}"\nbody_user: "x"\n'
+     'output_validation_regex: x\noutput_extraction_regex: y\n', "body_user: not a key"),
+    ('method: "singleturn_listwise"\nbody: "[{rank}] {candidate}"\nrearank:\n  passage_unit: lines\n'
+     'output_validation_regex: x\noutput_extraction_regex: y\n', "rearank.passage_unit: 'lines' is not one of"),
+    ("- a\n- b\n", "a prompt template is a YAML mapping"),
+    ("method: [\n", "not a YAML file"),
+])
+def test_refused_templates(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(InputError) as caught:
+        read_template(str(path))
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(str(path)) or "bad.yaml" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_score_placeholder_is_refused_with_its_line():
+    with pytest.raises(InputError) as caught:
+        read_template(str(FIXTURES / "insert_rank_template.yaml"))
+    assert "insert_rank_template.yaml:8: body: unknown placeholder {score}" in str(caught.value)
