@@ -1,7 +1,7 @@
 """Fitting a window's prompt into the model's context: when the prompt plus `max_tokens` new tokens would
 not fit, every passage is cut to the same, smaller number of characters until it does.
 
-`PromptFit` builds each window's `Request` (through `prompts.Prompt`) for the scheduler: first from the
+`PromptFit` builds each window's `Request` (through its `prompts.PromptFamily`) for the scheduler: first from the
 context the backend knows (`Backend.context_length`) and its token count, or an estimate from the bytes
 for a backend that cannot count (a server); then, after a server says a prompt does not fit
 (`ContextTooLong`), shorter again, sized from the counts the error names.
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rearank_cli.backends.base import ContextTooLong, Message, Request, Sampling
-from rearank_cli.prompts import Prompt, clean_passage
+from rearank_cli.prompts.base import PromptFamily
 
 log = logging.getLogger("rearank")
 
@@ -32,11 +33,12 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
 
 class PromptFit:
     """Builds window requests of `prompt` that fit a context of `context` tokens (None: unknown, no fitting)
-    with `sampling.max_tokens` new tokens; `count` is the backend's exact prompt token count (None when it
+    with `sampling.max_tokens` new tokens; `count` is the backend's exact prompt token count
+    (`Backend.count_prompt_tokens`, given the family's chat-template keywords when it has any; None when it
     cannot tell). `context` is updated from a server's context-length error."""
 
-    def __init__(self, prompt: Prompt, sampling: Sampling, context: int | None,
-                 count: Callable[[Sequence[Message]], int | None]) -> None:
+    def __init__(self, prompt: PromptFamily, sampling: Sampling, context: int | None,
+                 count: Callable[..., int | None]) -> None:
         self.prompt = prompt
         self.sampling = sampling
         self.context = context
@@ -44,7 +46,9 @@ class PromptFit:
 
     def tokens(self, messages: Sequence[Message]) -> int:
         """Prompt tokens: the backend's exact count, else an estimate from the bytes (`estimate_tokens`)."""
-        tokens = self.count(messages)
+        args: tuple[Any, ...] = (messages, self.prompt.chat_template_kwargs) if self.prompt.chat_template_kwargs \
+            else (messages,)
+        tokens = self.count(*args)
         return tokens if tokens is not None else estimate_tokens(messages)
 
     def request(self, query: str, texts: Sequence[str], session: str | None = None) -> tuple[Request, int | None]:
@@ -77,7 +81,7 @@ class PromptFit:
 
     def longest(self, texts: Sequence[str]) -> int:
         """The longest passage of a window after cleaning, in characters."""
-        return max(len(clean_passage(text, self.prompt.passage_chars)) for text in texts)
+        return max(len(self.prompt.clean(text)) for text in texts)
 
     def _fit(self, query: str, texts: Sequence[str]) -> tuple[list[Message], int | None]:
         """The window's messages and the passage length that makes them fit (None: they fit as they are)."""

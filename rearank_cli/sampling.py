@@ -41,7 +41,7 @@ from typing import Any
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Qrels
 from rearank_cli.metrics import ideal_dcg, ndcg
-from rearank_cli.prompts import build_messages, prompt_hash
+from rearank_cli.prompts import build_messages, get_family, prompt_hash
 from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
@@ -91,7 +91,7 @@ class Settings:
             raise InputError(f"--window {self.window} is larger than --depth {self.depth}")
         if not 0.0 <= self.min_init_ndcg <= 1.0:
             raise InputError(f"--min-init-ndcg {self.min_init_ndcg} is outside [0, 1]")
-        _O.check_value("prompt", self.prompt)
+        get_family(self.prompt)
         if self.attempts_per_sample < 1:
             raise InputError("attempts_per_sample must be at least 1")
 

@@ -80,7 +80,7 @@ def test_rearank_truncates_to_400_chars():
 
 
 def test_unknown_prompt_and_hash():
-    with pytest.raises(InputError, match="choose one of rearank, rankgpt"):
+    with pytest.raises(InputError, match="--prompt: 'other' is not one of rearank, rankgpt"):
         build_messages("other", "q", [])
     assert prompt_hash("rearank") != prompt_hash("rankgpt")
     assert len(prompt_hash("rearank")) == 16

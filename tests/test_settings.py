@@ -20,7 +20,7 @@ from rearank_cli.settings.backends import BACKENDS, VllmOptions
 from rearank_cli.settings.base import iter_fields
 from rearank_cli.settings.commands import AugmentOptions
 from rearank_cli.settings.files import read_config, to_toml
-from rearank_cli.settings.rerank import PROMPTS, RerankOptions
+from rearank_cli.settings.rerank import RerankOptions
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_runs"
 RUN = str(SAMPLES / "dl19-bm25-top100.trec")
@@ -68,9 +68,9 @@ def test_one_meaning_per_short_flag():
 
 def test_registries_match_the_declared_names():
     from rearank_cli.backends import BACKENDS as LOADERS
-    from rearank_cli.prompts import PROMPTS as REGISTRY
+    from rearank_cli.prompts.registry import family_names
 
-    assert tuple(REGISTRY) == PROMPTS
+    assert RerankOptions.prompt == family_names()[0]
     assert tuple(BACKENDS) == tuple(LOADERS) == RerankOptions.choices("backend")
 
 
@@ -93,8 +93,10 @@ def test_api_and_core_defaults_are_the_declared_ones():
 
 
 def test_settings_objects_check_types_and_choices():
+    from rearank_cli.rerank.plan import RerankSettings
+
     with pytest.raises(InputError, match=r"invalid value for --prompt: 'x' is not one of rearank, rankgpt"):
-        RerankOptions(output="-", prompt="x")
+        RerankSettings(prompt="x").check()
     with pytest.raises(InputError, match=r"invalid value for --window: '20' is not an integer"):
         RerankOptions(output="-", window="20")
     with pytest.raises(InputError, match="invalid value for --top-p"):
@@ -106,7 +108,6 @@ def test_settings_objects_check_types_and_choices():
     (["rerank", RUN, "--backend", "tgi", "-o", "-"], "--backend", "vllm, hf, openai"),
     (["rerank", RUN, "--score-mode", "x", "-o", "-"], "--score-mode", "rank, first-stage"),
     (["eval", RUN, "--qrels", QRELS, "--format", "csv"], "--format", "table, json, trec"),
-    (["augment", RUN, "--qrels", QRELS, "--prompt", "x"], "--prompt", "rearank, rankgpt"),
     (["doctor", "--format", "yaml"], "--format", "text, json"),
     (["train", "--report-to", "mlflow"], "--report-to", "none, wandb, tensorboard"),
 ])
@@ -114,6 +115,14 @@ def test_a_bad_choice_is_one_line_naming_flag_and_values(capsys, args, flag, all
     assert run(args) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"rearank: error: Invalid value for '{flag}'") and allowed in line, line
+
+
+@pytest.mark.parametrize("command", [["augment", RUN, "--qrels", QRELS, "-o", "-"], ["rerank", RUN, "-o", "-"]])
+def test_an_unknown_prompt_family_is_one_line_naming_the_registered_ones(capsys, tmp_path, command):
+    """`--prompt` takes the prompt-family registry's names (checked before any work)."""
+    assert run([*command, "--prompt", "x"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("rearank: error: invalid value for --prompt: 'x' is not one of rearank, rankgpt"), line
 
 
 def test_config_file_values_and_command_line_precedence(tmp_path, capsys):

@@ -22,4 +22,5 @@ def load_backend(name: str, model: str, **options: Any) -> Backend:
     RerankOptions.check_value("backend", name)
     module_name, class_name = BACKENDS[name]
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)(model, **options)
+    backend: Backend = getattr(module, class_name)(model, **options)
+    return backend

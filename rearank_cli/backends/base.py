@@ -10,7 +10,7 @@ sync convenience.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +34,13 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Request:
-    """One generation request (see `prompts.Prompt.request`, which builds it for a window).
+    """One generation request (see `prompts.base.PromptFamily.request`, which builds it for a window).
 
     `window_size`: the passages in the window (0 when not a window); `answer_tags`: the prompt asks for
     `<think>`/`<answer>` tags; `session`: requests with the same session (a query's windows) may share a
-    cache or a replica; `answer_regex`: the grammar a cut-off answer may be completed under, or None."""
+    cache or a replica; `answer_regex`: the grammar a cut-off answer may be completed under, or None;
+    `chat_template_kwargs`: keywords for the model's chat template (e.g. `enable_thinking`). A last message
+    of the assistant is a prefix the model continues (`continues`)."""
 
     messages: Sequence[Message]
     sampling: Sampling = field(default_factory=Sampling)
@@ -46,6 +48,23 @@ class Request:
     answer_tags: bool = False
     session: str | None = None
     answer_regex: str | None = None
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def continues(self) -> bool:
+        """The messages end with an assistant turn the model continues (no new generation prompt)."""
+        return bool(self.messages) and self.messages[-1].get("role") == "assistant"
+
+
+def template_args(messages: Sequence[Message], chat_template_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The keywords of `tokenizer.apply_chat_template` for `messages`: the generation prompt, or, when the
+    last message is the assistant's, continuing it; plus the family's `chat_template_kwargs`."""
+    continues = bool(messages) and messages[-1].get("role") == "assistant"
+    args: dict[str, Any] = {"add_generation_prompt": not continues}
+    if continues:
+        args["continue_final_message"] = True
+    args.update(chat_template_kwargs or {})
+    return args
 
 
 @dataclass
@@ -79,8 +98,10 @@ class Backend:
         """Generate one completion for a request."""
         raise NotImplementedError
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
-        """Tokens of the chat prompt after the chat template, or None when the backend cannot tell."""
+    def count_prompt_tokens(self, messages: Sequence[Message],
+                            chat_template_kwargs: Mapping[str, Any] | None = None) -> int | None:
+        """Tokens of the chat prompt after the chat template (with `chat_template_kwargs`), or None when the
+        backend cannot tell."""
         return None
 
     async def close(self) -> None:

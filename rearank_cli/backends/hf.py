@@ -15,11 +15,20 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.backends.base import Backend, BackendError, BackendFatal, Generation, Message, Request, Sampling
+from rearank_cli.backends.base import (
+    Backend,
+    BackendError,
+    BackendFatal,
+    Generation,
+    Message,
+    Request,
+    Sampling,
+    template_args,
+)
 from rearank_cli.errors import RearankError, require
 from rearank_cli.model_check import context_length
 from rearank_cli.provenance import installed
@@ -37,6 +46,7 @@ class _Queued:
 
     messages: Sequence[Message]
     sampling: Sampling
+    template: Mapping[str, Any]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -140,23 +150,27 @@ class HfBackend(Backend):
         if self._dead is not None:
             raise self._dead
         loop = asyncio.get_running_loop()
-        queued = _Queued(request.messages, request.sampling, loop.create_future(), loop)
+        queued = _Queued(request.messages, request.sampling, request.chat_template_kwargs, loop.create_future(), loop)
         queued.future.add_done_callback(lambda f: queued.cancelled.set() if f.cancelled() else None)
         self._queue.put(queued)
         if self._dead is not None:  # the worker died between the check above and the put
             _resolve(queued, error=self._dead)
         return await queued.future
 
-    def prompt_text(self, messages: Sequence[Message]) -> str:
-        """The chat template applied with the generation prompt (no assistant prefill)."""
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    def prompt_text(self, messages: Sequence[Message], chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
+        """The chat template applied with the generation prompt (or continuing a last assistant message) and
+        the prompt family's `chat_template_kwargs`."""
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                  **template_args(messages, chat_template_kwargs))
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+    def count_prompt_tokens(self, messages: Sequence[Message],
+                            chat_template_kwargs: Mapping[str, Any] | None = None) -> int | None:
         """Prompt tokens after the chat template."""
         if self.tokenizer is None:
             return None
         with self._tokenizer_lock:
-            return len(self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"])
+            text = self.prompt_text(messages, chat_template_kwargs)
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # -- the worker thread -------------------------------------------------------------------
 
@@ -250,7 +264,7 @@ class HfBackend(Backend):
 
         sampling = group[0].sampling
         with self._tokenizer_lock:
-            texts = [self.prompt_text(request.messages) for request in group]
+            texts = [self.prompt_text(request.messages, request.template) for request in group]
             encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = encoded.to(self.device)
         kwargs: dict[str, Any] = {

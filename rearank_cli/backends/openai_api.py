@@ -20,7 +20,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rearank_cli.backends.base import (
@@ -133,14 +133,21 @@ class OpenAIBackend(Backend):
             shown = ", ".join(ids[:10]) + (f" ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
             raise InputError(f"--model {self.model} is not served by {self.base_url}; it serves: {shown}")
 
-    def payload(self, messages: Sequence[Message], sampling: Sampling) -> dict[str, Any]:
-        """The request body: greedy when temperature is 0."""
+    def payload(self, messages: Sequence[Message], sampling: Sampling,
+                chat_template_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The request body: greedy when temperature is 0; a prompt family's chat-template keywords go in
+        `chat_template_kwargs`, and a last assistant message is continued (vLLM's and SGLang's extra fields,
+        sent only when used)."""
         body: dict[str, Any] = {
             "model": self.model, "messages": list(messages), "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p, "n": 1,
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if chat_template_kwargs:
+            body["chat_template_kwargs"] = dict(chat_template_kwargs)
+        if messages and messages[-1].get("role") == "assistant":
+            body.update(add_generation_prompt=False, continue_final_message=True)
         return body
 
     async def agenerate(self, request: Request) -> Generation:
@@ -151,7 +158,7 @@ class OpenAIBackend(Backend):
 
         if self._client is None:
             raise RuntimeError("OpenAIBackend.start() was not awaited")
-        body = self.payload(request.messages, request.sampling)
+        body = self.payload(request.messages, request.sampling, request.chat_template_kwargs)
         url = f"{self.base_url}/chat/completions"
         last = "no attempt"
         for attempt in range(self.retries + 1):

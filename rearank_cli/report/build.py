@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from rearank_cli.evaluation import TIE_EPSILON
 from rearank_cli.formats import Qrels, Run
-from rearank_cli.prompts import PASSAGE_CHARS, clean_passage
+from rearank_cli.prompts import clean_passage, passage_chars
 from rearank_cli.report.inputs import RunFiles, Texts
 from rearank_cli.report.view import QueryRun, QueryView, WindowStats, top_rows, window_stats, window_view
 
@@ -176,7 +176,7 @@ def _backend_name(backend: Any) -> str | None:
 def _passage_store(queries: Sequence[QueryView], texts: Texts, runs: Sequence[RunView]) -> dict[str, dict[str, str]]:
     """Per query anchor, the cleaned text of every doc shown (cut to the longest length any window
     used; the page cuts each window's copy to that window's own length, as the model saw it)."""
-    longest = max([PASSAGE_CHARS.get(run.prompt, 400) for run in runs] + [400])
+    longest = max([passage_chars(run.prompt) for run in runs] + [400])
     store: dict[str, dict[str, str]] = {}
     for query in queries:
         docids = {row.docid for qr in query.runs for w in qr.windows for row in w.rows}

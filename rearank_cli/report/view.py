@@ -14,7 +14,7 @@ from typing import Any
 
 from rearank_cli.metrics import ndcg
 from rearank_cli.parse import answer_span
-from rearank_cli.prompts import PASSAGE_CHARS, PROMPTS
+from rearank_cli.prompts import answer_tags, passage_chars
 from rearank_cli.report.inputs import Chain
 from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats, failure_kinds
@@ -145,7 +145,7 @@ def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None
     docids, permutation = record.docids, record.permutation
     start = 0 if tdpart else record.start
     moved_to = {index: position for position, index in enumerate(permutation)}
-    chars = record.max_chars or PASSAGE_CHARS.get(prompt, 400)
+    chars = record.max_chars or passage_chars(prompt)
     rows = [
         PassageRow(slot + 1, docid, None if judged is None else judged.get(docid), chars, moved_to[slot] + 1,
                    start + slot + 1, start + moved_to[slot] + 1)
@@ -193,9 +193,3 @@ def outcome(delta: float | None, tie: float) -> str:
     if delta is None:
         return "none"
     return "win" if delta > tie else "loss" if delta < -tie else "tie"
-
-
-def answer_tags(prompt: str) -> bool:
-    """Whether the prompt a journal names asks for answer tags (an unknown name: as rearank's does)."""
-    known = PROMPTS.get(prompt)
-    return known.answer_tags if known is not None else True

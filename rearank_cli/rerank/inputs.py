@@ -16,7 +16,8 @@ from rearank_cli.errors import InputError, some
 from rearank_cli.formats.candidates import iter_candidates
 from rearank_cli.formats.spool import Spool
 from rearank_cli.formats.trec import Hit, Run, RunNotGrouped, first_stage_order, iter_run_queries, read_first_stage
-from rearank_cli.prompts import clean_passage, get_prompt
+from rearank_cli.prompts.base import clean_passage
+from rearank_cli.prompts.registry import get_family
 from rearank_cli.rerank.plan import QueryInput
 
 log = logging.getLogger("rearank")
@@ -133,7 +134,7 @@ def load_queries(
                          f"{some([f'{q}/{d}' for q, d in missing])} (--skip-missing reranks them as empty "
                          "passages)", corpus_path)
     loaded.missing_docs = len(missing)
-    limit = get_prompt(prompt).passage_chars
+    limit = get_family(prompt).passage_chars
     for qid in qids:
         head = run[qid][:depth]
         query_texts = {docid: texts.get(docid, "") for docid, _ in head}
@@ -249,7 +250,7 @@ def stream_inputs(run: str | None, topics: str | None, corpus: str | None, candi
     (a JSONL file or a Lucene index). The errors and warnings are `load_queries`'."""
     check_text_source(topics, corpus, candidates)
     inputs = spool_inputs(run, topics, corpus, candidates, depth=depth, shard=shard, spool_folder=spool_folder,
-                          passage_chars=get_prompt(prompt).passage_chars)
+                          passage_chars=get_family(prompt).passage_chars)
     if inputs.skipped_qids and not skip_missing:
         inputs.close()
         raise InputError(f"{len(inputs.skipped_qids)} qid(s) of the run have no topic: {some(inputs.skipped_qids)} "

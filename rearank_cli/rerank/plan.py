@@ -13,7 +13,8 @@ from typing import IO, Any
 from rearank_cli.backends.base import Sampling
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Run, write_run_lines
-from rearank_cli.prompts import Prompt, get_prompt
+from rearank_cli.prompts.base import PromptFamily
+from rearank_cli.prompts.registry import get_family
 from rearank_cli.settings.rerank import SCORE_MODES, STRATEGIES, WINDOW_SCHEDULES, RerankOptions
 from rearank_cli.windows import schedule
 
@@ -47,9 +48,9 @@ class RerankSettings:
     tdpart_budget: int = RerankOptions.tdpart_budget
 
     @property
-    def prompt_spec(self) -> Prompt:
-        """The `Prompt` object named by `prompt` (InputError for an unknown name)."""
-        return get_prompt(self.prompt)
+    def prompt_spec(self) -> PromptFamily:
+        """The prompt family named by `prompt` (InputError for an unknown name)."""
+        return get_family(self.prompt)
 
     @classmethod
     def from_options(cls, options: RerankOptions) -> RerankSettings:
@@ -63,7 +64,7 @@ class RerankSettings:
 
     def check(self) -> None:
         """Raise InputError for settings that cannot work."""
-        RerankOptions.check_value("prompt", self.prompt)
+        get_family(self.prompt)
         RerankOptions.check_value("window_schedule", self.window_schedule)
         RerankOptions.check_value("strategy", self.strategy)
         if self.depth < 1 or self.passes < 1:

@@ -24,7 +24,6 @@ from rearank_cli.backends.base import (
     NullBackend,
 )
 from rearank_cli.errors import InputError, RearankError
-from rearank_cli.parse import parse_ranking
 from rearank_cli.prompt_fit import MIN_PASSAGE_CHARS, PromptFit
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
@@ -171,7 +170,7 @@ class _Scheduler:
 
     def record(self, window: Window, generation: Generation, latency: float, max_chars: int | None) -> WindowRecord:
         """The journal record of a window the backend answered."""
-        permutation, flags = parse_ranking(generation.text, len(window.docids))
+        permutation, flags = self.fit.prompt.parse(generation.text, len(window.docids))
         return WindowRecord(
             window.qid, window.pass_, window.index, window.start, window.end, tuple(window.docids), tuple(permutation),
             output=generation.text,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rearank_cli.settings.base import REQUIRED, Settings, setting
-from rearank_cli.settings.rerank import BACKENDS, PROMPTS, RerankOptions
+from rearank_cli.settings.rerank import BACKENDS, RerankOptions
 
 #: `rearank eval --format` (the renderer's layouts)
 EVAL_FORMATS = ("table", "json", "trec")
@@ -147,7 +147,8 @@ class AugmentOptions(Settings):
     depth: int = setting(RerankOptions.depth, "--depth", min=1, help="Sample from the run's top DEPTH docs.")
     min_init_ndcg: float = setting(0.1, "--min-init-ndcg", min=0.0, max=1.0,
                                    help="Drop samples whose initial nDCG@10 is below this.")
-    prompt: str = setting(RerankOptions.prompt, "--prompt", choices=PROMPTS, help="The prompt of the `prompt` field.")
+    prompt: str = setting(RerankOptions.prompt, "--prompt", metavar="NAME",
+                          help="The prompt family of the `prompt` field (see the docs' prompt families).")
     seed: int = setting(42, "--seed", help="Random seed (per-query seeds derive from it and the qid).")
     fmt: str = setting("jsonl", "--format", choices=AUGMENT_FORMATS,
                        help="The format: jsonl (TRL: prompt + extra columns) or parquet (VeRL).")

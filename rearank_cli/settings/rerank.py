@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from rearank_cli.errors import InputError
 from rearank_cli.settings.base import REQUIRED, Settings, setting
 
-#: the prompt registry's names (`prompts.PROMPTS`; a test keeps the two equal)
-PROMPTS = ("rearank", "rankgpt")
+#: what `--prompt` takes (the names come from the prompt-family registry, `prompts.registry`)
+PROMPT_HELP = ("The prompt family, by name (see the docs' prompt families; default: the paper's reasoning "
+               "prompt), or a prompt template file.")
 #: the backend registry's names (`settings.backends.BACKENDS`)
 BACKENDS = ("vllm", "hf", "openai")
 WINDOW_SCHEDULES = ("fixed", "official")
@@ -40,8 +41,7 @@ class RerankOptions(Settings):
                                      help="A rank_llm/RankGPT candidates JSON (query and passage texts inline).")
     skip_missing: bool = setting(False, "--skip-missing",
                                  help="Skip qids without a topic; rerank docids without text as empty.")
-    prompt: str = setting("rearank", "--prompt", choices=PROMPTS,
-                          help="The prompt: rearank (reasoning) or rankgpt (zero-shot).")
+    prompt: str = setting("rearank", "--prompt", metavar="NAME|FILE", help=PROMPT_HELP)
     window: int = setting(20, "--window", help="How many passages each window holds.")
     step: int = setting(10, "--step", help="How many positions the window moves between two windows.")
     depth: int = setting(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below.")

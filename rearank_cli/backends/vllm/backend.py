@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,6 +39,7 @@ from rearank_cli.backends.base import (
     Message,
     Request,
     Sampling,
+    template_args,
 )
 from rearank_cli.backends.vllm.engines import AsyncEngine, Replica, ThreadedEngine, engine_died
 from rearank_cli.errors import InputError, require
@@ -149,7 +150,7 @@ class VllmBackend(Backend):
         self._tokenizer: Any = None
         self._replicas: list[Replica] = []
         self._routes: dict[str, Replica] = {}
-        self._prompts: OrderedDict[tuple[tuple[str, str], ...], list[int]] = OrderedDict()
+        self._prompts: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
         self._prompt_lock = threading.Lock()
         self._render_pool: ThreadPoolExecutor | None = None
         self._request_ids = itertools.count()
@@ -257,32 +258,38 @@ class VllmBackend(Backend):
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.model)
         return self._tokenizer
 
-    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        """Token ids of the chat after the model's chat template with the generation prompt (cached)."""
-        key = tuple((m.get("role", ""), m.get("content", "")) for m in messages)
+    def prompt_ids(self, messages: Sequence[Message],
+                   chat_template_kwargs: Mapping[str, Any] | None = None) -> list[int]:
+        """Token ids of the chat after the model's chat template with the generation prompt (or continuing a
+        last assistant message) and the prompt family's `chat_template_kwargs` (cached)."""
+        kwargs = dict(chat_template_kwargs or {})
+        key = (tuple((m.get("role", ""), m.get("content", "")) for m in messages), tuple(sorted(kwargs.items())))
         with self._prompt_lock:
             ids = self._prompts.get(key)
             if ids is not None:
                 self._prompts.move_to_end(key)
                 return ids
             tokenizer = self.tokenizer()
-            text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(list(messages), tokenize=False, **template_args(messages, kwargs))
             ids = list(tokenizer.encode(text, add_special_tokens=False))
             self._prompts[key] = ids
             if len(self._prompts) > PROMPT_CACHE_SIZE:
                 self._prompts.popitem(last=False)
             return ids
 
-    async def aprompt_ids(self, messages: Sequence[Message]) -> list[int]:
+    async def aprompt_ids(self, messages: Sequence[Message],
+                          chat_template_kwargs: Mapping[str, Any] | None = None) -> list[int]:
         """`prompt_ids` on a helper thread: tokenizing a 20-passage prompt takes milliseconds, which the
         event loop spends on other requests meanwhile (the tokenizer releases the GIL)."""
         if self._render_pool is None:
             self._render_pool = ThreadPoolExecutor(1, thread_name_prefix="vllm-render")
-        return await asyncio.get_running_loop().run_in_executor(self._render_pool, self.prompt_ids, messages)
+        return await asyncio.get_running_loop().run_in_executor(self._render_pool, self.prompt_ids, messages,
+                                                                chat_template_kwargs)
 
-    def count_prompt_tokens(self, messages: Sequence[Message]) -> int | None:
+    def count_prompt_tokens(self, messages: Sequence[Message],
+                            chat_template_kwargs: Mapping[str, Any] | None = None) -> int | None:
         """Exact prompt length in tokens (the scheduler's prompt length guard)."""
-        return len(self.prompt_ids(messages))
+        return len(self.prompt_ids(messages, chat_template_kwargs))
 
     # -- generation
 
@@ -337,7 +344,7 @@ class VllmBackend(Backend):
     async def agenerate(self, request: Request) -> Generation:
         """Generate one answer; complete it under the answer grammar if it was cut off (see module doc)."""
         sampling = request.sampling
-        prompt_ids = await self.aprompt_ids(request.messages)
+        prompt_ids = await self.aprompt_ids(request.messages, request.chat_template_kwargs)
         replica = self.route(request)
         assert self.context_length is not None
         room = self.context_length - len(prompt_ids)
