@@ -81,7 +81,7 @@ def token_counter(job: RerankJob) -> tuple[Counter, int | None, str] | None:
     if not getattr(tokenizer, "chat_template", None):
         log.warning("the tokenizer of %s has no chat template: counting characters", job.model)
         return None
-    kwargs = dict(getattr(job.settings.prompt_spec, "chat_template_kwargs", {}))
+    kwargs = dict(job.settings.prompt_spec.chat_template_kwargs)
 
     def count(messages: Sequence[Message]) -> int:
         text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True, **kwargs)

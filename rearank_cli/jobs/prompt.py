@@ -11,6 +11,7 @@ from typing import IO, Any
 from rearank_cli.backends.base import Message
 from rearank_cli.errors import InputError
 from rearank_cli.prompts import PromptFamily, families, get_family
+from rearank_cli.prompts.template import TemplateFamily
 from rearank_cli.rerank.dryrun import simulate
 from rearank_cli.rerank.inputs import parse_shard, stream_inputs
 from rearank_cli.rerank.plan import RerankSettings
@@ -66,8 +67,7 @@ def show_family(name: str, fmt: str) -> str:
         return json.dumps(info, indent=1, ensure_ascii=False) + "\n"
     lines = [f"{info['name']}: {info['summary']}", f"hash: {info['hash']}",
              f"answer tags: {'yes' if info['answer_tags'] else 'no'}",
-             "passages: cut by the model's tokenizer" if info["needs_tokenizer"]
-             else f"passages: at most {info['passage_chars']} characters",
+             f"passages: {passage_rule(family)}",
              "decoding defaults: " + ", ".join(f"{key} {value}" for key, value in info["decoding"].items())]
     if info["chat_template_kwargs"]:
         lines.append(f"chat template: {json.dumps(info['chat_template_kwargs'])}")
@@ -77,6 +77,16 @@ def show_family(name: str, fmt: str) -> str:
     if info["example"] is not None:
         text += "\nA window of two passages:\n\n" + readable(info["example"])
     return text
+
+
+def passage_rule(family: PromptFamily) -> str:
+    """How the family cuts a passage, in words."""
+    if isinstance(family, TemplateFamily):
+        return (f"repaired by ftfy, cut to {family.limit} {family.own.passage_unit}, [n] made (n) "
+                "(as RankLLM cleans them)")
+    if family.needs_tokenizer:
+        return "cut by tokens of the model's tokenizer"
+    return f"at most {family.passage_chars} characters"
 
 
 def render_window(options: PromptOptions) -> str:

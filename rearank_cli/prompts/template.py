@@ -132,6 +132,11 @@ def is_template_path(name: str) -> bool:
 _LOADED: dict[str, TemplateFamily] = {}
 
 
+def load(path: str) -> TemplateFamily:
+    """The registry's loader of template files (`registry.FILE_LOADERS`): `load_template`."""
+    return load_template(path)
+
+
 def load_template(path: str) -> TemplateFamily:
     """The template file at `path` as a family (read once per process); InputError (exit 2) naming the file,
     the line and the key or placeholder when it is not a listwise RankLLM template rearank can run."""
