@@ -20,31 +20,31 @@ class PromptOptions(Settings):
     command = "prompt"
 
     action: str = setting("list", metavar="ACTION", choices=PROMPT_ACTIONS,
-                          help="list (the families), show (one family: NAME or FILE.yaml), or render (the "
-                          "messages of one window of RUN).")
+                          help="What to print: list (the families), show (one family: NAME or FILE.yaml), or "
+                          "render (the messages of one window of RUN).")
     target: str | None = setting(None, metavar="NAME|FILE|RUN", show_default=False,
-                                 help="show: the family's name or a template file; render: the first-stage TREC "
-                                 "run (`-` = stdin; optional with --candidates).")
+                                 help="With show, the family's name or a template file; with render, the "
+                                 "first-stage TREC run (`-` = stdin; optional with --candidates).")
     prompt: str = setting(RerankOptions.prompt, "--prompt",
-                          help="render: the prompt family (a name of `rearank prompt list`, or a template FILE.yaml).")
+                          help="The prompt family of render (a name of `rearank prompt list`, or a template FILE.yaml).")
     model: str = setting(RerankOptions.model, "--model",
-                         help="render: the model whose tokenizer cuts passages, for a family that cuts by tokens.")
-    topics: str | None = setting(None, "--topics", help="render: the query texts (TSV or queries.jsonl).")
-    corpus: str | None = setting(None, "--corpus", help="render: the passages (JSONL(.gz) or a Lucene index).")
+                         help="The model whose tokenizer cuts passages, for a family that cuts by tokens.")
+    topics: str | None = setting(None, "--topics", help="The query texts (TSV or queries.jsonl).")
+    corpus: str | None = setting(None, "--corpus", help="The passages (JSONL(.gz) or a Lucene index).")
     candidates: str | None = setting(None, "--candidates",
-                                     help="render: a rank_llm/RankGPT candidates JSON (query and passage texts).")
+                                     help="A rank_llm/RankGPT candidates JSON (query and passage texts).")
     query: str | None = setting(None, "--query", metavar="QID",
-                                help="render: the query [default: the run's first].")
+                                help="The query whose window is printed [default: the run's first].")
     window_index: int = setting(0, "--window-index", metavar="N", min=0,
-                                help="render: the query's N-th window (from 0) in the order the strategy sends them, "
+                                help="The query's N-th window (from 0) in the order the strategy sends them, "
                                 "every answer before it keeping its window's order.")
-    window: int = setting(RerankOptions.window, "--window", help="render: passages per window.")
-    step: int = setting(RerankOptions.step, "--step", help="render: positions the window moves (sliding).")
-    depth: int = setting(RerankOptions.depth, "--depth", help="render: rerank the top DEPTH docs.")
+    window: int = setting(RerankOptions.window, "--window", help="How many passages each window holds.")
+    step: int = setting(RerankOptions.step, "--step", help="How many positions the window moves (sliding).")
+    depth: int = setting(RerankOptions.depth, "--depth", help="Rerank the top DEPTH docs.")
     window_schedule: str = setting(RerankOptions.window_schedule, "--window-schedule", choices=WINDOW_SCHEDULES,
-                                   help="render: fixed or official (sliding).")
+                                   help="The sliding window's schedule: fixed or official.")
     strategy: str = setting(RerankOptions.strategy, "--strategy", choices=STRATEGIES,
-                            help="render: the window strategy, sliding or tdpart.")
+                            help="The window strategy: sliding or tdpart.")
     fmt: str = setting("text", "--format", choices=PROMPT_FORMATS,
                        help="The layout: text (readable) or json (the messages as the backend gets them).")
 
