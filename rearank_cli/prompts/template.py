@@ -129,7 +129,7 @@ def is_template_path(name: str) -> bool:
     return name.lower().endswith(SUFFIXES) or os.path.isfile(name)
 
 
-_LOADED: dict[str, TemplateFamily] = {}
+_LOADED: dict[tuple[str, str], TemplateFamily] = {}
 
 
 def load(path: str) -> TemplateFamily:
@@ -138,20 +138,31 @@ def load(path: str) -> TemplateFamily:
 
 
 def load_template(path: str) -> TemplateFamily:
-    """The template file at `path` as a family (read once per process); InputError (exit 2) naming the file,
-    the line and the key or placeholder when it is not a listwise RankLLM template rearank can run."""
-    if path not in _LOADED:
-        _LOADED[path] = read_template(path)
-    return _LOADED[path]
+    """The template file at `path` as a family (parsed once per content); InputError (exit 2) naming the
+    file, the line and the key or placeholder when it is not a listwise RankLLM template rearank can run."""
+    raw = read_bytes(path)
+    key = (path, hashlib.sha256(raw).hexdigest())
+    if key not in _LOADED:
+        _LOADED[key] = parse_template(raw, path)
+    return _LOADED[key]
 
 
 def read_template(path: str) -> TemplateFamily:
-    """Read and check the template file at `path` (see `load_template`)."""
+    """Read and check the template file at `path` (see `load_template`), without the cache."""
+    return parse_template(read_bytes(path), path)
+
+
+def read_bytes(path: str) -> bytes:
+    """The file's bytes; InputError naming it when it cannot be read."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            return handle.read()
     except OSError as exc:
         raise InputError(f"cannot read the prompt template: {exc.strerror or exc}", path) from None
+
+
+def parse_template(raw: bytes, path: str) -> TemplateFamily:
+    """The template file `path` whose bytes are `raw`, checked (see `load_template`)."""
     data, lines = _parse_yaml(raw, path)
     own = _own_keys(data.get(OWN_KEY), path, lines.get(OWN_KEY))
     template = {key: value for key, value in data.items() if key != OWN_KEY}

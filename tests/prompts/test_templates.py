@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from rearank_cli.backends.base import Backend, Generation
 from rearank_cli.errors import InputError
+from rearank_cli.formats import read_run
+from rearank_cli.jobs.rerank import RerankJob, run_rerank
 from rearank_cli.prompts import get_family
 from rearank_cli.prompts.rankllm import FAKE_DIGITS, answer_ids, fix_text
 from rearank_cli.prompts.template import is_template_path, read_template
+from rearank_cli.rerank.plan import RerankSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "templates"
@@ -140,3 +144,45 @@ def test_score_placeholder_is_refused_with_its_line():
     with pytest.raises(InputError) as caught:
         read_template(str(FIXTURES / "insert_rank_template.yaml"))
     assert "insert_rank_template.yaml:8: body: unknown placeholder {score}" in str(caught.value)
+
+
+class FirstLast(Backend):
+    """Answers every window with its last passage first (RankLLM's answer format), counting the windows."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.windows = 0
+
+    async def agenerate(self, request):
+        self.windows += 1
+        size = request.window_size
+        order = [size] + list(range(1, size))
+        return Generation(text="<think>ok</think>\n" + " > ".join(f"[{i}]" for i in order), prompt_tokens=1,
+                          completion_tokens=1, finish_reason="stop")
+
+
+def test_rerank_with_a_template_file_journal_manifest_and_resume(tmp_path):
+    template = tmp_path / "zephyr.yaml"
+    template.write_bytes((FIXTURES / "rank_zephyr_template.yaml").read_bytes())
+    job = RerankJob(run=str(ROOT / "sample_runs" / "dl19-bm25-top100.trec"), output=str(tmp_path / "out.trec"),
+                    model="scripted", backend="scripted", candidates=str(CANDIDATES), shard="0/20",
+                    settings=RerankSettings(prompt=str(template), depth=30))
+    backend = FirstLast()
+    manifest = run_rerank(job, backend=backend).to_json()
+    sha256 = hashlib.sha256(template.read_bytes()).hexdigest()
+    assert manifest["prompt"] == str(template) and manifest["prompt_hash"] == sha256
+    header = json.loads(Path(job.trace_path()).read_text().splitlines()[0])
+    assert header["settings"]["prompt"] == str(template) and header["settings"]["prompt_hash"] == sha256
+    run = read_run(job.output)
+    first_stage = read_run(str(ROOT / "sample_runs" / "dl19-bm25-top100.trec"))
+    qid = next(iter(run))
+    # two windows: 11-30 puts the 30th doc at 11, which pushes the 19th to 20; then 1-20 puts that one first
+    assert [docid for docid, _ in run[qid]][:3] == [first_stage[qid][i][0] for i in (18, 0, 1)]
+    assert [docid for docid, _ in run[qid]][11] == first_stage[qid][29][0]  # 11th, then one lower
+    assert backend.windows == 2 * len(run)
+
+    template.write_text(template.read_text().replace("RankLLM", "RankLLM!"))
+    job.resume = True
+    with pytest.raises(InputError, match="prompt_hash"):
+        run_rerank(job, backend=FirstLast())
