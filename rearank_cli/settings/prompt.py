@@ -26,7 +26,8 @@ class PromptOptions(Settings):
                                  help="With show, the family's name or a template file; with render, the "
                                  "first-stage TREC run (`-` = stdin; optional with --candidates).")
     prompt: str = setting(RerankOptions.prompt, "--prompt",
-                          help="The prompt family of render (a name of `rearank prompt list`, or a template FILE.yaml).")
+                          help="The prompt family of render (a name of `rearank prompt list`, or a template "
+                          "FILE.yaml).")
     model: str = setting(RerankOptions.model, "--model",
                          help="The model whose tokenizer cuts passages, for a family that cuts by tokens.")
     topics: str | None = setting(None, "--topics", help="The query texts (TSV or queries.jsonl).")
