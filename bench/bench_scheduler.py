@@ -48,7 +48,7 @@ from rearank_cli.formats import read_candidates  # noqa: E402
 from rearank_cli.prompts import PROMPTS  # noqa: E402
 from rearank_cli.rerank import Journal, QueryInput, RerankSettings, load_queries, rerank_queries  # noqa: E402
 from rearank_cli.rerank.records import JournalHeader, JournalSettings  # noqa: E402
-from rearank_cli.windows import schedule  # noqa: E402
+from rearank_cli.rerank.strategies.sliding import schedule  # noqa: E402
 
 REARANK = PROMPTS["rearank"]
 CANDIDATES = ROOT / "sample_runs" / "dl19-bm25-top100.candidates.json.gz"

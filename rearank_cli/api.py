@@ -17,8 +17,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from rearank_cli.backends.base import Backend, Sampling
-from rearank_cli.errors import RerankIncomplete
+from rearank_cli.errors import InputError, RerankIncomplete
 from rearank_cli.formats.trec import Hit, Run
+from rearank_cli.prompts.registry import get_family
 from rearank_cli.rerank.inputs import load_queries
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
@@ -28,6 +29,18 @@ from rearank_cli.settings.rerank import RerankOptions as _O
 from rearank_cli.stopping import StopSignal
 
 T = TypeVar("T")
+
+
+def with_tokenizer(settings: RerankSettings, model: str | None) -> RerankSettings:
+    """`settings` with the tokenizer of `model` when its prompt family cuts passages by tokens and has none."""
+    if settings.tokenizer is not None or not settings.prompt_spec.needs_tokenizer:
+        return settings
+    if model is None:
+        raise InputError(f"prompt {settings.prompt!r} cuts passages by tokens: give the model whose tokenizer "
+                         "it uses")
+    from rearank_cli.backends.tokenizer import load_tokenizer
+
+    return dataclasses.replace(settings, tokenizer=load_tokenizer(model))
 
 
 class Reranker:
@@ -46,17 +59,20 @@ class Reranker:
                  window_schedule: str = _O.window_schedule, sampling: Sampling | None = None,
                  max_tokens: int | None = None, max_inflight: int | None = _O.max_inflight,
                  strategy: str = _O.strategy, tdpart_pivot: int = _O.tdpart_pivot, tdpart_top_k: int = _O.tdpart_top_k,
-                 tdpart_budget: int = _O.tdpart_budget, settings: RerankSettings | None = None,
-                 **backend_options: Any) -> None:
-        """`max_tokens` (new tokens per window) overrides `sampling`'s; `settings` (a whole `RerankSettings`)
-        replaces prompt ... max_inflight when given."""
-        sampling = sampling or Sampling()
-        if max_tokens is not None:
-            sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
-        self.settings = settings or RerankSettings(
-            prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
-            sampling=sampling, max_inflight=max_inflight, strategy=strategy, tdpart_pivot=tdpart_pivot,
-            tdpart_top_k=tdpart_top_k, tdpart_budget=tdpart_budget)
+                 tdpart_budget: int = _O.tdpart_budget, prompt_params: Mapping[str, Any] | None = None,
+                 settings: RerankSettings | None = None, **backend_options: Any) -> None:
+        """`settings` (a whole `RerankSettings`, as `rearank rerank` builds it) replaces prompt ... prompt_params
+        when given. `sampling` defaults to the prompt family's decoding; `max_tokens` (new tokens per window)
+        overrides its. A family that cuts passages by tokens gets the tokenizer of `model`."""
+        if settings is None:
+            sampling = sampling or get_family(prompt).decoding.sampling()
+            if max_tokens is not None:
+                sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
+            settings = RerankSettings(
+                prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
+                sampling=sampling, max_inflight=max_inflight, strategy=strategy, tdpart_pivot=tdpart_pivot,
+                tdpart_top_k=tdpart_top_k, tdpart_budget=tdpart_budget, prompt_params=dict(prompt_params or {}))
+        self.settings = with_tokenizer(settings, model)
         self.settings.check()
         if isinstance(backend, Backend):
             self.backend = backend

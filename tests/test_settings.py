@@ -80,7 +80,7 @@ def test_api_and_core_defaults_are_the_declared_ones():
     from rearank_cli.api import Reranker
     from rearank_cli.backends.base import Sampling
     from rearank_cli.rerank.plan import RerankSettings
-    from rearank_cli.windows import fixed_windows
+    from rearank_cli.rerank.strategies.sliding import fixed_windows
 
     params = inspect.signature(Reranker).parameters
     for name in ("prompt", "window", "step", "depth", "passes", "window_schedule", "backend"):
@@ -88,7 +88,12 @@ def test_api_and_core_defaults_are_the_declared_ones():
     settings, sampling = RerankSettings(), Sampling()
     assert (settings.window, settings.step, settings.depth) == (20, 10, 100) == (
         RerankOptions.window, RerankOptions.step, RerankOptions.depth)
-    assert (sampling.max_tokens, sampling.seed) == (RerankOptions.max_tokens, RerankOptions.seed)
+    from rearank_cli.prompts import get_family
+
+    decoding = get_family(RerankOptions.prompt).decoding  # a decoding flag not given is the family's
+    assert (sampling.max_tokens, sampling.temperature, sampling.top_p) == (
+        decoding.max_tokens, decoding.temperature, decoding.top_p)
+    assert sampling.seed == RerankOptions.seed and RerankOptions.max_tokens is None
     assert fixed_windows(40) == fixed_windows(40, RerankOptions.window, RerankOptions.step)
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rearank_cli.metrics import dcg, ndcg
-from rearank_cli.windows import fixed_windows, official_windows, schedule
+from rearank_cli.rerank.strategies.sliding import fixed_windows, official_windows, schedule
 
 
 def test_n100_both_schedules_agree():

@@ -17,7 +17,7 @@ from typing import Any
 from rearank_cli.errors import BackendError as BackendError  # the backends' errors, re-exported
 from rearank_cli.errors import BackendFatal as BackendFatal
 from rearank_cli.errors import ContextTooLong as ContextTooLong
-from rearank_cli.settings.rerank import RerankOptions
+from rearank_cli.settings.rerank import PAPER_MAX_TOKENS, PAPER_TEMPERATURE, PAPER_TOP_P, RerankOptions
 
 Message = dict[str, str]
 
@@ -26,9 +26,9 @@ Message = dict[str, str]
 class Sampling:
     """Decoding settings for one request (greedy by default, as the paper)."""
 
-    max_tokens: int = RerankOptions.max_tokens
-    temperature: float = RerankOptions.temperature
-    top_p: float = RerankOptions.top_p
+    max_tokens: int = PAPER_MAX_TOKENS
+    temperature: float = PAPER_TEMPERATURE
+    top_p: float = PAPER_TOP_P
     seed: int | None = RerankOptions.seed
 
 

@@ -70,9 +70,16 @@ class NoParams(Settings):
 class Decoding:
     """A family's reference decoding settings, which `rearank rerank` uses where the user gives none."""
 
-    max_tokens: int = 2048
-    temperature: float = 0.0
-    top_p: float = 1.0
+    max_tokens: int = Sampling.max_tokens
+    temperature: float = Sampling.temperature
+    top_p: float = Sampling.top_p
+
+    def sampling(self, max_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                 seed: int | None = Sampling.seed) -> Sampling:
+        """The request sampling: each value given, else this decoding's."""
+        return Sampling(max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+                        temperature=self.temperature if temperature is None else temperature,
+                        top_p=self.top_p if top_p is None else top_p, seed=seed)
 
 
 def clean_passage(text: str, max_chars: int) -> str:
@@ -176,6 +183,21 @@ class PromptFamily:
             raise InputError(f"prompt {self.name!r} has no parameter {unknown[0]!r} (its parameters: {choices})")
         return dataclasses.replace(self, params=self.Params(**values), tokenizer=tokenizer or self.tokenizer)
 
+    def parse_params(self, items: Sequence[str]) -> dict[str, Any]:
+        """`NAME=VALUE` strings (`--prompt-param`) as typed parameter values (InputError naming a malformed
+        item, an unknown name or a value of the wrong type)."""
+        hints = {f.name: hint for f, _, hint in setting_fields(self.Params)}
+        values: dict[str, Any] = {}
+        for item in items:
+            name, sep, text = item.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or not name:
+                raise InputError(f"--prompt-param expects NAME=VALUE, got {item!r}")
+            if name not in hints:
+                self.bind({name: text})  # raises, naming the family's parameters
+            values[name] = _typed(text.strip(), hints[name], name)
+        return values
+
     def require_tokenizer(self) -> Tokenizer:
         """The bound tokenizer; InputError when a family that needs one was not given one."""
         if self.tokenizer is None:
@@ -193,3 +215,20 @@ class PromptFamily:
         return Request(messages, sampling or Sampling(), window_size=size, answer_tags=self.answer_tags,
                        session=session, answer_regex=self.recovery_regex(size),
                        chat_template_kwargs=dict(self.chat_template_kwargs))
+
+
+def _typed(text: str, hint: Any, name: str) -> Any:
+    """`text` as a value of type `hint` (int, float, bool, str, or one of them or None)."""
+    options = [option for option in getattr(hint, "__args__", (hint,)) if option is not type(None)]
+    kind = options[0] if len(options) == 1 else str
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            return kind(text)
+    except ValueError:
+        wanted = {int: "an integer", float: "a number", bool: "true or false"}[kind]
+        raise InputError(f"--prompt-param {name}={text}: the value is not {wanted}") from None
+    return text

@@ -17,6 +17,7 @@ from rearank_cli.formats import Qrels, Run
 from rearank_cli.prompts import clean_passage, passage_chars
 from rearank_cli.report.inputs import RunFiles, Texts
 from rearank_cli.report.view import QueryRun, QueryView, WindowStats, top_rows, window_stats, window_view
+from rearank_cli.rerank.strategies.registry import strategy_of
 
 log = logging.getLogger("rearank")
 
@@ -61,6 +62,14 @@ class RunView:
     prompt: str
     settings: dict[str, Any]
     meta: RunMeta
+
+    @property
+    def setting_keys(self) -> list[str]:
+        """The settings the runs table shows: the window's, the strategy's own parameters, the decoding."""
+        strategy = strategy_of(self.settings.get("strategy"))
+        keys = ["strategy", "window", "step", "depth", "passes", "window_schedule", *strategy.params,
+                "prompt_params", "max_tokens", "temperature", "top_p", "seed"]
+        return [key for key in keys if key in self.settings]
 
 
 @dataclass
@@ -111,8 +120,8 @@ def assemble_page(job: PageRequest, files: list[RunFiles], report: Any, baseline
         for view, run in zip(runs, files, strict=True):
             result = results[run.eval_path]
             chain = run.chains.get(qid)
-            tdpart = view.settings.get("strategy") == "tdpart"
-            windows = [window_view(n, r, judged, view.prompt, tdpart)
+            strategy = strategy_of(view.settings.get("strategy"))
+            windows = [window_view(n, r, judged, view.prompt, strategy)
                        for n, r in enumerate(chain.windows, 1)] if chain else []
             value = result.value(main, qid) if judged is not None else None
             base_value = base.value(main, qid) if base is not None and judged is not None else None

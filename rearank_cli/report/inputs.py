@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from rearank_cli.formats import Run
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest
 from rearank_cli.rerank.plan import QueryInput, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings, WindowRecord
-from rearank_cli.rerank.strategies import new_state
-from rearank_cli.settings.rerank import RerankOptions
-from rearank_cli.windows import schedule
+from rearank_cli.rerank.strategies.registry import new_state, strategy_of
 
 # ---------------------------------------------------------------- which window records count
 
@@ -46,10 +44,11 @@ def window_chains(records: Sequence[WindowRecord], settings: JournalSettings,
     last successful record whose input docids match the current order (else a matching failed one,
     which kept the order), as `--resume` does; the first window with no matching record ends the
     chain (an interrupted run). Without a first-stage run each window takes its last successful record.
-    A tdpart journal is replayed through the strategy itself (`tdpart_chains`).
+    A journal of a strategy whose windows are not list positions is replayed through the strategy itself
+    (`state_chains`).
     """
-    if first_stage is not None and settings.strategy == "tdpart":
-        return tdpart_chains(records, settings, first_stage)
+    if first_stage is not None and not strategy_of(settings.strategy).positional:
+        return state_chains(records, settings, first_stage)
     grouped: dict[str, dict[tuple[int, int], list[WindowRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         grouped[record.qid][(record.pass_, record.index)].append(record)
@@ -70,10 +69,11 @@ def window_chains(records: Sequence[WindowRecord], settings: JournalSettings,
     return chains
 
 
-def tdpart_chains(records: Sequence[WindowRecord], settings: JournalSettings, first_stage: Run) -> dict[str, Chain]:
-    """Per query of a tdpart journal, the records that made its order, replayed through the strategy's
-    state machine as `--resume` does: each ready window takes the last successful record with its round,
-    slots and input docids (else a matching failed one), round by round, until none matches."""
+def state_chains(records: Sequence[WindowRecord], settings: JournalSettings, first_stage: Run) -> dict[str, Chain]:
+    """Per query of a journal of a strategy whose windows are not list positions, the records that made
+    its order, replayed through the strategy's state machine as `--resume` does: each ready window takes
+    the last successful record with its round, slots and input docids (else a matching failed one),
+    round by round, until none matches."""
     rerank = journal_rerank_settings(settings)
     grouped: dict[str, dict[tuple[int, int, int], list[WindowRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
@@ -100,14 +100,9 @@ def tdpart_chains(records: Sequence[WindowRecord], settings: JournalSettings, fi
 def journal_rerank_settings(settings: JournalSettings) -> RerankSettings:
     """The `RerankSettings` a journal header records (what replaying its windows needs; defaults where it
     records nothing)."""
-    known = RerankSettings()
-    return RerankSettings(
-        window=settings.window or known.window, step=settings.step or known.step,
-        depth=settings.depth or known.depth, passes=settings.passes or known.passes,
-        window_schedule=settings.window_schedule or known.window_schedule,
-        strategy=settings.strategy or known.strategy, tdpart_pivot=settings.tdpart_pivot or known.tdpart_pivot,
-        tdpart_top_k=settings.tdpart_top_k or known.tdpart_top_k,
-        tdpart_budget=settings.tdpart_budget or known.tdpart_budget)
+    recorded = {key: value for key, value in settings.to_json().items() if value is not None}
+    names = {item.name for item in fields(RerankSettings)} - {"prompt", "sampling", "prompt_params", "tokenizer"}
+    return RerankSettings(**{key: value for key, value in recorded.items() if key in names})
 
 
 def _pick_matching(group: list[WindowRecord], docids: tuple[str, ...]) -> WindowRecord | None:
@@ -136,12 +131,11 @@ def _planned(settings: JournalSettings, n: int) -> int | None:
     """Windows planned for a query of `n` hits (None when the journal does not say how it was cut)."""
     if settings.window is None or settings.step is None:
         return None
+    hits = [(f"d{i}", float(n - i)) for i in range(n)]
     try:
-        name = settings.window_schedule or RerankOptions.window_schedule
-        spans = schedule(name, _depth(settings, n), settings.window, settings.step)
+        return new_state(QueryInput("", "", hits, {}), journal_rerank_settings(settings)).remaining()
     except ValueError:
         return None
-    return len(spans) * (settings.passes or 1)
 
 
 def rebuild_run(chains: dict[str, Chain], first_stage: Run) -> Run:

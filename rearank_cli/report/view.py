@@ -18,6 +18,8 @@ from rearank_cli.prompts import answer_tags, passage_chars
 from rearank_cli.report.inputs import Chain
 from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats, failure_kinds
+from rearank_cli.rerank.strategies.base import Strategy
+from rearank_cli.rerank.strategies.registry import strategy_of
 
 WINDOW_K = 10
 
@@ -51,8 +53,10 @@ class WindowView:
     kinds: list[str]
     ndcg_before: float | None
     ndcg_after: float | None
-    #: tdpart: the window's round and its place in it (the sliding window: pass and positions)
-    tdpart: bool = False
+    #: the window holds slots of a round, not positions of the list (ranks are within the window)
+    slots: bool = False
+    #: how the strategy names the window (`Strategy.window_label`)
+    label: str = ""
 
     @property
     def delta(self) -> float | None:
@@ -139,11 +143,12 @@ def split_output(text: str) -> tuple[str, str, str]:
 
 
 def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None, prompt: str,
-                tdpart: bool = False) -> WindowView:
-    """The view of one journaled window; `judged` is the query's qrels (None: not judged); `tdpart`: the
-    record is a tdpart window (`pass` its round; ranks are within the window, not the list)."""
+                strategy: Strategy | None = None) -> WindowView:
+    """The view of one journaled window of a run of `strategy` (None: the default one); `judged` is the
+    query's qrels (None: not judged)."""
+    strategy = strategy or strategy_of(None)
     docids, permutation = record.docids, record.permutation
-    start = 0 if tdpart else record.start
+    start = record.start if strategy.positional else 0
     moved_to = {index: position for position, index in enumerate(permutation)}
     chars = record.max_chars or passage_chars(prompt)
     rows = [
@@ -158,7 +163,8 @@ def window_view(number: int, record: WindowRecord, judged: dict[str, int] | None
         after = ndcg([labels[i] for i in permutation], judged.values(), WINDOW_K)
     kinds = [] if record.failed else failure_kinds(record.flags, answer_tags(prompt))
     output = split_output(record.output) if record.output is not None else None
-    return WindowView(number, record, rows, output, kinds, before, after, tdpart)
+    label = strategy.window_label(record.pass_, record.index, record.start, record.end)
+    return WindowView(number, record, rows, output, kinds, before, after, not strategy.positional, label)
 
 
 def window_stats(views: Sequence[WindowView], chains: dict[str, Chain], prompt: str) -> WindowStats:

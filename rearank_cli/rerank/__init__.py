@@ -21,7 +21,7 @@ from rearank_cli.rerank.inputs import (
 from rearank_cli.rerank.journal import Journal, JournalFile, read_header, read_journal
 from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest
 from rearank_cli.rerank.merge import follow_expected, join_shards, merge_manifest
-from rearank_cli.rerank.plan import SCORE_MODES, STRATEGIES, QueryInput, RerankSettings, Window, build_run
+from rearank_cli.rerank.plan import SCORE_MODES, QueryInput, RerankSettings, Window, build_run
 from rearank_cli.rerank.records import (
     RESUME_KEYS,
     JournalHeader,
@@ -31,17 +31,23 @@ from rearank_cli.rerank.records import (
 )
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining, rerank_queries
 from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds
-from rearank_cli.rerank.strategies import SlidingState, StrategyState, TDPartState, new_state
+from rearank_cli.rerank.strategies.base import Strategy, StrategyState
+from rearank_cli.rerank.strategies.registry import get_strategy, new_state, strategy_names
+from rearank_cli.rerank.strategies.sliding import SlidingState
+from rearank_cli.rerank.strategies.tdpart import TDPartState
 from rearank_cli.stopping import StopSignal
 
 #: the sliding window's query state machine (its name before window strategies)
 QueryState = SlidingState
+#: the window strategies' names (`--strategy`)
+STRATEGIES = strategy_names()
 
 __all__ = [
     "FAILURE_KINDS", "Interrupted", "Journal", "JournalFile", "JournalHeader", "JournalSettings",
     "LoadedInputs", "MergeManifest", "QueryInput", "QueryState", "RESUME_KEYS", "RerankManifest",
     "RerankResult", "RerankSettings", "RerankStats", "RunSummary", "SCORE_MODES", "STRATEGIES", "ShardFiles",
-    "SlidingState", "StopSignal", "StrategyState", "TDPartState", "new_state",
+    "SlidingState", "StopSignal", "Strategy", "StrategyState", "TDPartState", "get_strategy", "new_state",
+    "strategy_names",
     "TextSource", "Window", "WindowRecord", "build_run", "check_text_source", "failure_kinds",
     "follow_expected", "join_shards", "load_queries", "merge_manifest", "open_texts", "parse_shard",
     "plan_remaining", "read_header", "read_journal", "read_manifest", "rerank_queries", "shard_qids",

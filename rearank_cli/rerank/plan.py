@@ -6,26 +6,31 @@ strategy's (`rerank.strategies`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import IO, Any
 
 from rearank_cli.backends.base import Sampling
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Run, write_run_lines
-from rearank_cli.prompts.base import PromptFamily
+from rearank_cli.prompts.base import PromptFamily, Tokenizer
 from rearank_cli.prompts.registry import get_family
-from rearank_cli.settings.rerank import SCORE_MODES, STRATEGIES, WINDOW_SCHEDULES, RerankOptions
-from rearank_cli.windows import schedule
+from rearank_cli.rerank.strategies.registry import get_strategy
+from rearank_cli.settings.rerank import SCORE_MODES, WINDOW_SCHEDULES, RerankOptions
 
-__all__ = ["SCORE_MODES", "STRATEGIES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "RerankSettings", "Window",
-           "build_run", "ranked_hits"]
+__all__ = ["SCORE_MODES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "RerankSettings", "Window", "build_run",
+           "ranked_hits"]
+
+#: fields of `RerankSettings` that `as_dict` (a manifest's settings) leaves out
+_NOT_RECORDED = ("sampling", "max_consecutive_failures", "tokenizer", "prompt_params")
 
 
 @dataclass(frozen=True)
 class RerankSettings:
-    """How to rerank: prompt, window schedule, decoding and concurrency (defaults: `RerankOptions`'s, the
-    paper's)."""
+    """How to rerank: the prompt family and its parameters, the window strategy and its parameters, decoding
+    and concurrency (defaults: `RerankOptions`'s, the paper's). The one settings object a run carries from
+    the command line (`from_options`) or the API through the scheduler to the journal and the manifest."""
 
     prompt: str = RerankOptions.prompt
     window: int = RerankOptions.window
@@ -38,77 +43,61 @@ class RerankSettings:
     max_inflight: int | None = RerankOptions.max_inflight
     #: abort (journal kept) after this many windows in a row failed in the backend
     max_consecutive_failures: int = 50
-    #: which windows run (`rerank.strategies`): `sliding` (the paper) or `tdpart` (top-down partitioning)
+    #: which windows run (`rerank.strategies.registry`)
     strategy: str = RerankOptions.strategy
-    #: tdpart: the pivot is the doc at this rank of the top window's answer
+    #: top-down partitioning: the pivot is the doc at this rank of the top window's answer
     tdpart_pivot: int = RerankOptions.tdpart_pivot
-    #: tdpart: settle at least this many docs at the top
+    #: top-down partitioning: settle at least this many docs at the top
     tdpart_top_k: int = RerankOptions.tdpart_top_k
-    #: tdpart: at most this many candidates go on to the next round
+    #: top-down partitioning: at most this many candidates go on to the next round
     tdpart_budget: int = RerankOptions.tdpart_budget
+    #: the prompt family's own parameters (`--prompt-param`), by name
+    prompt_params: Mapping[str, Any] = field(default_factory=dict)
+    #: the model's tokenizer, for a family that cuts passages by tokens (`Reranker` loads it from the model)
+    tokenizer: Tokenizer | None = field(default=None, compare=False, repr=False)
 
-    @property
+    @cached_property
     def prompt_spec(self) -> PromptFamily:
-        """The prompt family named by `prompt` (InputError for an unknown name)."""
-        return get_family(self.prompt)
+        """The prompt family named by `prompt`, with its parameters and the tokenizer bound (InputError for an
+        unknown name or parameter)."""
+        return get_family(self.prompt).bind(self.prompt_params, self.tokenizer)
 
     @classmethod
     def from_options(cls, options: RerankOptions) -> RerankSettings:
-        """The reranking part of `rearank rerank`'s settings."""
-        sampling = Sampling(max_tokens=options.max_tokens, temperature=options.temperature, top_p=options.top_p,
-                            seed=options.request_seed)
+        """The reranking part of `rearank rerank`'s settings; decoding not given is the prompt family's."""
+        family = get_family(options.prompt)
+        sampling = family.decoding.sampling(options.max_tokens, options.temperature, options.top_p,
+                                            options.request_seed)
         return cls(prompt=options.prompt, window=options.window, step=options.step, depth=options.depth,
                    passes=options.passes, window_schedule=options.window_schedule, sampling=sampling,
                    max_inflight=options.max_inflight, strategy=options.strategy, tdpart_pivot=options.tdpart_pivot,
-                   tdpart_top_k=options.tdpart_top_k, tdpart_budget=options.tdpart_budget)
+                   tdpart_top_k=options.tdpart_top_k, tdpart_budget=options.tdpart_budget,
+                   prompt_params=family.parse_params(options.prompt_params))
 
     def check(self) -> None:
-        """Raise InputError for settings that cannot work."""
-        get_family(self.prompt)
+        """Raise InputError for settings that cannot work (the strategy checks its own)."""
+        _ = self.prompt_spec
         RerankOptions.check_value("window_schedule", self.window_schedule)
-        RerankOptions.check_value("strategy", self.strategy)
         if self.depth < 1 or self.passes < 1:
             raise InputError("--depth and --passes must be at least 1")
         if self.max_inflight is not None and self.max_inflight < 1:
             raise InputError("--max-inflight must be at least 1")
         if self.sampling.max_tokens < 1:
             raise InputError("--max-tokens must be at least 1")
-        try:
-            # --step is the sliding window's; tdpart does not use it
-            schedule(self.window_schedule, self.window, self.window, self.step if self.strategy != "tdpart" else 1)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        self.check_strategy()
-
-    def check_strategy(self) -> None:
-        """Raise InputError for tdpart settings that cannot work."""
-        if self.strategy != "tdpart":
-            return
-        if self.passes != 1:
-            raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
-                             "(drop --passes or use --strategy sliding)")
-        if not 1 <= self.tdpart_pivot <= self.window - 1:
-            raise InputError(f"--tdpart-pivot must be between 1 and the window - 1 ({self.window - 1}), "
-                             f"got {self.tdpart_pivot}")
-        if self.tdpart_top_k < 1:
-            raise InputError(f"--tdpart-top-k must be at least 1, got {self.tdpart_top_k}")
-        if self.tdpart_budget < self.tdpart_pivot:
-            raise InputError(f"--tdpart-budget must be at least --tdpart-pivot ({self.tdpart_pivot}), "
-                             f"got {self.tdpart_budget}")
+        get_strategy(self.strategy).check(self)
 
     def strategy_settings(self) -> dict[str, Any]:
-        """The strategy and its parameters (only the name for `sliding`, whose parameters are the window's)."""
-        if self.strategy == "sliding":
-            return {"strategy": self.strategy}
-        return {"strategy": self.strategy, "tdpart_pivot": self.tdpart_pivot, "tdpart_top_k": self.tdpart_top_k,
-                "tdpart_budget": self.tdpart_budget}
+        """The strategy and its parameters (the manifest's `strategy` block)."""
+        return get_strategy(self.strategy).summary_settings(self)
 
     def journal_settings(self, model: str) -> dict[str, Any]:
         """What the journal header records; `RESUME_KEYS` of it must match on `--resume`."""
+        family = self.prompt_spec
+        params = family.param_values()
         return {
             "model": model,
             "prompt": self.prompt,
-            "prompt_hash": self.prompt_spec.hash,
+            "prompt_hash": family.hash,
             "window": self.window,
             "step": self.step,
             "depth": self.depth,
@@ -118,15 +107,22 @@ class RerankSettings:
             "temperature": self.sampling.temperature,
             "top_p": self.sampling.top_p,
             "seed": self.sampling.seed,
-            # a sliding-window journal records no strategy (as before strategies existed)
-            **({} if self.strategy == "sliding" else self.strategy_settings()),
+            **get_strategy(self.strategy).journal_settings(self),
+            **({"prompt_params": params} if params else {}),
         }
+
+    def decoding_dict(self) -> dict[str, Any]:
+        """The decoding settings as `rearank rerank` names them (the values used: a flag not given is the
+        prompt family's)."""
+        return {"max_tokens": self.sampling.max_tokens, "temperature": self.sampling.temperature,
+                "top_p": self.sampling.top_p}
 
     def as_dict(self) -> dict[str, Any]:
         """Settings as plain JSON, named as `rearank rerank`'s settings (a manifest's `settings` when the
         job was not started from the command line)."""
-        data = {key: value for key, value in asdict(self).items()
-                if key not in ("sampling", "max_consecutive_failures")}
+        data = {item.name: getattr(self, item.name) for item in fields(self) if item.name not in _NOT_RECORDED}
+        if self.prompt_params:
+            data["prompt_params"] = [f"{key}={value}" for key, value in self.prompt_params.items()]
         sampling = asdict(self.sampling)
         sampling["seed"] = -1 if sampling["seed"] is None else sampling["seed"]
         return {**data, **sampling}

@@ -144,13 +144,17 @@ class JournalSettings:
     tdpart_pivot: int | None = None
     tdpart_top_k: int | None = None
     tdpart_budget: int | None = None
+    #: the prompt family's own parameters (None: a family without any, or an older journal)
+    prompt_params: Mapping[str, Any] | None = None
 
     def to_json(self) -> JSON:
-        """The header's `settings` object (the strategy keys only when recorded)."""
+        """The header's `settings` object (the strategy keys and the prompt parameters only when recorded)."""
         data = _fields_json(self)
-        for key in ("strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget"):
+        for key in _OPTIONAL_KEYS:
             if data.get(key) is None:
                 data.pop(key, None)
+        if self.prompt_params is not None:
+            data["prompt_params"] = dict(self.prompt_params)
         return data
 
     @classmethod
@@ -164,12 +168,26 @@ class JournalSettings:
             top_p=_float(data.get("top_p")), seed=_int(data.get("seed")), lora=_str(data.get("lora")),
             strategy=_str(data.get("strategy")), tdpart_pivot=_int(data.get("tdpart_pivot")),
             tdpart_top_k=_int(data.get("tdpart_top_k")), tdpart_budget=_int(data.get("tdpart_budget")),
+            prompt_params=_params(data.get("prompt_params")),
         )
 
     def differences(self, other: JournalSettings) -> list[str]:
         """`name old -> new` for each setting that differs from `other`'s."""
         return [f"{item.name} {getattr(self, item.name)!r} -> {getattr(other, item.name)!r}" for item in fields(self)
                 if getattr(self, item.name) != getattr(other, item.name)]
+
+
+#: header settings written only when recorded (a sliding-window journal of a family without parameters
+#: has none of them, as journals written before strategies and prompt families)
+_OPTIONAL_KEYS = ("strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget", "prompt_params")
+
+
+def _params(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError("prompt_params is not an object")
+    return dict(value)
 
 
 #: journal settings that must match for `--resume` to reuse a journal's windows

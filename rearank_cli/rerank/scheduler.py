@@ -29,7 +29,8 @@ from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
 from rearank_cli.rerank.records import WindowRecord
 from rearank_cli.rerank.stats import RerankStats
-from rearank_cli.rerank.strategies import StrategyState, new_state
+from rearank_cli.rerank.strategies.base import StrategyState
+from rearank_cli.rerank.strategies.registry import new_state
 from rearank_cli.stopping import StopSignal, run_until_stopped
 
 log = logging.getLogger("rearank")

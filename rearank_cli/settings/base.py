@@ -31,6 +31,8 @@ class Spec:
     `flags`: the option's spellings (`("-o", "--output")`); empty for a positional argument.
     `show_default`: True, False, or the text shown instead of the default.
     `deprecated`: old spellings still accepted (left out of `--help`; using one prints a deprecation line).
+    `recorded_when_default`: False leaves the setting out of `as_dict` (the manifest) while it has its
+    default, so files written before the setting existed stay the same.
     """
 
     flags: tuple[str, ...]
@@ -42,6 +44,7 @@ class Spec:
     metavar: str | None = None
     show_default: bool | str = True
     deprecated: tuple[str, ...] = ()
+    recorded_when_default: bool = True
 
     def flag(self, name: str) -> str:
         """How messages name the setting: its long flag (`--window`), or its name for an argument."""
@@ -62,12 +65,15 @@ class Spec:
 
 def setting(default: Any, *flags: str, help: str, choices: tuple[str, ...] = (), envvar: str | None = None,
             min: float | None = None, max: float | None = None, metavar: str | None = None,
-            show_default: bool | str = True, deprecated: tuple[str, ...] = ()) -> Any:
+            show_default: bool | str = True, deprecated: tuple[str, ...] = (),
+            recorded_when_default: bool = True) -> Any:
     """A settings field: `window: int = setting(20, "--window", help="Passages per window.")`.
 
     `default` is the value (REQUIRED: the command line must give it); no flags = a positional argument;
-    `deprecated`: old spellings of the flag, still accepted with a deprecation line on stderr."""
-    spec = Spec(tuple(flags), help, tuple(choices), envvar, min, max, metavar, show_default, tuple(deprecated))
+    `deprecated`: old spellings of the flag, still accepted with a deprecation line on stderr;
+    `recorded_when_default`: see `Spec`."""
+    spec = Spec(tuple(flags), help, tuple(choices), envvar, min, max, metavar, show_default, tuple(deprecated),
+                recorded_when_default)
     metadata = {"setting": spec}
     if default is REQUIRED:
         return dataclasses.field(metadata=metadata)
@@ -100,8 +106,10 @@ class Settings:
         raise KeyError(f"{cls.__name__} has no setting {name!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        """`{name: value}` of every setting (lists copied), as a manifest records them."""
-        return {field.name: _plain(getattr(self, field.name)) for field, _, _ in fields(type(self))}
+        """`{name: value}` of every setting (lists copied), as a manifest records them (a setting declared
+        `recorded_when_default=False` only when it differs from its default)."""
+        return {field.name: _plain(getattr(self, field.name)) for field, spec, _ in fields(type(self))
+                if spec.recorded_when_default or getattr(self, field.name) != type(self).default(field.name)}
 
     @classmethod
     def default(cls, name: str) -> Any:

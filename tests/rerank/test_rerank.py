@@ -31,7 +31,7 @@ from rearank_cli.rerank import (
     rerank_queries,
     shard_qids,
 )
-from rearank_cli.windows import schedule
+from rearank_cli.rerank.strategies.sliding import schedule
 
 PASSAGE_RE = re.compile(r"^\[(\d+)\] (.*)$", re.DOTALL)
 

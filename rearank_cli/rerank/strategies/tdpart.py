@@ -33,8 +33,12 @@ window); `start`/`end` number its slots `index * window` onward (`end - start` =
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from rearank_cli.errors import InputError
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
+from rearank_cli.rerank.strategies.base import Strategy, StrategyState, check_window
 
 
 def partitions(docs: Sequence[str], size: int) -> list[list[str]]:
@@ -220,3 +224,37 @@ class TDPartState:
         self.distance = {}
         self.round += 1
         self._begin_round()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TDPart(Strategy):
+    """Top-down partitioning (the module docstring); its parameters are `tdpart_pivot`, `tdpart_top_k` and
+    `tdpart_budget`, which its journals record."""
+
+    def check(self, settings: Any) -> None:
+        """One pass, a pivot inside the window, a top-k of at least one, a budget of at least the pivot."""
+        check_window(settings.window)
+        if settings.passes != 1:
+            raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
+                             "(drop --passes or use --strategy sliding)")
+        if not 1 <= settings.tdpart_pivot <= settings.window - 1:
+            raise InputError(f"--tdpart-pivot must be between 1 and the window - 1 ({settings.window - 1}), "
+                             f"got {settings.tdpart_pivot}")
+        if settings.tdpart_top_k < 1:
+            raise InputError(f"--tdpart-top-k must be at least 1, got {settings.tdpart_top_k}")
+        if settings.tdpart_budget < settings.tdpart_pivot:
+            raise InputError(f"--tdpart-budget must be at least --tdpart-pivot ({settings.tdpart_pivot}), "
+                             f"got {settings.tdpart_budget}")
+
+    def window_label(self, pass_: int, index: int, start: int, end: int) -> str:
+        """The round and the window's place in it."""
+        return f"round {pass_ + 1}, " + ("top window" if index == 0 else f"comparison with the pivot {index}")
+
+    def new_state(self, query: Any, settings: Any) -> StrategyState:
+        """A `TDPartState`."""
+        return TDPartState(query, settings)
+
+
+STRATEGY = TDPart(name="tdpart", summary="Top-down partitioning: fewer windows, those of one round in parallel.",
+                  params=("tdpart_pivot", "tdpart_top_k", "tdpart_budget"), positional=False)
+
