@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
+from rearank_cli.api import with_tokenizer
 from rearank_cli.backends.base import Message
 from rearank_cli.jobs.rerank import RerankJob, check_model_files
 from rearank_cli.rerank.dryrun import Counter, DryRun, dry_run
@@ -30,13 +31,14 @@ def run_dry(job: RerankJob, out: IO[str] | None = None) -> DryRun:
     inputs = stream_inputs(job.run, job.topics, job.corpus, job.candidates, depth=job.settings.depth,
                            prompt=job.settings.prompt, shard=parse_shard(job.shard), skip_missing=job.skip_missing)
     try:
+        settings = with_tokenizer(job.settings, job.model)
         counter = token_counter(job)
         if counter is None:
-            plan = dry_run(inputs.queries(), job.settings)
+            plan = dry_run(inputs.queries(), settings)
             note = f"characters of the messages (no tokenizer on disk for --model {job.model})"
         else:
             count, context, source = counter
-            plan = dry_run(inputs.queries(), job.settings, count, context)
+            plan = dry_run(inputs.queries(), settings, count, context)
             note = f"tokens of {source}'s tokenizer, chat template applied"
     finally:
         inputs.close()

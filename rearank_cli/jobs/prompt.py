@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any
 
+from rearank_cli.api import with_tokenizer
 from rearank_cli.backends.base import Message
 from rearank_cli.errors import InputError
 from rearank_cli.prompts import PromptFamily, families, get_family
@@ -93,7 +94,8 @@ def render_window(options: PromptOptions) -> str:
     """The messages of window `--window-index` of query `--query` (the run's first by default)."""
     settings = RerankSettings(prompt=options.prompt, window=options.window, step=options.step,
                               depth=options.depth, window_schedule=options.window_schedule,
-                              strategy=options.strategy)
+                              strategy=options.strategy,
+                              prompt_params=get_family(options.prompt).parse_params(options.prompt_params))
     settings.check()
     if options.target is None and options.candidates is None:
         raise InputError("rearank prompt render needs a RUN (or --candidates, whose lists then define the run)")
@@ -110,7 +112,7 @@ def render_window(options: PromptOptions) -> str:
     if not 0 <= options.window_index < len(windows):
         raise InputError(f"--window-index {options.window_index}: query {qid} has {len(windows)} window(s)")
     window = windows[options.window_index]
-    family = bound_family(settings, options.model)
+    family = with_tokenizer(settings, options.model).prompt_spec
     messages = family.messages(query.query, [query.texts[docid] for docid in window.docids])
     if options.fmt == "json":
         record = {"qid": qid, "query": query.query, "prompt": family.name, "prompt_hash": family.hash,
@@ -121,16 +123,6 @@ def render_window(options: PromptOptions) -> str:
     head = (f"query {qid}, window {options.window_index} (positions {window.start + 1}-{window.end}, "
             f"pass {window.pass_}), prompt {family.name}\n\n")
     return head + readable(messages)
-
-
-def bound_family(settings: RerankSettings, model: str) -> PromptFamily:
-    """The settings' family with the tokenizer of `model` handed in when it cuts passages by tokens."""
-    family = settings.prompt_spec
-    if not family.needs_tokenizer:
-        return family
-    from rearank_cli.backends.tokenizer import load_tokenizer
-
-    return family.bind(tokenizer=load_tokenizer(model))
 
 
 def readable(messages: Sequence[Message]) -> str:

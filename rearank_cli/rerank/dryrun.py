@@ -18,7 +18,7 @@ from typing import Any
 from rearank_cli.backends.base import Message
 from rearank_cli.prompt_fit import PromptFit
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
-from rearank_cli.rerank.strategies import new_state
+from rearank_cli.rerank.strategies.registry import new_state
 
 #: counts one window's prompt: its messages -> a size (tokens after the chat template, or characters)
 Counter = Callable[[Sequence[Message]], int]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rearank_cli.errors import InputError
 from rearank_cli.settings.base import Settings, setting
-from rearank_cli.settings.rerank import STRATEGIES, WINDOW_SCHEDULES, RerankOptions
+from rearank_cli.settings.rerank import WINDOW_SCHEDULES, RerankOptions
 
 #: what `rearank prompt` does
 PROMPT_ACTIONS = ("list", "show", "render")
@@ -28,6 +28,9 @@ class PromptOptions(Settings):
     prompt: str = setting(RerankOptions.prompt, "--prompt",
                           help="The prompt family of render (a name of `rearank prompt list`, or a template "
                           "FILE.yaml).")
+    prompt_params: list[str] = setting(
+        [], "--prompt-param", metavar="NAME=VALUE", show_default=False,
+        help="A parameter of the prompt family (repeatable), as `rearank rerank` takes it.")
     model: str = setting(RerankOptions.model, "--model",
                          help="The model whose tokenizer cuts passages, for a family that cuts by tokens.")
     topics: str | None = setting(None, "--topics", help="The query texts (TSV or queries.jsonl).")
@@ -44,7 +47,7 @@ class PromptOptions(Settings):
     depth: int = setting(RerankOptions.depth, "--depth", help="Rerank the top DEPTH docs.")
     window_schedule: str = setting(RerankOptions.window_schedule, "--window-schedule", choices=WINDOW_SCHEDULES,
                                    help="The sliding window's schedule: fixed or official.")
-    strategy: str = setting(RerankOptions.strategy, "--strategy", choices=STRATEGIES,
+    strategy: str = setting(RerankOptions.strategy, "--strategy", metavar="NAME",
                             help="The window strategy: sliding or tdpart.")
     fmt: str = setting("text", "--format", choices=PROMPT_FORMATS,
                        help="The layout: text (readable) or json (the messages as the backend gets them).")

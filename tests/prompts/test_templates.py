@@ -165,16 +165,19 @@ class FirstLast(Backend):
 def test_rerank_with_a_template_file_journal_manifest_and_resume(tmp_path):
     template = tmp_path / "zephyr.yaml"
     template.write_bytes((FIXTURES / "rank_zephyr_template.yaml").read_bytes())
-    job = RerankJob(run=str(ROOT / "sample_runs" / "dl19-bm25-top100.trec"), output=str(tmp_path / "out.trec"),
-                    model="scripted", backend="scripted", candidates=str(CANDIDATES), shard="0/20",
-                    settings=RerankSettings(prompt=str(template), depth=30))
+    def job(resume: bool = False) -> RerankJob:
+        return RerankJob(run=str(ROOT / "sample_runs" / "dl19-bm25-top100.trec"), output=str(tmp_path / "out.trec"),
+                         model="scripted", backend="scripted", candidates=str(CANDIDATES), shard="0/20",
+                         settings=RerankSettings(prompt=str(template), depth=30), resume=resume)
+
+    first = job()
     backend = FirstLast()
-    manifest = run_rerank(job, backend=backend).to_json()
+    manifest = run_rerank(first, backend=backend).to_json()
     sha256 = hashlib.sha256(template.read_bytes()).hexdigest()
     assert manifest["prompt"] == str(template) and manifest["prompt_hash"] == sha256
-    header = json.loads(Path(job.trace_path()).read_text().splitlines()[0])
+    header = json.loads(Path(first.trace_path()).read_text().splitlines()[0])
     assert header["settings"]["prompt"] == str(template) and header["settings"]["prompt_hash"] == sha256
-    run = read_run(job.output)
+    run = read_run(first.output)
     first_stage = read_run(str(ROOT / "sample_runs" / "dl19-bm25-top100.trec"))
     qid = next(iter(run))
     # two windows: 11-30 puts the 30th doc at 11, which pushes the 19th to 20; then 1-20 puts that one first
@@ -182,7 +185,7 @@ def test_rerank_with_a_template_file_journal_manifest_and_resume(tmp_path):
     assert [docid for docid, _ in run[qid]][11] == first_stage[qid][29][0]  # 11th, then one lower
     assert backend.windows == 2 * len(run)
 
+    assert run_rerank(job(resume=True), backend=FirstLast()).summary.windows.replayed == backend.windows
     template.write_text(template.read_text().replace("RankLLM", "RankLLM!"))
-    job.resume = True
     with pytest.raises(InputError, match="prompt_hash"):
-        run_rerank(job, backend=FirstLast())
+        run_rerank(job(resume=True), backend=FirstLast())
