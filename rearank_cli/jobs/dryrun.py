@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from rearank_cli.api import with_tokenizer
-from rearank_cli.backends.base import Message
+from rearank_cli.backends.base import Message, template_args
 from rearank_cli.jobs.rerank import RerankJob, check_model_files
 from rearank_cli.rerank.dryrun import Counter, DryRun, dry_run
 from rearank_cli.rerank.inputs import parse_shard, stream_inputs
@@ -83,10 +83,11 @@ def token_counter(job: RerankJob) -> tuple[Counter, int | None, str] | None:
     if not getattr(tokenizer, "chat_template", None):
         log.warning("the tokenizer of %s has no chat template: counting characters", job.model)
         return None
-    kwargs = dict(job.settings.prompt_spec.chat_template_kwargs)
 
-    def count(messages: Sequence[Message]) -> int:
-        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True, **kwargs)
+    def count(messages: Sequence[Message], chat_template_kwargs: Mapping[str, Any] | None = None) -> int:
+        """Tokens after the chat template, as the hf backend counts them (`count_prompt_tokens`)."""
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                             **template_args(messages, chat_template_kwargs))
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     return count, model_context(job, found, tokenizer), job.model

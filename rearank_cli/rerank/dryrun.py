@@ -11,7 +11,7 @@ reported beside the windows simulated here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +20,12 @@ from rearank_cli.prompt_fit import PromptFit
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
 from rearank_cli.rerank.strategies.registry import new_state
 
-#: counts one window's prompt: its messages -> a size (tokens after the chat template, or characters)
-Counter = Callable[[Sequence[Message]], int]
+#: counts one window's prompt: its messages (and the family's chat-template keywords, when it has any) -> a
+#: size (tokens after the chat template, or characters), as `Backend.count_prompt_tokens` is called
+Counter = Callable[..., int]
 
 
-def count_characters(messages: Sequence[Message]) -> int:
+def count_characters(messages: Sequence[Message], chat_template_kwargs: Mapping[str, Any] | None = None) -> int:
     """The characters of the messages' contents (the size a prompt has when no tokenizer is at hand)."""
     return sum(len(message["content"]) for message in messages)
 
@@ -113,15 +114,15 @@ def simulate(query: QueryInput, settings: RerankSettings) -> tuple[list[Window],
     return windows, expected
 
 
-def plan_query(query: QueryInput, settings: RerankSettings, fit: PromptFit, count: Counter) -> QueryPlan:
+def plan_query(query: QueryInput, settings: RerankSettings, fit: PromptFit) -> QueryPlan:
     """One query's windows with their prompts' sizes; `fit` builds each window's request as the scheduler
-    does (shortened when the context is known and the prompt would not fit it)."""
+    does (shortened when the context is known and the prompt would not fit it) and counts them."""
     windows, expected = simulate(query, settings)
     planned = []
     for window in windows:
         texts = [query.texts[docid] for docid in window.docids]
         request, max_chars = fit.request(query.query, texts, query.qid)
-        planned.append(PlannedWindow(window, count(request.messages), max_chars))
+        planned.append(PlannedWindow(window, fit.tokens(request.messages), max_chars))
     return QueryPlan(query.qid, planned, expected)
 
 
@@ -134,5 +135,5 @@ def dry_run(queries: Iterable[QueryInput], settings: RerankSettings, count: Coun
     fit = PromptFit(settings.prompt_spec, settings.sampling, context, count)
     plan = DryRun(unit, settings.sampling.max_tokens)
     for query in queries:
-        plan.queries.append(plan_query(query, settings, fit, count))
+        plan.queries.append(plan_query(query, settings, fit))
     return plan
