@@ -17,7 +17,7 @@ from rearank_cli.backends.base import Backend, Generation
 from rearank_cli.errors import InputError
 from rearank_cli.formats import read_run
 from rearank_cli.jobs.rerank import RerankJob, run_rerank
-from rearank_cli.prompts import get_family
+from rearank_cli.prompts import answer_tags, get_family, passage_chars
 from rearank_cli.prompts.rankllm import FAKE_DIGITS, answer_ids, fix_text
 from rearank_cli.prompts.template import is_template_path, read_template
 from rearank_cli.rerank.plan import RerankSettings
@@ -96,6 +96,13 @@ def test_family_by_path_and_its_hash():
     assert family.hash == hashlib.sha256(Path(path).read_bytes()).hexdigest()
     assert family.bind({"passage_limit": 50}).hash != family.hash
     assert is_template_path("x.yml") and is_template_path(path) and not is_template_path("rankgpt")
+
+
+def test_records_naming_a_template_file_read_it():
+    """The report asks what a journal's prompt asked for: a template file says no answer tags."""
+    path = str(FIXTURES / "rank_zephyr_template.yaml")
+    assert answer_tags(path) is False and passage_chars(path) == 4000
+    assert answer_tags("gone.yaml") is True and passage_chars("gone.yaml") == 400  # a record's defaults
 
 
 def test_rearank_keys(tmp_path):
