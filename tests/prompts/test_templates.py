@@ -65,6 +65,17 @@ def test_the_windows_exercise_ftfy_and_the_word_cut(reference, dl19):
     assert family.clean(texts[0]) != family.bind({"passage_limit": 12}).clean(texts[0])
 
 
+def test_rank_llm_local_path_mends_nothing_more_on_these_windows(reference):
+    """RankLLM's in-process vLLM path passes the chat-templated prompt through ftfy once more; a chat template
+    opening with `<` makes that `fix_text(..., unescape_html=False)` of each message, which changes none of
+    these windows: both of RankLLM's paths send the messages compared above."""
+    from ftfy import fix_text as ftfy_fix_text
+
+    for row in reference["windows"]:
+        for message in row["messages"]:
+            assert ftfy_fix_text(message["content"], unescape_html=False) == message["content"]
+
+
 def test_parser_agrees_with_rank_llm(reference):
     answers = reference["answers"]
     assert len(answers) >= 30
