@@ -207,3 +207,15 @@ def test_rerank_with_a_template_file_journal_manifest_and_resume(tmp_path):
     template.write_text(template.read_text().replace("RankLLM", "RankLLM!"))
     with pytest.raises(InputError, match="prompt_hash"):
         run_rerank(job(resume=True), backend=FirstLast())
+
+
+@pytest.mark.parametrize("name", ["insert_rank_template.yaml", "missing.yaml"])
+def test_rerank_refuses_a_bad_template_at_start(capsys, tmp_path, name):
+    from rearank_cli.cli import run
+
+    out = tmp_path / "out.trec"
+    code = run(["rerank", str(ROOT / "sample_runs" / "dl19-bm25-top100.trec"), "--candidates", str(CANDIDATES),
+                "--prompt", str(FIXTURES / name), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and name in err
+    assert list(tmp_path.iterdir()) == []
