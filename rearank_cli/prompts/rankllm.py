@@ -74,6 +74,8 @@ FAKE_DIGITS: dict[str, str] = {
 }
 _FAKE_TABLE = str.maketrans(FAKE_DIGITS)
 _BRACKETED = re.compile(r"\[(\d+)\]")
+#: `ord("A") - 1`: letter identifiers count from A = 1
+ALPHA_START = ord("A") - 1
 
 
 class TemplateError(ValueError):
@@ -148,19 +150,26 @@ def clean_passage(text: str, words: int = DEFAULT_PASSAGE_WORDS) -> str:
     return replace_number(cut_words(fix_text(text.strip()), words))
 
 
-def render(template: Mapping[str, Any], query: str, passages: Sequence[str]) -> list[Message]:
+def identifier(rank: int, use_alpha: bool = False) -> str:
+    """A passage's identifier: its 1-based rank, or the letter of that rank (RankLLM's `use_alpha`: A, B, ...)."""
+    return chr(ALPHA_START + rank) if use_alpha else str(rank)
+
+
+def render(template: Mapping[str, Any], query: str, passages: Sequence[str],
+           use_alpha: bool = False) -> list[Message]:
     """The chat messages RankLLM builds for one window of already cleaned passages (`clean` in
     `prompts.template`): the system message, then one user message (`singleturn_listwise`), or the user and
-    assistant turns of a `multiturn_listwise` template."""
+    assistant turns of a `multiturn_listwise` template; `use_alpha` writes letters for `{rank}`."""
     query = replace_number(query)
     messages: list[Message] = []
     system = template.get("system_message") or ""
     if system:
         messages.append({"role": "system", "content": system})
+    ids = [identifier(rank, use_alpha) for rank in range(1, len(passages) + 1)]
     if template["method"] == "singleturn_listwise":
-        messages.append({"role": "user", "content": _single_turn(template, query, passages)})
+        messages.append({"role": "user", "content": _single_turn(template, query, passages, ids)})
     else:
-        messages += _multi_turn(template, query, passages)
+        messages += _multi_turn(template, query, passages, ids)
     return messages
 
 
@@ -170,15 +179,16 @@ def _fill(template: Mapping[str, Any], key: str, **values: Any) -> str:
     return str(text.format(**values)) if text else ""
 
 
-def _single_turn(template: Mapping[str, Any], query: str, passages: Sequence[str]) -> str:
+def _single_turn(template: Mapping[str, Any], query: str, passages: Sequence[str], ids: Sequence[str]) -> str:
     num = len(passages)
     psg_ids = "[" + ", ".join(f"PASSAGE{i}" for i in range(1, num + 1)) + "]"
-    body = "".join(_fill(template, "body", rank=str(i), candidate=text) for i, text in enumerate(passages, 1))
+    body = "".join(_fill(template, "body", rank=rank, candidate=text) for rank, text in zip(ids, passages, strict=True))
     return (_fill(template, "prefix", num=num, query=query) + body
             + _fill(template, "suffix", num=num, query=query, psg_ids=psg_ids))
 
 
-def _multi_turn(template: Mapping[str, Any], query: str, passages: Sequence[str]) -> list[Message]:
+def _multi_turn(template: Mapping[str, Any], query: str, passages: Sequence[str],
+                ids: Sequence[str]) -> list[Message]:
     num = len(passages)
     messages: list[Message] = []
     prefix = _fill(template, "prefix_user", num=num, query=query)
@@ -186,41 +196,46 @@ def _multi_turn(template: Mapping[str, Any], query: str, passages: Sequence[str]
         messages.append({"role": "user", "content": prefix})
         messages.append({"role": "assistant", "content": _fill(template, "prefix_assistant", num=num, query=query)})
     suffix = _fill(template, "suffix_user", num=num, query=query)
-    turns = [_fill(template, "body_user", rank=str(i), candidate=replace_number(text))
-             for i, text in enumerate(passages, 1)]
+    turns = [_fill(template, "body_user", rank=rank, candidate=replace_number(text))
+             for rank, text in zip(ids, passages, strict=True)]
     if "body_assistant" not in template:
         messages.append({"role": "user", "content": "".join(turns) + suffix})
         return messages
-    for i, turn in enumerate(turns, 1):
+    for rank, turn in zip(ids, turns, strict=True):
         messages.append({"role": "user", "content": turn})
-        messages.append({"role": "assistant", "content": _fill(template, "body_assistant", rank=str(i))})
+        messages.append({"role": "assistant", "content": _fill(template, "body_assistant", rank=rank)})
     if suffix:
         messages.append({"role": "user", "content": suffix})
     return messages
 
 
-def answer_ids(text: str) -> list[int] | None:
+def answer_ids(text: str, use_alpha: bool = False) -> list[int] | None:
     """The numbers RankLLM reads from an answer: what follows the last `</think>` (stripped), fake digits
     made ASCII, every other non-digit a space; None where `int()` rejects one of them (RankLLM then keeps
-    the window's order)."""
+    the window's order). With `use_alpha`, every letter is its number instead (A = 1; letters next to each
+    other run together, as their numbers do in RankLLM) and everything else a space."""
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[-1].strip()
     text = text.translate(_FAKE_TABLE)
-    spaced = "".join(char if char.isdigit() else " " for char in text)
+    if use_alpha:
+        spaced = "".join(str(ord(char) - ALPHA_START) if char.isalpha() else " " for char in text)
+    else:
+        spaced = "".join(char if char.isdigit() else " " for char in text)
     try:
         return [int(token) for token in spaced.split()]
     except ValueError:
         return None
 
 
-def parse_answer(text: str, size: int) -> tuple[list[int], ParseFlags]:
+def parse_answer(text: str, size: int, use_alpha: bool = False) -> tuple[list[int], ParseFlags]:
     """An answer as a permutation of `range(size)`, as RankLLM's `receive_permutation` makes it: ids are
-    1-based, the first mention counts, ids outside the window are dropped, the passages left out follow
-    in their current order; an answer holding a number `int()` rejects keeps the window's order."""
+    1-based (letters with `use_alpha`), the first mention counts, ids outside the window are dropped, the
+    passages left out follow in their current order; an answer holding a number `int()` rejects keeps the
+    window's order."""
     flags = ParseFlags(answer_tag="<answer>" in text, answer_closed="</answer>" in text,
                        think_closed="</think>" in text)
     flags.truncated = not flags.answer_closed
-    ids = answer_ids(text)
+    ids = answer_ids(text, use_alpha)
     order: list[int] = []
     placed = [False] * size
     for number in ids or []:

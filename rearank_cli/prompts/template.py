@@ -10,6 +10,7 @@ under one optional key, `rearank:` (RankLLM itself refuses a template holding it
       answer_tags: false      # the template asks for <think>/<answer> tags (counters, answer completion)
       enable_thinking: true   # passed to the chat template (RankLLM's --is-thinking); absent: not passed
       max_tokens: 2048        # the generation budget rerank uses when --max-tokens is not given
+      use_alpha: false        # letters as identifiers (RankLLM's --use-alpha)
 
 The family's hash is the file's sha256: a journal of another version of the file is not resumed.
 """
@@ -53,9 +54,13 @@ class TemplateParams(Settings):
     """What `--prompt-param` may set for a template file."""
 
     passage_limit: int | None = setting(
-        None, "--passage-limit", min=1,
+        None, min=1,
         help="The passage length in the template's unit (RankLLM's --max-passage-words) [default: the file's, "
         "else 300 words].")
+    use_alpha: bool | None = setting(
+        None,
+        help="Letters as identifiers, A for the first passage (RankLLM's --use-alpha) [default: the file's, else "
+        "numbers].")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class OwnKeys:
     answer_tags: bool = False
     enable_thinking: bool | None = None
     max_tokens: int | None = None
+    use_alpha: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,9 +93,15 @@ class TemplateFamily(PromptFamily):
         value = getattr(self.params, "passage_limit", None)
         return int(value) if value is not None else self.own.passage_limit
 
+    @property
+    def use_alpha(self) -> bool:
+        """Letters as identifiers: `--prompt-param use_alpha`, else the file's."""
+        value = getattr(self.params, "use_alpha", None)
+        return bool(value) if value is not None else self.own.use_alpha
+
     def messages(self, query: str, passages: Sequence[str], max_chars: int | None = None) -> list[Message]:
         """The messages RankLLM's inference handler builds for this window (see `prompts.rankllm.render`)."""
-        return render(self.template, query, [self.clean(text, max_chars) for text in passages])
+        return render(self.template, query, [self.clean(text, max_chars) for text in passages], self.use_alpha)
 
     def clean(self, text: str, max_chars: int | None = None) -> str:
         """A passage as RankLLM cleans it: stripped, repaired by ftfy, cut to `limit` units, `[n]` made `(n)`;
@@ -109,7 +121,11 @@ class TemplateFamily(PromptFamily):
 
     def parse(self, text: str, size: int) -> tuple[list[int], ParseFlags]:
         """RankLLM's parser (`prompts.rankllm.parse_answer`)."""
-        return parse_answer(text, size)
+        return parse_answer(text, size, self.use_alpha)
+
+    def recovery_regex(self, size: int) -> str | None:
+        """The answer grammar of numeric identifiers (none for letters)."""
+        return None if self.use_alpha else super().recovery_regex(size)
 
     def hash_parts(self) -> list[str]:
         """The file's sha256."""
@@ -221,7 +237,7 @@ def _own_problem(key: str, value: Any) -> str | None:
     """Why `value` does not fit `rearank.KEY`, or None."""
     if key == "passage_unit":
         return None if value in UNITS else f"{value!r} is not one of {', '.join(UNITS)}"
-    if key in ("answer_tags", "enable_thinking"):
+    if key in ("answer_tags", "enable_thinking", "use_alpha"):
         return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return f"expected a positive integer, got {value!r}"

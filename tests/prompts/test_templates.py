@@ -48,12 +48,13 @@ def test_fixture_templates_are_the_committed_files(reference):
 def test_messages_equal_rank_llm_on_dl19_windows(reference, dl19):
     checked = set()
     for row in reference["windows"]:
-        family = read_template(str(FIXTURES / row["template"])).bind({"passage_limit": row["max_passage_words"]})
+        params = {"passage_limit": row["max_passage_words"], "use_alpha": row["use_alpha"]}
+        family = read_template(str(FIXTURES / row["template"])).bind(params)
         entry = dl19[row["qid"]]
         texts = [hit["content"] for hit in entry["hits"][row["start"]:row["end"]]]
         assert family.messages(entry["query"], texts) == row["messages"], (row["template"], row["qid"])
         checked.add(row["template"])
-    assert len(checked) == 4 and len(reference["windows"]) == 96
+    assert len(checked) == 5 and len(reference["windows"]) == 120
 
 
 def test_the_windows_exercise_ftfy_and_the_word_cut(reference, dl19):
@@ -81,9 +82,19 @@ def test_parser_agrees_with_rank_llm(reference):
     assert len(answers) >= 30
     family = read_template(str(FIXTURES / "rank_zephyr_template.yaml"))
     for row in answers:
-        order, flags = family.parse(row["answer"], row["size"])
+        order, flags = family.bind({"use_alpha": row["use_alpha"]}).parse(row["answer"], row["size"])
         assert order == row["order"], row["answer"][:80]
         assert sorted(order) == list(range(row["size"]))
+
+
+def test_letters_need_use_alpha(reference):
+    alpha = [row for row in reference["answers"] if row["use_alpha"]]
+    assert len(alpha) >= 10
+    family = read_template(str(FIXTURES / "rank_zephyr_alpha_template.yaml"))
+    assert family.parse("[B] > [A]", 2)[0] == [0, 1]  # numbers are read without use_alpha, as in RankLLM
+    lettered = family.bind({"use_alpha": True})
+    assert lettered.parse("[B] > [A]", 2)[0] == [1, 0] and lettered.recovery_regex(2) is None
+    assert "[B] second" in lettered.messages("q", ["first", "second"])[-1]["content"]
 
 
 def test_every_fake_digit_is_in_the_reference_answers(reference):
