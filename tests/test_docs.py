@@ -38,8 +38,9 @@ from tests.docs_examples import (
     tables,
 )
 
-#: examples other tests run: the Python API example (tests/test_api.py) and the quickstart (below)
-RUN_ELSEWHERE = {"python-api", "quickstart"}
+#: examples other tests run: the Python API example (tests/test_api.py), the prompt family
+#: (tests/test_prompt_registry.py) and the quickstart (below)
+RUN_ELSEWHERE = {"python-api", "quickstart", "prompt-family"}
 #: examples that start the JVM, vLLM or a model: end to end, so marked slow
 SLOW_EXAMPLES = {"retrieve-scifact-slice", "doctor-tiny", "config-index-retrieve"}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import textwrap
 
 import pytest
 
@@ -13,51 +12,12 @@ from rearank_cli.backends.base import Backend, Generation, Request, template_arg
 from rearank_cli.errors import InputError
 from rearank_cli.prompts import PROMPTS, PromptFamily, build_messages, registry
 from rearank_cli.rerank import QueryInput, RerankSettings, rerank_queries
+from tests.docs_examples import examples
 
-#: a family in its own module, as a user or a plugin writes one: its own wording, passage cut by words
-#: with a parameter, a parser of space-separated numbers (no brackets), chat-template keywords
-THROWAWAY = textwrap.dedent('''
-    from dataclasses import dataclass
-
-    from rearank_cli.parse import ParseFlags
-    from rearank_cli.prompts.base import Decoding, PromptFamily
-    from rearank_cli.settings.base import Settings, setting
-
-
-    @dataclass(frozen=True, kw_only=True)
-    class WordParams(Settings):
-        words: int = setting(3, "--words", min=1, help="Words kept of each passage.")
-
-
-    @dataclass(frozen=True, kw_only=True)
-    class Words(PromptFamily):
-        Params = WordParams
-
-        def clean(self, text, max_chars=None):
-            return " ".join(text.split()[: self.params.words])
-
-        def messages(self, query, passages, max_chars=None):
-            lines = [f"Doc {i}: {self.clean(text)}" for i, text in enumerate(passages, 1)]
-            return [{"role": "user", "content": f"Q={query}\\n" + "\\n".join(lines)},
-                    {"role": "assistant", "content": "Order:"}]
-
-        def hash_parts(self):
-            return ["Q={query}", "Doc {i}: {passage}", "Order:"]
-
-        def parse(self, text, size):
-            flags = ParseFlags(answer_closed=True)
-            order = []
-            for token in text.split():
-                if token.isdigit() and 1 <= int(token) <= size and int(token) - 1 not in order:
-                    order.append(int(token) - 1)
-            rest = [i for i in range(size) if i not in order]
-            flags.missing = len(rest)
-            return order + rest, flags
-
-
-    FAMILY = Words(name="throwaway-words", summary="A test family.", chat_template_kwargs={"enable_thinking": True},
-                   decoding=Decoding(max_tokens=64))
-''')
+#: a family in its own module, as a user or a plugin writes one: its own wording, passages cut by words
+#: with a parameter, an assistant prefix, a parser of bare numbers, chat-template keywords; the example of
+#: docs/families.md, so the page shows a family that works
+THROWAWAY = examples()["prompt-family"].code
 
 
 @pytest.fixture
@@ -155,3 +115,91 @@ def test_the_scheduler_reranks_with_a_family_from_its_own_module(throwaway):
     assert first.chat_template_kwargs == {"enable_thinking": True} and first.continues
     assert first.messages[0]["content"].endswith("Doc 4: h filler words")  # its own passage cut
     assert not first.answer_tags and first.answer_regex is None
+
+
+# -- a family through the job: journal, resume, manifest ----------------------------------------------------
+
+
+def _job(samples, folder, settings, **kwargs):
+    from tests.rerank.test_rerank import job_for
+
+    return job_for(samples, folder, settings=settings, **kwargs)
+
+
+def test_resume_refuses_a_journal_of_another_family(samples, tmp_path):
+    from rearank_cli.jobs.rerank import run_rerank
+    from tests.rerank.test_rerank import ScriptedBackend
+
+    run_rerank(_job(samples, tmp_path, RerankSettings(depth=30)), backend=ScriptedBackend())
+    other = _job(samples, tmp_path, RerankSettings(depth=30, prompt="rankgpt"), resume=True)
+    with pytest.raises(InputError, match="prompt 'rearank' -> 'rankgpt'; prompt_hash '8db0dd6d73a50685' -> "):
+        run_rerank(other, backend=ScriptedBackend())
+
+
+def test_resume_refuses_other_family_parameters_and_the_journal_records_them(throwaway, samples, tmp_path):
+    import orjson
+
+    from rearank_cli.jobs.rerank import run_rerank
+
+    first = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-words", prompt_params={"words": 2}))
+    manifest = run_rerank(first, backend=ReverseByText())
+    header = orjson.loads(open(first.trace_path(), "rb").readline())
+    assert header["settings"]["prompt"] == "throwaway-words" and header["settings"]["prompt_params"] == {"words": 2}
+    assert header["settings"]["prompt_hash"] == throwaway.bind({"words": 2}).hash == manifest.prompt_hash
+    assert manifest.settings["prompt_params"] == ["words=2"] and manifest.summary.windows.failed == 0
+    again = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-words", prompt_params={"words": 2}),
+                 resume=True)
+    assert run_rerank(again, backend=ReverseByText()).summary.windows.replayed == manifest.summary.windows.total
+    other = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-words", prompt_params={"words": 3}),
+                 resume=True)
+    with pytest.raises(InputError, match=r"prompt_params \{'words': 2\} -> \{'words': 3\}"):
+        run_rerank(other, backend=ReverseByText())
+
+
+def test_prompt_params_from_the_command_line_are_typed(throwaway):
+    from rearank_cli.settings.rerank import RerankOptions
+
+    options = RerankOptions(output="-", prompt="throwaway-words", prompt_params=["words=1"], max_tokens=9)
+    settings = RerankSettings.from_options(options)
+    assert settings.prompt_params == {"words": 1} and settings.prompt_spec.param_values() == {"words": 1}
+    assert settings.sampling.max_tokens == 9 and settings.sampling.temperature == 0.0  # given / the family's
+    assert RerankSettings.from_options(RerankOptions(output="-", prompt="throwaway-words")).sampling.max_tokens == 64
+    for bad, message in ((["words"], "expects NAME=VALUE"), (["words=x"], "words=x: the value is not an integer"),
+                         (["lines=2"], "has no parameter 'lines'"), (["words=0"], "--words: 0 is less than 1")):
+        with pytest.raises(InputError, match=message):
+            RerankSettings.from_options(RerankOptions(output="-", prompt="throwaway-words", prompt_params=bad))
+
+
+def test_the_api_takes_a_family_by_name_with_its_parameters(throwaway):
+    from rearank_cli.api import Reranker
+
+    backend = ReverseByText()
+    reranker = Reranker(backend=backend, prompt="throwaway-words", prompt_params={"words": 1}, window=3, step=1)
+    assert reranker.settings.sampling.max_tokens == 64  # the family's decoding
+    assert reranker.rerank("q", ["a x", "c y", "b z"]) == [1, 2, 0]
+    assert backend.requests[0].messages[0]["content"] == "Q=q\nDoc 1: a\nDoc 2: c\nDoc 3: b"
+    same = Reranker(backend=ReverseByText(), settings=reranker.settings)
+    assert same.settings == reranker.settings
+
+
+def test_a_family_that_needs_a_tokenizer_gets_the_models(throwaway, tiny_model, samples, tmp_path):
+    from pathlib import Path
+
+    from rearank_cli.api import Reranker
+    from rearank_cli.jobs.rerank import run_rerank
+
+    needs = registry.register(type(throwaway)(name="throwaway-tokens", needs_tokenizer=True))
+    try:
+        reranker = Reranker(str(tiny_model), backend=ReverseByText(), prompt="throwaway-tokens")
+        tokenizer = reranker.settings.prompt_spec.require_tokenizer()
+        assert tokenizer.decode(tokenizer.encode("hello world", add_special_tokens=False)) == "hello world"
+        with pytest.raises(InputError, match="cannot load the tokenizer of --model /nonexistent/model"):
+            Reranker("/nonexistent/model", backend=ReverseByText(), prompt="throwaway-tokens")
+        with pytest.raises(InputError, match="give the model whose tokenizer it uses"):
+            Reranker(backend=ReverseByText(), prompt="throwaway-tokens")
+        job = _job(samples, tmp_path, RerankSettings(depth=30, prompt="throwaway-tokens"))  # --model scripted
+        with pytest.raises(InputError, match="cannot load the tokenizer of --model scripted"):
+            run_rerank(job, backend=ReverseByText())
+        assert not Path(job.output).exists() and not Path(job.trace_path()).exists()
+    finally:
+        registry.unregister(needs.name)

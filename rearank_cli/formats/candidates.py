@@ -82,7 +82,7 @@ def iter_candidates(path: str) -> Iterator[Entry]:
         raise InputError("no candidates found", path)
 
 
-def _entry(item: dict, index: int, path: str) -> Entry | None:
+def _entry(item: dict[str, Any], index: int, path: str) -> Entry | None:
     """One entry's hits checked and ordered (None for an entry without hits)."""
     hits: list[tuple[str, float]] = []
     texts: dict[str, str] = {}

@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from rearank_cli.errors import InputError
 
@@ -60,7 +60,7 @@ def current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
     """Write to `path` through a temporary file renamed into place only on success.
 
     `-` writes to stdout. A path ending in `.gz` is gzip-compressed. On any exception the
@@ -98,7 +98,7 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
 
 
 @contextlib.contextmanager
-def staged_output(path: str, mode: str = "w") -> Iterator[IO]:
+def staged_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
     """`atomic_output` for an output written bit by bit: `-` too is staged (in an anonymous temporary
     file, copied to stdout on success), so a failed job never leaves a part of its output anywhere."""
     if path != "-":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
+from typing import IO, Any
 
 from rearank_cli.errors import InputError, RunNotGrouped
 from rearank_cli.formats.textio import atomic_output, open_binary
@@ -189,7 +190,7 @@ def _parse_rows(rows: Iterable[list[str]]) -> tuple[RunScores, str | None, str |
     return local, current, tag
 
 
-def read_run_scores(path: str, *, allow_empty: bool = False, info: dict | None = None) -> RunScores:
+def read_run_scores(path: str, *, allow_empty: bool = False, info: dict[str, Any] | None = None) -> RunScores:
     """Read a TREC run as `{qid: {docid: score}}` (qids and docids in file order), fast.
 
     The same checks and errors as `read_run`; this is the form pytrec_eval takes. `info`, if given,
@@ -205,7 +206,7 @@ def read_run_scores(path: str, *, allow_empty: bool = False, info: dict | None =
     return parser.run
 
 
-def iter_run_queries(path: str, info: dict | None = None) -> Iterator[tuple[str, dict[str, float]]]:
+def iter_run_queries(path: str, info: dict[str, Any] | None = None) -> Iterator[tuple[str, dict[str, float]]]:
     """Stream a run whose lines are grouped by query: yield `(qid, {docid: score})` per finished query.
 
     Memory stays at a few MiB of lines however big the run. Raises `RunNotGrouped` when a query
@@ -252,7 +253,7 @@ def write_run(path: str, run: Mapping[str, Sequence[Hit]], tag: str = "rearank")
         write_run_lines(out, run, tag)
 
 
-def write_run_lines(out, run: Mapping[str, Sequence[Hit]], tag: str,
+def write_run_lines(out: IO[str], run: Mapping[str, Sequence[Hit]], tag: str,
                     score_text: Callable[[float], str] = format_score) -> None:
     """Write run lines to an open text stream (`score_text` writes each score; shortest exact repr by default)."""
     for qid, hits in run.items():

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rearank_cli.api import Reranker
+from rearank_cli.api import Reranker, with_tokenizer
 from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
 from rearank_cli.errors import IncompleteWork, InputError, Interrupted
 from rearank_cli.jobs.signals import stop_on_signals
@@ -140,6 +140,7 @@ def run_rerank(job: RerankJob, backend: Backend | None = None) -> RerankManifest
 
 def _run_rerank(job: RerankJob, backend: Backend | None) -> RerankManifest:
     check_model_files(job, load=False)
+    job.settings = with_tokenizer(job.settings, job.model)  # before any file is written
     began = time.perf_counter()
     inputs = stream_job_inputs(job)
     try:

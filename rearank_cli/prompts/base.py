@@ -181,7 +181,11 @@ class PromptFamily:
         if unknown:
             choices = ", ".join(sorted(known)) or "none"
             raise InputError(f"prompt {self.name!r} has no parameter {unknown[0]!r} (its parameters: {choices})")
-        return dataclasses.replace(self, params=self.Params(**values), tokenizer=tokenizer or self.tokenizer)
+        try:
+            declared = self.Params(**values)
+        except InputError as exc:
+            raise InputError(f"prompt {self.name!r}: {exc}") from None
+        return dataclasses.replace(self, params=declared, tokenizer=tokenizer or self.tokenizer)
 
     def parse_params(self, items: Sequence[str]) -> dict[str, Any]:
         """`NAME=VALUE` strings (`--prompt-param`) as typed parameter values (InputError naming a malformed
@@ -196,6 +200,7 @@ class PromptFamily:
             if name not in hints:
                 self.bind({name: text})  # raises, naming the family's parameters
             values[name] = _typed(text.strip(), hints[name], name)
+        self.bind(values)  # checks the values against their declarations
         return values
 
     def require_tokenizer(self) -> Tokenizer:

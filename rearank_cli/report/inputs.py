@@ -16,6 +16,7 @@ from rearank_cli.rerank.manifests import MergeManifest, RerankManifest
 from rearank_cli.rerank.plan import QueryInput, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings, WindowRecord
 from rearank_cli.rerank.strategies.registry import new_state, strategy_of
+from rearank_cli.settings.rerank import RerankOptions
 
 # ---------------------------------------------------------------- which window records count
 
@@ -183,10 +184,10 @@ class RunFiles:
 
     @property
     def prompt(self) -> str:
-        """The prompt of the run's windows (the manifest's, else the journal's, else `rearank`)."""
+        """The prompt family of the run's windows (the manifest's, else the journal's, else the default)."""
         if self.manifest is not None and self.manifest.prompt:
             return self.manifest.prompt
-        return self.header.prompt if self.header is not None else "rearank"
+        return self.header.prompt if self.header is not None else RerankOptions.prompt
 
 
 @dataclass

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from rearank_cli.errors import InputError, some
+from rearank_cli.errors import InputError, RunNotGrouped, some
 from rearank_cli.formats.candidates import iter_candidates
 from rearank_cli.formats.spool import Spool
-from rearank_cli.formats.trec import Hit, Run, RunNotGrouped, first_stage_order, iter_run_queries, read_first_stage
+from rearank_cli.formats.trec import Hit, Run, first_stage_order, iter_run_queries, read_first_stage
 from rearank_cli.prompts.base import clean_passage
 from rearank_cli.prompts.registry import get_family
 from rearank_cli.rerank.plan import QueryInput

@@ -68,10 +68,7 @@ class RerankSettings:
         family = get_family(options.prompt)
         sampling = family.decoding.sampling(options.max_tokens, options.temperature, options.top_p,
                                             options.request_seed)
-        return cls(prompt=options.prompt, window=options.window, step=options.step, depth=options.depth,
-                   passes=options.passes, window_schedule=options.window_schedule, sampling=sampling,
-                   max_inflight=options.max_inflight, strategy=options.strategy, tdpart_pivot=options.tdpart_pivot,
-                   tdpart_top_k=options.tdpart_top_k, tdpart_budget=options.tdpart_budget,
+        return cls(**{name: getattr(options, name) for name in _SHARED}, sampling=sampling,
                    prompt_params=family.parse_params(options.prompt_params))
 
     def check(self) -> None:
@@ -126,6 +123,11 @@ class RerankSettings:
         sampling = asdict(self.sampling)
         sampling["seed"] = -1 if sampling["seed"] is None else sampling["seed"]
         return {**data, **sampling}
+
+
+#: the settings `RerankSettings` takes as `rearank rerank` declares them (same name, same value)
+_SHARED = tuple(sorted({item.name for item in fields(RerankSettings)} & set(RerankOptions.__dataclass_fields__)
+                       - {"prompt_params"}))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from rearank_cli.parse import ParseFlags
 from rearank_cli.provenance import SCHEMAS, Provenance, check_schema
 from rearank_cli.provenance import text_or_none as _str
 from rearank_cli.rerank.plan import Window
+from rearank_cli.settings.rerank import RerankOptions
 
 JSON = dict[str, Any]
 
@@ -225,8 +226,8 @@ class JournalHeader:
 
     @property
     def prompt(self) -> str:
-        """The prompt the windows were built with (`rearank` for journals that do not say)."""
-        return self.settings.prompt or "rearank"
+        """The prompt family the windows were built with (the default family for journals that do not say)."""
+        return self.settings.prompt or RerankOptions.prompt
 
 
 # ---------------------------------------------------------------- the run summary

@@ -8,9 +8,9 @@ How to add a strategy
 1. Write one module `rearank_cli/rerank/strategies/NAME.py` with a `Strategy` subclass (its `check`,
    `journal_settings` and `new_state`) and its state machine (a `StrategyState`), and at module level
    `STRATEGY = YourStrategy(name="...", summary="...")`.
-2. Its parameters are fields of `RerankSettings` named `NAME_...` and flags of `settings.rerank.RerankOptions`
-   (`--NAME-...`), listed in `params`; `journal_settings` returns them so a resumed run with other values
-   is refused.
+2. Its parameters are fields of `RerankSettings` named `NAME_...` and flags of
+   `settings.rerank.RerankOptions` (flags starting with its name), listed in `params`; `journal_settings`
+   returns them, so a resumed run with other values is refused.
 3. Add the module's dotted path to `registry.STRATEGY_MODULES` and write its tests.
 """
 
