@@ -11,6 +11,7 @@ under one optional key, `rearank:` (RankLLM itself refuses a template holding it
       enable_thinking: true   # passed to the chat template (RankLLM's --is-thinking); absent: not passed
       max_tokens: 2048        # the generation budget rerank uses when --max-tokens is not given
       use_alpha: false        # letters as identifiers (RankLLM's --use-alpha)
+      context_size: 4096      # RankLLM's prompt-length loop for a local model (its --context-size)
 
 The family's hash is the file's sha256: a journal of another version of the file is not resumed.
 """
@@ -33,8 +34,10 @@ from rearank_cli.prompts.rankllm import (
     DEFAULT_PASSAGE_WORDS,
     TemplateError,
     check_template,
+    clean_passage,
     cut_words,
     fix_text,
+    identifier,
     parse_answer,
     render,
     replace_number,
@@ -73,6 +76,7 @@ class OwnKeys:
     enable_thinking: bool | None = None
     max_tokens: int | None = None
     use_alpha: bool = False
+    context_size: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +104,31 @@ class TemplateFamily(PromptFamily):
         return bool(value) if value is not None else self.own.use_alpha
 
     def messages(self, query: str, passages: Sequence[str], max_chars: int | None = None) -> list[Message]:
-        """The messages RankLLM's inference handler builds for this window (see `prompts.rankllm.render`)."""
-        return render(self.template, query, [self.clean(text, max_chars) for text in passages], self.use_alpha)
+        """The messages RankLLM's inference handler builds for this window (see `prompts.rankllm.render`);
+        with `context_size`, at the passage length RankLLM's prompt-length loop settles on."""
+        if self.own.context_size is None:
+            return render(self.template, query, [self.clean(text, max_chars) for text in passages], self.use_alpha)
+        return self._fitted(query, passages, max_chars)
+
+    def _fitted(self, query: str, passages: Sequence[str], max_chars: int | None) -> list[Message]:
+        """RankLLM's loop for a local model (`create_prompt`): while the chat-templated prompt (repaired by
+        ftfy) and the tokens of the answer `[1] > ... > [size]` exceed `context_size`, every passage loses
+        `max(1, excess // (4 * size))` words."""
+        tokenizer: Any = self.require_tokenizer()
+        size = max(len(passages), 1)
+        answer = " > ".join(f"[{identifier(i, self.use_alpha)}]" for i in range(1, size + 1))
+        budget = int(self.own.context_size or 0) - len(tokenizer.encode(answer, add_special_tokens=False))
+        words = self.limit
+        while True:
+            cleaned = [clean_passage(text, words) for text in passages]
+            messages = render(self.template, query, [text if max_chars is None else text[:max_chars]
+                                                     for text in cleaned], self.use_alpha)
+            prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                   **self.chat_template_kwargs)
+            excess = len(tokenizer.encode(fix_text(prompt))) - budget
+            if excess <= 0 or words < 1:
+                return messages
+            words -= max(1, excess // (size * 4))
 
     def clean(self, text: str, max_chars: int | None = None) -> str:
         """A passage as RankLLM cleans it: stripped, repaired by ftfy, cut to `limit` units, `[n]` made `(n)`;
@@ -181,6 +208,9 @@ def parse_template(raw: bytes, path: str) -> TemplateFamily:
     """The template file `path` whose bytes are `raw`, checked (see `load_template`)."""
     data, lines = _parse_yaml(raw, path)
     own = _own_keys(data.get(OWN_KEY), path, lines.get(OWN_KEY))
+    if own.context_size is not None and own.passage_unit != "words":
+        raise InputError(f"{OWN_KEY}.context_size: RankLLM's loop takes words off passages; it needs "
+                         "passage_unit: words", path, lines.get(OWN_KEY))
     template = {key: value for key, value in data.items() if key != OWN_KEY}
     try:
         check_template(template)
@@ -192,7 +222,8 @@ def parse_template(raw: bytes, path: str) -> TemplateFamily:
     chars = own.passage_limit if own.passage_unit == "characters" else 4000
     return TemplateFamily(name=path, summary=f"the RankLLM template {os.path.basename(path)}",
                           answer_tags=own.answer_tags, passage_chars=chars,
-                          needs_tokenizer=own.passage_unit == "tokens", chat_template_kwargs=kwargs,
+                          needs_tokenizer=own.passage_unit == "tokens" or own.context_size is not None,
+                          chat_template_kwargs=kwargs,
                           decoding=decoding, template=template, sha256=hashlib.sha256(raw).hexdigest(), own=own)
 
 

@@ -230,3 +230,24 @@ def test_rerank_refuses_a_bad_template_at_start(capsys, tmp_path, name):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and name in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_context_size_loop_equals_rank_llm(reference, dl19, tiny_model, tmp_path):
+    """`rearank: context_size` takes words off the passages as RankLLM's `create_prompt` does for a local model
+    until the chat-templated prompt and the answer fit; the reference ran it with the tiny model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    rows = reference["fitted"]
+    assert len(rows) == 4
+    for row in rows:
+        path = tmp_path / f"{row['context_size']}-{row['template']}"
+        path.write_text((FIXTURES / row["template"]).read_text() + f"\nrearank:\n  context_size: {row['context_size']}\n")
+        family = read_template(str(path)).bind(tokenizer=tokenizer)
+        entry = dl19[row["qid"]]
+        texts = [hit["content"] for hit in entry["hits"][row["start"]:row["end"]]]
+        messages = family.messages(entry["query"], texts)
+        prompt = fix_text(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        assert prompt == row["prompt"] and len(tokenizer.encode(prompt)) == row["prompt_tokens"]
+        whole = read_template(str(FIXTURES / row["template"])).messages(entry["query"], texts)
+        assert messages != whole  # the loop did cut: the window does not fit at 300 words
