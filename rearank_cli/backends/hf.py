@@ -47,7 +47,7 @@ class _Queued:
     messages: Sequence[Message]
     sampling: Sampling
     template: Mapping[str, Any]
-    future: asyncio.Future
+    future: asyncio.Future[Generation]
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -155,13 +155,15 @@ class HfBackend(Backend):
         self._queue.put(queued)
         if self._dead is not None:  # the worker died between the check above and the put
             _resolve(queued, error=self._dead)
-        return await queued.future
+        generation: Generation = await queued.future
+        return generation
 
     def prompt_text(self, messages: Sequence[Message], chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
         """The chat template applied with the generation prompt (or continuing a last assistant message) and
         the prompt family's `chat_template_kwargs`."""
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                                  **template_args(messages, chat_template_kwargs))
+        text: str = self.tokenizer.apply_chat_template(list(messages), tokenize=False,
+                                                       **template_args(messages, chat_template_kwargs))
+        return text
 
     def count_prompt_tokens(self, messages: Sequence[Message],
                             chat_template_kwargs: Mapping[str, Any] | None = None) -> int | None:
@@ -258,7 +260,7 @@ class HfBackend(Backend):
         class StopWhenCancelled(StoppingCriteria):
             """Ends generation early when every request of the batch was cancelled (SIGTERM)."""
 
-            def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 stop = closing.is_set() or all(r.cancelled.is_set() for r in group)
                 return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
@@ -336,8 +338,8 @@ def _resolve(request: _Queued, result: Generation | None = None, error: Exceptio
     def apply() -> None:
         if request.future.done():
             return
-        if error is not None:
-            request.future.set_exception(error)
+        if error is not None or result is None:
+            request.future.set_exception(error or RuntimeError("no result"))
         else:
             request.future.set_result(result)
 

@@ -215,7 +215,7 @@ class OpenAIBackend(Backend):
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped."""
-        return random.uniform(0.5, 1.0) * min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return random.uniform(0.5, 1.0) * min(float(self.max_backoff_s), float(self.backoff_s * 2**attempt))
 
     @staticmethod
     def _generation(response: Any, answer_tags: bool) -> Generation:

@@ -53,7 +53,7 @@ def load_inputs(
     return Inputs(SpooledRun(spooled), qrels, spooled.topics, SpooledTexts(spooled), source)
 
 
-def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict:
+def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict[str, Any]:
     """The machine-readable summary: inputs, settings, prompt, versions and counts."""
     return {
         **provenance.block("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
