@@ -242,7 +242,8 @@ def test_context_size_loop_equals_rank_llm(reference, dl19, tiny_model, tmp_path
     assert len(rows) == 4
     for row in rows:
         path = tmp_path / f"{row['context_size']}-{row['template']}"
-        path.write_text((FIXTURES / row["template"]).read_text() + f"\nrearank:\n  context_size: {row['context_size']}\n")
+        own = f"\nrearank:\n  context_size: {row['context_size']}\n"
+        path.write_text((FIXTURES / row["template"]).read_text() + own)
         family = read_template(str(path)).bind(tokenizer=tokenizer)
         entry = dl19[row["qid"]]
         texts = [hit["content"] for hit in entry["hits"][row["start"]:row["end"]]]
