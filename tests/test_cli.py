@@ -18,7 +18,7 @@ def test_help_lists_subcommands(cli):
     out = result.stdout.decode()
     # the rows of the "Commands:" block (the app's own description also names some commands)
     listed = [line.split()[0] for line in commands_block(out)]
-    assert listed == ["index", "retrieve", "augment", "rerank", "merge", "train", "eval", "report", "doctor"]
+    assert listed == ["index", "retrieve", "augment", "rerank", "prompt", "merge", "train", "eval", "report", "doctor"]
 
 
 def commands_block(help_text: str) -> list[str]:

@@ -233,6 +233,8 @@ FOREIGN_FLAGS = {
     "--resolve": "VeRL's Hydra", "--config_file": "accelerate", "--enable-lora": "vllm serve",
     "--max-lora-rank": "vllm serve", "--lora-modules": "vllm serve", "--port": "vllm serve",
     "--model": "vllm's api_server",
+    "--context-size": "rank-llm", "--max-passage-words": "rank-llm", "--num-few-shot-examples": "rank-llm",
+    "--use-alpha": "rank-llm", "--is-thinking": "rank-llm",
 }
 
 

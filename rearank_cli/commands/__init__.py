@@ -6,6 +6,7 @@ from typing import Any
 from rearank_cli.commands.augment import augment
 from rearank_cli.commands.doctor import doctor
 from rearank_cli.commands.eval import evaluate
+from rearank_cli.commands.prompt import prompt
 from rearank_cli.commands.report import report
 from rearank_cli.commands.rerank import merge, rerank
 from rearank_cli.commands.retrieve import index, retrieve
@@ -17,6 +18,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("retrieve", retrieve),
     ("augment", augment),
     ("rerank", rerank),
+    ("prompt", prompt),
     ("merge", merge),
     ("train", train),
     ("eval", evaluate),
@@ -30,6 +32,7 @@ ABOUT: dict[str, tuple[str, str]] = {
     "retrieve": ("Retrieve the BM25 top-k hits of each topic.", "retrieve.md"),
     "augment": ("Sample REARANK training windows from a run and qrels.", "augment.md"),
     "rerank": ("Rerank a TREC run with an LLM, window by window.", "rerank.md"),
+    "prompt": ("List the prompt families; print one window's messages.", "prompt.md"),
     "merge": ("Join the outputs of `rerank --shard`.", "merge.md"),
     "train": ("Train a reasoning reranker with GRPO (TRL).", "train.md"),
     "eval": ("Evaluate runs as trec_eval does, with significance tests.", "eval.md"),

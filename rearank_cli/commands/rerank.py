@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rearank_cli.commands.options import command
 from rearank_cli.errors import InputError
 from rearank_cli.settings.backends import BACKENDS, BackendOptions, HfOptions, OpenAIOptions, VllmOptions
 from rearank_cli.settings.files import ConfigFile
 from rearank_cli.settings.rerank import MergeOptions, RerankOptions
+
+if TYPE_CHECKING:
+    from rearank_cli.rerank import RerankSettings
 
 
 @command(RerankOptions, VllmOptions, HfOptions, OpenAIOptions)
@@ -29,9 +34,22 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
         resume=options.resume, overwrite=options.overwrite, shard=options.shard, tag=options.tag,
         score_mode=options.score_mode,
         skip_missing=options.skip_missing, lora=options.lora,
-        recorded={**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}, config=config,
+        recorded=recorded_settings(options, settings, backend), config=config,
     )
+    if options.dry_run:
+        from rearank_cli.jobs.dryrun import run_dry
+
+        run_dry(job)
+        return
     check_complete(run_rerank(job))
+
+
+def recorded_settings(options: RerankOptions, settings: RerankSettings, backend: BackendOptions) -> dict[str, object]:
+    """The settings a manifest records: every flag but `--dry-run` (a run that writes one was not dry), with
+    the decoding settings the run uses."""
+    values = {**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}
+    values.pop("dry_run")
+    return values
 
 
 @command(MergeOptions, config=False)

@@ -6,9 +6,11 @@ The names below are the package's public ones; `PROMPTS` is a read-only view of 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from rearank_cli.backends.base import Message
+from rearank_cli.errors import InputError
 from rearank_cli.prompts.base import (
     Decoding,
     NoParams,
@@ -25,7 +27,8 @@ Prompt = PromptFamily
 
 __all__ = ["PASSAGE_CHARS", "PROMPTS", "Decoding", "ListwiseChat", "NoParams", "Prompt", "PromptFamily",
            "Tokenizer", "answer_regex", "build_messages", "clean_passage", "families", "family_names",
-           "answer_tags", "get_family", "get_prompt", "passage_chars", "prompt_hash", "register", "register_module"]
+           "answer_tags", "get_family", "get_prompt", "passage_chars", "prompt_hash", "recorded_family", "register",
+           "register_module"]
 
 
 def get_prompt(name: str) -> PromptFamily:
@@ -45,14 +48,29 @@ def prompt_hash(prompt: str) -> str:
     return get_family(prompt).hash
 
 
+def recorded_family(prompt: str) -> PromptFamily | None:
+    """The family a record names: a registered one, or the template file at that path when it is still
+    readable; None for neither (an old record, a moved or broken file)."""
+    if prompt in family_names():
+        return get_family(prompt)
+    if not os.path.isfile(prompt):
+        return None
+    try:
+        return get_family(prompt)
+    except InputError:
+        return None
+
+
 def passage_chars(prompt: str, default: int = 400) -> int:
-    """The passage length of the family a record names (`default` for one not registered: an old record)."""
-    return get_family(prompt).passage_chars if prompt in family_names() else default
+    """The passage length of the family a record names (`default` for one not known: an old record)."""
+    family = recorded_family(prompt)
+    return family.passage_chars if family is not None else default
 
 
 def answer_tags(prompt: str, default: bool = True) -> bool:
-    """Whether the family a record names asks for answer tags (`default` for one not registered)."""
-    return get_family(prompt).answer_tags if prompt in family_names() else default
+    """Whether the family a record names asks for answer tags (`default` for one not known)."""
+    family = recorded_family(prompt)
+    return family.answer_tags if family is not None else default
 
 
 #: the built-in families by name (a snapshot: `family_names()`/`get_family` see later registrations)

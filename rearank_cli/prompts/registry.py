@@ -24,7 +24,9 @@ FAMILY_MODULES: tuple[str, ...] = (
     "rearank_cli.prompts.rankgpt_rankllm",
 )
 #: file suffix -> module with `load(path: str) -> PromptFamily` (prompt template files)
-FILE_LOADERS: dict[str, str] = {}
+FILE_LOADERS: dict[str, str] = {".yaml": "rearank_cli.prompts.template", ".yml": "rearank_cli.prompts.template"}
+#: the loader of an existing file whose suffix names none (a RankLLM template by another name)
+ANY_FILE_LOADER = "rearank_cli.prompts.template"
 
 _FAMILIES: dict[str, PromptFamily] = {}
 
@@ -68,10 +70,12 @@ def get_family(name: str) -> PromptFamily:
     if family is not None:
         return family
     loader = FILE_LOADERS.get(os.path.splitext(name)[1].lower())
+    if loader is None and os.path.isfile(name):
+        loader = ANY_FILE_LOADER
     if loader is not None:
         loaded: PromptFamily = importlib.import_module(loader).load(name)
         return loaded
-    files = f", or a template file ({', '.join(FILE_LOADERS)})" if FILE_LOADERS else ""
+    files = f", or a template file ({', '.join(FILE_LOADERS)}, or any existing file)" if FILE_LOADERS else ""
     raise InputError(f"invalid value for --prompt: {name!r} is not one of {', '.join(_families())}{files}")
 
 

@@ -83,6 +83,9 @@ class RerankOptions(Settings):
     resume: bool = setting(False, "--resume", help="Replay the journal; generate only missing windows.")
     overwrite: bool = setting(False, "--overwrite", help="Start over: overwrite a journal that holds windows of "
                               "an earlier run (without --resume or this, such a journal is an error).")
+    dry_run: bool = setting(False, "--dry-run",
+                            help="Print what the run would ask (windows per query, prompt tokens per window, the "
+                            "--max-tokens bound) and stop: no model is loaded, nothing is sent or written.")
     shard: str | None = setting(None, "--shard", help="I/N: rerank every N-th query from the I-th (0-based) only.")
     tag: str = setting("rearank", "--tag", help="The run tag written in the 6th column.")
     output: str = setting(REQUIRED, "--output", "-o", help="The reranked run to write (`-` = stdout).")
