@@ -103,7 +103,7 @@ def bytes_per_token(config: dict[str, Any], dtype: str = "auto") -> int | None:
     if dtype == "auto":
         dtype = str(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype") or "bfloat16")
     width = 4 if dtype.removeprefix("torch.") in ("float32", "float") else 2
-    return 2 * layers * kv_heads * head_dim * width
+    return int(2 * layers * kv_heads * head_dim * width)
 
 
 def config_context(config: dict[str, Any]) -> int | None:

@@ -47,9 +47,10 @@ class _GzipInput(gzip.GzipFile):
         super().__init__(fileobj=fileobj, mode="rb")
         self.shown = path
 
-    def _checked(self, method: str, *args: Any) -> Any:
+    def _checked(self, method: str, *args: Any) -> bytes:
         try:
-            return getattr(super(), method)(*args)
+            data: bytes = getattr(super(), method)(*args)
+            return data
         except EOFError as exc:
             raise InputError(f"gzip data cut short ({exc})", self.shown) from None
         except (zlib.error, gzip.BadGzipFile) as exc:
