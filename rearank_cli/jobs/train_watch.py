@@ -43,6 +43,9 @@ TRL_KEYS = {
     "loss": "loss",
 }
 METRIC_FIELDS = ("step", *TRL_KEYS)
+#: the fields of the line logged per step, with their labels (TRL's reward function names)
+SHOWN = (("reward", "reward"), ("rank", "rank_reward"), ("format", "format_reward"), ("list", "list_reward"),
+         ("kl", "kl"), ("loss", "loss"))
 
 
 def step_record(step: int, logs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -96,8 +99,7 @@ def watch_callback(output: Path, total_steps: int) -> Any:
                 self.bar.update(state.global_step - self.bar.n)
                 self.bar.set_postfix(reward=f"{record['reward']:.3f}", running=f"{running:.3f}",
                                      valid=f"{record['valid_format']:.2f}", refresh=True)
-            shown = " ".join(f"{name}={record[name]:.4f}" for name in ("reward", "rank", "format", "list", "kl",
-                                                                      "loss") if record[name] is not None)
+            shown = " ".join(f"{label}={record[name]:.4f}" for name, label in SHOWN if record[name] is not None)
             log.info("step %d: %s (running reward %.4f)", state.global_step, shown, running)
 
         def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
