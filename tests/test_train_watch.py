@@ -136,3 +136,54 @@ def test_the_committed_adapter_loads_with_rerank_lora(cli, tmp_path):
     reranked = [line.split()[2] for line in out.read_text().splitlines()]
     original = [line.split()[2] for line in run.read_text().splitlines()]
     assert sorted(reranked[:10]) == sorted(original[:10]) and reranked[10:] == original[10:]
+
+
+def window_shares(journal: Path) -> tuple[int, float, float]:
+    """(windows, share with a valid answer, share in the full `<think>…</think><answer>…</answer>` format) of a
+    rerank journal. A valid answer is what the parser calls clean: a closed `<answer>` naming every passage of
+    the window once and nothing else (the windows the manifest does not count as `not_clean`)."""
+    from rearank_cli.parse import ParseFlags
+    from rearank_cli.reward import format_reward_value
+
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    windows = [r for r in records if r.get("type") == "window"]
+    flags = [ParseFlags(**{k: v for k, v in r["flags"].items() if k != "recovered"}) for r in windows]
+    valid = sum(f.clean for f in flags) / len(windows)
+    formatted = sum(format_reward_value(r["output"]) for r in windows) / len(windows)
+    return len(windows), valid, formatted
+
+
+def ndcg10(run: Path, qrels_path: Path) -> float:
+    """nDCG@10 of `run` over the qrels queries that the run holds (as `rearank eval` with the qrels cut to them)."""
+    from rearank_cli import evaluation as ev
+    from rearank_cli.formats.trec import read_qrels
+
+    qids = {line.split()[0] for line in run.read_text().splitlines()}
+    qrels = {qid: judged for qid, judged in read_qrels(str(qrels_path)).items() if qid in qids}
+    result = ev.Evaluator(qrels, ev.parse_measures(["nDCG@10"])).evaluate_file(str(run))
+    return result.means[ev.Measure("ndcg_cut", 10)]
+
+
+RUNS = LEARNING / "runs"
+#: what docs/train-cpu.md reports of the committed runs: file -> (nDCG@10, windows, valid answers, full format)
+RESULTS = {
+    "scifact.bm25.trec": (SCIFACT_BM25, None, None, None),
+    "scifact.untrained.trec": (SCIFACT_UNTRAINED),
+    "scifact.trained.trec": (SCIFACT_TRAINED),
+    "dl19.bm25.trec": (DL19_BM25, None, None, None),
+    "dl19.untrained.trec": (DL19_UNTRAINED),
+    "dl19.trained.trec": (DL19_TRAINED),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESULTS))
+def test_the_learning_runs_score_as_the_page_says(name):
+    """The committed runs of the CPU learning run (examples/learning/runs: BM25, the untrained and the trained
+    model on 30 held-out SciFact queries and on DL19 training queries) and their rerank journals hold the
+    numbers docs/train-cpu.md and docs/reproductions.md show."""
+    expected, windows, valid, formatted = RESULTS[name]
+    qrels = ROOT / "sample_runs" / ("scifact-slice-qrels.txt" if name.startswith("scifact") else "dl19-qrels.txt")
+    assert f"{ndcg10(RUNS / name, qrels):.4f}" == f"{expected:.4f}"
+    if windows is not None:
+        counted = window_shares(RUNS / f"{name}.trace.jsonl")
+        assert (counted[0], f"{counted[1]:.4f}", f"{counted[2]:.4f}") == (windows, f"{valid:.4f}", f"{formatted:.4f}")
