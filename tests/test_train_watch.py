@@ -167,12 +167,12 @@ def ndcg10(run: Path, qrels_path: Path) -> float:
 RUNS = LEARNING / "runs"
 #: what docs/train-cpu.md reports of the committed runs: file -> (nDCG@10, windows, valid answers, full format)
 RESULTS = {
-    "scifact.bm25.trec": (SCIFACT_BM25, None, None, None),
-    "scifact.untrained.trec": (SCIFACT_UNTRAINED),
-    "scifact.trained.trec": (SCIFACT_TRAINED),
-    "dl19.bm25.trec": (DL19_BM25, None, None, None),
-    "dl19.untrained.trec": (DL19_UNTRAINED),
-    "dl19.trained.trec": (DL19_TRAINED),
+    "scifact.bm25.trec": (0.0, None, None, None),
+    "scifact.untrained.trec": (0.0, 0, 0.0, 0.0),
+    "scifact.trained.trec": (0.0, 0, 0.0, 0.0),
+    "dl19.bm25.trec": (0.0, None, None, None),
+    "dl19.untrained.trec": (0.0, 0, 0.0, 0.0),
+    "dl19.trained.trec": (0.0, 0, 0.0, 0.0),
 }
 
 
