@@ -168,7 +168,7 @@ def grpo_kwargs(s: TrainSettings, grad_accum: int, cuda: bool) -> dict[str, Any]
         "save_strategy": "steps",
         "save_steps": s.save_steps,
         "report_to": [] if s.report_to == "none" else [s.report_to],
-        "disable_tqdm": False,
+        "disable_tqdm": True,  # `rearank train` shows its own progress bar with the reward (jobs.train_watch)
     }
     if s.max_steps is not None:
         kwargs["max_steps"] = s.max_steps
@@ -194,10 +194,16 @@ def reward_functions(qrels: Qrels) -> list[Any]:
     return [functools.partial(rank_reward, qrels=qrels), format_reward, list_reward]
 
 
-def lora_config(r: int) -> Any:
-    """PEFT LoRA on every linear layer (alpha = 2r)."""
+def lora_config(r: int, last_layers: int = 0, num_layers: int = 0) -> Any:
+    """PEFT LoRA on every linear layer (alpha = 2r) of every transformer layer, or of the last `last_layers`
+    of the model's `num_layers` when `last_layers` > 0."""
     peft = require("peft", "train")
-    return peft.LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear",
+    targets = "all-linear"
+    if 0 < last_layers < num_layers:
+        # a regex (PEFT matches a str other than "all-linear" in full): the `*_proj` linears of Llama/Qwen layers
+        layers = "|".join(str(i) for i in range(num_layers - last_layers, num_layers))
+        targets = rf".*\.layers\.({layers})\..*_proj"
+    return peft.LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=targets,
                            task_type="CAUSAL_LM")
 
 

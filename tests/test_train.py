@@ -385,8 +385,8 @@ def test_a_run_that_stops_before_the_planned_steps_exits_3(tiny_model, tmp_path,
 
     logger = core.metrics_callback
 
-    def stop_after_one_step(path):
-        class StopAfterOne(type(logger(path))):
+    def stop_after_one_step(output, total_steps):
+        class StopAfterOne(type(logger(output, total_steps))):
             def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' signature
                 control.should_training_stop = True
 

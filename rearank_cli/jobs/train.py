@@ -45,6 +45,7 @@ from rearank_cli.grpo import (
     world_size,
 )
 from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.jobs.train_watch import METRICS_FILE, PLOT_FILE, rebuild_gguf, watch_callback
 from rearank_cli.reward import WEIGHTS, K, check_sample
 from rearank_cli.settings.files import read_config as read_settings_file
 from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
@@ -57,6 +58,8 @@ REQUIRED_FIELDS = ("qid", "docids", "r_init", "r_best", "prompt")
 DATASET_COLUMNS = ("prompt", "qid", "docids", "r_init", "r_best", "sample")
 MANIFEST = "rearank_train.json"
 LOG_FILE = "train_log.jsonl"
+#: where a `.gguf` base model is rebuilt as a folder for the run (inside OUT_DIR, removed at the end)
+GGUF_BASE = ".gguf-base"
 
 
 def read_config(path: str) -> dict[str, Any]:
@@ -105,24 +108,10 @@ def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> lis
     return rows
 
 
-def metrics_callback(path: Path) -> Any:
-    """A TrainerCallback that appends each log dict to `path` (JSONL) and logs a short line to stderr."""
-    from transformers import TrainerCallback
-
-    class MetricsLog(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - transformers' signature
-            if not state.is_world_process_zero or not logs:
-                return
-            record = {"step": state.global_step, **logs}
-            with open(path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
-            keys = ("reward", "rewards/rank_reward/mean", "rewards/format_reward/mean",
-                    "rewards/list_reward/mean", "kl", "loss")
-            shown = " ".join(f"{k.split('/')[-2] if '/' in k else k}={logs[k]:.4f}" for k in keys if k in logs)
-            if shown:
-                log.info("step %d: %s", state.global_step, shown)
-
-    return MetricsLog()
+def metrics_callback(output: Path, total_steps: int) -> Any:
+    """The callback that writes OUT_DIR/train_log.jsonl and metrics.jsonl, shows the progress bar and draws
+    metrics.png (`train_watch.watch_callback`)."""
+    return watch_callback(output, total_steps)
 
 
 def resolve_resume(value: str | None, output: str) -> str | None:
@@ -152,8 +141,11 @@ def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
     from rearank_cli.locks import exclusive
 
     s.check()
-    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes the folder
+    main_process = main_process_of_run()  # under torchrun only rank 0 writes the folder
     with exclusive(s.output if main_process else None, "the output folder", "-o"):
+        keep_earlier_run(s)
+        if s.model.endswith(".gguf"):
+            return _train_gguf(s, config)
         return _train(s, config)
 
 
@@ -169,8 +161,29 @@ def keep_earlier_run(s: TrainSettings) -> None:
                          s.output)
 
 
-def _train(s: TrainSettings, config: str | None) -> dict[str, Any]:
-    keep_earlier_run(s)
+def _train_gguf(s: TrainSettings, config: str | None) -> dict[str, Any]:
+    """Train from a `.gguf` file: its model is rebuilt as a folder in OUT_DIR/.gguf-base for the run and
+    removed at the end; the manifest and the adapter's config name the GGUF file as the base model."""
+    from rearank_cli.model_check import locate_model
+
+    locate_model(s.model)
+    os.makedirs(s.output, exist_ok=True)
+    folder = Path(s.output) / GGUF_BASE
+    print(f"rearank: train: {s.model} is a GGUF file: training its dequantized weights, rebuilt as a "
+          f"float32 model in {folder} (removed at the end)", file=sys.stderr)
+    try:
+        return _train(dataclasses.replace(s, model=rebuild_gguf(s.model, folder)), config, base=s.model)
+    finally:
+        if main_process_of_run():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main_process_of_run() -> bool:
+    """True in the process that writes OUT_DIR (rank 0, or the only one)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _train(s: TrainSettings, config: str | None, base: str | None = None) -> dict[str, Any]:
     qrels = read_qrels(s.qrels)
     prompts: Counter = Counter()
     rows = read_samples(s.train_file, qrels, prompts)
@@ -198,9 +211,12 @@ def _train(s: TrainSettings, config: str | None) -> dict[str, Any]:
     log.info("%s", plan.describe())
     note = f"the checkpoints saved so far are in {s.output} (rerun with --resume-from auto)"
     with stop_on_signals(note), stdout_to_stderr():
-        result = _fit(s, rows, qrels, tokenizer, plan.gradient_accumulation_steps, cuda)
+        result = _fit(s, rows, qrels, tokenizer, plan, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan, config)
     manifest["prompts"] = dict(prompts)
+    if base is not None:
+        manifest["inputs"]["base_model"] = manifest["settings"]["model"] = base
+        name_base(s.output, base)
     if s.lora and s.no_merge and result["saved"]:
         from rearank_cli.model_check import check_adapter
 
@@ -224,17 +240,32 @@ def check_steps(result: dict[str, Any], plan: BatchPlan, output: str) -> None:
                          f"in {output} is the one after step {done} (rearank_train.json records the plan)")
 
 
-def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_accum: int, cuda: bool) -> dict:
+def layer_count(model: str) -> int:
+    """The number of transformer layers of a model (its config's num_hidden_layers; 0 when it has none)."""
+    from transformers import AutoConfig
+
+    return int(getattr(AutoConfig.from_pretrained(model), "num_hidden_layers", 0) or 0)
+
+
+def name_base(output: str, base: str) -> None:
+    """Name `base` (the GGUF file) as the base model in the adapter configs OUT_DIR holds."""
+    for path in (Path(output) / "adapter_config.json", Path(output) / "adapter" / "adapter_config.json"):
+        if path.exists():
+            data = json.loads(path.read_text())
+            data["base_model_name_or_path"] = os.path.abspath(base)
+            path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, plan: BatchPlan, cuda: bool) -> dict:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     os.makedirs(s.output, exist_ok=True)
-    log_path = Path(s.output) / LOG_FILE
     resume = resolve_resume(s.resume_from, s.output)
     if resume is None:
         drop_earlier_run(Path(s.output))
     try:
-        config = GRPOConfig(**grpo_kwargs(s, grad_accum, cuda))
+        config = GRPOConfig(**grpo_kwargs(s, plan.gradient_accumulation_steps, cuda))
     except (TypeError, ValueError) as exc:
         raise InputError(f"invalid training options: {exc}") from None
     trainer = GRPOTrainer(
@@ -243,9 +274,12 @@ def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, grad_
         args=config,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[metrics_callback(log_path)],
-        peft_config=lora_config(s.lora_r) if s.lora else None,
+        callbacks=[metrics_callback(Path(s.output), plan.total_steps)],
+        peft_config=lora_config(s.lora_r, s.lora_layers, layer_count(s.model)) if s.lora else None,
     )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the progress bar and one line per step replace its log dicts
     started = time.time()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
@@ -266,7 +300,8 @@ def drop_earlier_run(out: Path) -> None:
         log.warning("%s: --overwrite: deleting %d checkpoint(s) of an earlier run", out, len(old))
     for path in old:
         shutil.rmtree(path)
-    (out / LOG_FILE).unlink(missing_ok=True)
+    for name in (LOG_FILE, METRICS_FILE, PLOT_FILE):
+        (out / name).unlink(missing_ok=True)
 
 
 def save_final(trainer: Any, s: TrainSettings, tokenizer: Any, dtype: str) -> None:

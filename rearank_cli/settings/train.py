@@ -52,6 +52,8 @@ class TrainOptions(Settings):
     save_steps: int = setting(20, "--save-steps", help="Save a checkpoint every N steps.")
     lora: bool = setting(False, "--lora", help="Train a LoRA adapter (merged into the saved model).")
     lora_r: int = setting(16, "--lora-r", help="The LoRA rank.")
+    lora_layers: int = setting(0, "--lora-layers", help="With --lora: adapt only the last N transformer layers "
+                               "(0 = all); the backward pass then stops at the lowest adapted layer.")
     #: with `lora`: save the adapter alone (for `rerank --lora`) instead of the merged model
     no_merge: bool = setting(False, "--no-merge", help="With --lora: save the adapter alone (load it with "
                              "`rearank rerank --model BASE --lora OUT_DIR`).")
@@ -100,5 +102,7 @@ class TrainOptions(Settings):
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if self.overwrite and self.resume_from is not None:
             raise InputError("give --resume-from (go on from a checkpoint) or --overwrite (start over), not both")
+        if self.lora_layers < 0:
+            raise InputError("--lora-layers must be 0 (all layers) or more")
         if self.no_merge and not self.lora:
             raise InputError("--no-merge needs --lora (it saves the LoRA adapter alone)")
