@@ -13,8 +13,8 @@ from rearank_cli.settings.files import ConfigFile
 @command(AugmentOptions)
 def augment(options: AugmentOptions, config: ConfigFile | None = None) -> None:
     """Sample REARANK training windows (initial and ideal nDCG@10 each) from a run and graded qrels."""
+    from rearank_cli.augment.sampling import Settings
     from rearank_cli.jobs.augment import augment as build
-    from rearank_cli.sampling import Settings
 
     settings = Settings(**{f.name: getattr(options, f.name) for f in fields(Settings) if hasattr(options, f.name)})
     summary = options.summary

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 
 from rearank_cli import __version__, provenance
+from rearank_cli.augment.sampling import Inputs, Settings, Summary, build_rows, summary_lines
 from rearank_cli.errors import require
 from rearank_cli.formats import atomic_output, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.prompts import prompt_hash
-from rearank_cli.sampling import Inputs, Settings, Summary, build_rows, summary_lines
 from rearank_cli.settings.commands import AUGMENT_FORMATS
 from rearank_cli.settings.commands import AugmentOptions as _O
 

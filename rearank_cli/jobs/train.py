@@ -32,7 +32,10 @@ from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, Rearank
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
-from rearank_cli.grpo import (
+from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.settings.files import read_config as read_settings_file
+from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
+from rearank_cli.train.grpo import (
     BatchPlan,
     TrainSettings,
     batch_plan,
@@ -44,10 +47,7 @@ from rearank_cli.grpo import (
     reward_functions,
     world_size,
 )
-from rearank_cli.jobs.signals import stop_on_signals
-from rearank_cli.reward import WEIGHTS, K, check_sample
-from rearank_cli.settings.files import read_config as read_settings_file
-from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
+from rearank_cli.train.reward import WEIGHTS, K, check_sample
 
 log = logging.getLogger("rearank")
 
