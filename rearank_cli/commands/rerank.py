@@ -15,28 +15,19 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
            config: ConfigFile | None = None) -> None:
     """Rerank a TREC run with an LLM listwise reranker (REARANK), window by window: a sliding window or
     top-down partitioning (--strategy)."""
-    from rearank_cli.jobs.rerank import RerankJob, check_complete, run_rerank
-    from rearank_cli.rerank import RerankSettings
+    from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.rerank import run
 
-    settings = RerankSettings.from_options(options)
-    if vllm.max_lora_rank is not None and not options.lora:
+    if vllm.max_lora_rank is not None and not options.lora:  # given for the vllm backend while another runs
         raise InputError("--max-lora-rank needs --lora")
     backend: BackendOptions = next(g for g in (vllm, hf, openai) if isinstance(g, BACKENDS[options.backend]))
-    job = RerankJob(
-        run=options.run, output=options.output, model=options.model, backend=options.backend,
-        backend_options=backend.backend_kwargs(options), settings=settings, topics=options.topics,
-        corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
-        resume=options.resume, overwrite=options.overwrite, shard=options.shard, tag=options.tag,
-        score_mode=options.score_mode,
-        skip_missing=options.skip_missing, lora=options.lora,
-        recorded={**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}, config=config,
-    )
-    check_complete(run_rerank(job))
+    run(options, JobContext(config=config, backend=backend))
 
 
 @command(MergeOptions, config=False)
 def merge(options: MergeOptions, config: ConfigFile | None = None) -> None:
     """Join shard outputs of `rearank rerank --shard`, checking every query appears exactly once."""
-    from rearank_cli.jobs.merge import merge_runs
+    from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.merge import run
 
-    merge_runs(options.shards, options.output, expect=options.expect)
+    run(options, JobContext(config=config))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import orjson
@@ -22,9 +22,10 @@ from rearank_cli.errors import require
 from rearank_cli.formats import atomic_output, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.prompts import prompt_hash
-from rearank_cli.settings.commands import AUGMENT_FORMATS
+from rearank_cli.settings.commands import AUGMENT_FORMATS, AugmentOptions
 from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
@@ -66,6 +67,18 @@ def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str
         "prompt_hash": prompt_hash(settings.prompt),
         "counts": summary.to_json(),
     }
+
+
+def run(options: AugmentOptions, context: JobContext) -> Summary:
+    """`rearank augment`: sample the windows `options` ask for, write them and (unless the output is `-` and
+    no `--summary` is given) the JSON summary beside them; returns the counts."""
+    settings = Settings(**{f.name: getattr(options, f.name) for f in fields(Settings) if hasattr(options, f.name)})
+    summary = options.summary
+    if summary is None and options.output != "-":
+        summary = options.output + ".summary.json"
+    return augment(options.run, options.qrels, options.output, settings, topics_path=options.topics,
+                   corpus_path=options.corpus, candidates_path=options.candidates, fmt=options.fmt,
+                   summary_path=summary, recorded=options.as_dict(), config=context.config_path)
 
 
 def augment(

@@ -31,7 +31,9 @@ from rearank_cli.diagnostics.checks import (
 )
 from rearank_cli.diagnostics.probes import run_probes
 from rearank_cli.errors import InputError
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.provenance import installed
+from rearank_cli.settings.commands import DoctorOptions
 from rearank_cli.settings.rerank import RerankOptions
 
 DEFAULT_MODEL = RerankOptions.model
@@ -102,6 +104,13 @@ def render_json(checks: list[Check], backend: str) -> str:
     """Machine-readable report."""
     return json.dumps({"backend": backend, "ready": ready(checks), "checks": [asdict(c) for c in checks]},
                       indent=2) + "\n"
+
+
+def run(options: DoctorOptions, context: JobContext) -> int:
+    """`rearank doctor`: run every check for `options.backend`, print the report to stdout; returns the exit
+    status (0 ready, 1 not). `context` carries nothing doctor uses."""
+    del context
+    return doctor(options.backend, options.model, options.base_url, options.output, options.fmt)
 
 
 def doctor(backend: str = "vllm", model: str | None = None, base_url: str | None = None, output: str = ".",

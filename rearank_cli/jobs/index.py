@@ -16,9 +16,11 @@ from typing import Any
 
 from rearank_cli import provenance
 from rearank_cli.errors import InputError
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.lucene import indexer, java
 from rearank_cli.lucene.indexer import BEIR, MULTIFIELD, CorpusPlan
+from rearank_cli.settings.commands import IndexOptions
 
 log = logging.getLogger("rearank")
 
@@ -30,6 +32,14 @@ def lucene_provenance(kind: str, inputs: Mapping[str, str | None]) -> dict[str, 
     if version is not None:
         block["versions"]["anserini"] = version
     return block
+
+
+def run(options: IndexOptions, context: JobContext) -> dict[str, Any]:
+    """`rearank index`: index `options.corpus` into `options.output`; returns the manifest written inside."""
+    from rearank_cli.lucene.threads import available_cpus
+
+    return build_index(options.corpus, options.output, options.threads or available_cpus(), options.fields,
+                       context.progress, context.vllm_guard, options.as_dict(), context.config_path)
 
 
 def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: Sequence[str] = (),

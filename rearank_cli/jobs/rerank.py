@@ -17,6 +17,7 @@ from typing import Any
 from rearank_cli.api import Reranker, with_tokenizer
 from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
 from rearank_cli.errors import IncompleteWork, InputError, Interrupted
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import StreamedInputs, check_text_source, parse_shard, stream_inputs
@@ -278,3 +279,26 @@ def _manifest(job: RerankJob, inputs: StreamedInputs, result: RerankResult, back
         missing_docs=inputs.missing_docs, empty_passages=inputs.empty_passages,
         summary=result.stats.summary(), job_wall_s=round(wall, 3), strategy=strategy_summary(job.settings, result),
     )
+
+
+def run(options: RerankOptions, context: JobContext) -> RerankManifest:
+    """`rearank rerank`: rerank the run `options` name with the backend settings in `context.backend` (the
+    defaults of `options.backend` when None); returns the manifest, after `check_complete`."""
+    from rearank_cli.settings.backends import BACKENDS, VllmOptions
+
+    settings = RerankSettings.from_options(options)
+    backend = context.backend if context.backend is not None else BACKENDS[options.backend]()
+    if isinstance(backend, VllmOptions) and backend.max_lora_rank is not None and not options.lora:
+        raise InputError("--max-lora-rank needs --lora")
+    job = RerankJob(
+        run=options.run, output=options.output, model=options.model, backend=options.backend,
+        backend_options=backend.backend_kwargs(options), settings=settings, topics=options.topics,
+        corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
+        resume=options.resume, overwrite=options.overwrite, shard=options.shard, tag=options.tag,
+        score_mode=options.score_mode,
+        skip_missing=options.skip_missing, lora=options.lora,
+        recorded={**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}, config=context.config,
+    )
+    manifest = run_rerank(job)
+    check_complete(manifest)
+    return manifest

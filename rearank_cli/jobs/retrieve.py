@@ -18,15 +18,24 @@ import orjson
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import write_run_lines
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.index import lucene_provenance
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.lucene import java
 from rearank_cli.lucene.indexer import WHITESPACE
 from rearank_cli.lucene.prebuilt import load_topics, resolve_index
 from rearank_cli.lucene.searcher import Bm25Searcher, anserini_score_text, check_bm25, search_all
+from rearank_cli.lucene.threads import available_cpus
+from rearank_cli.settings.commands import RetrieveOptions
 from rearank_cli.settings.commands import RetrieveOptions as _O
 
 log = logging.getLogger("rearank")
+
+
+def run(options: RetrieveOptions, context: JobContext) -> dict[str, Any]:
+    """`rearank retrieve`: BM25 top-k for every topic of `options`, written as a TREC run; returns the summary
+    (also `OUT.manifest.json` beside a file output)."""
+    return _retrieve(options, context, options.as_dict())
 
 
 def retrieve(index: str, topics: str, output: str = _O.output, k: int = _O.k, k1: float = _O.k1, b: float = _O.b,
@@ -38,8 +47,19 @@ def retrieve(index: str, topics: str, output: str = _O.output, k: int = _O.k, k1
     command's resolved settings, and the `config` file's sha256 when given). `vllm_guard`: see
     `lucene.java.start`.
     """
+    options = RetrieveOptions(index=index, topics=topics, output=output, k=k, k1=k1, b=b, threads=threads,
+                              remove_query=remove_query, tag=tag)
+    return _retrieve(options, JobContext.of(config, progress=progress, vllm_guard=vllm_guard), settings)
+
+
+def _retrieve(options: RetrieveOptions, context: JobContext, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What `run` and `retrieve` do; `settings` (None: none) go to the manifest."""
     from tqdm import tqdm
 
+    o, vllm_guard, progress, config = options, context.vllm_guard, context.progress, context.config_path
+    index, topics, output, k, k1, b, tag, remove_query = o.index, o.topics, o.output, o.k, o.k1, o.b, o.tag, \
+        o.remove_query
+    threads = o.threads or available_cpus()
     check_bm25(k, k1, b)
     if not tag or WHITESPACE.search(tag):
         raise InputError(f"--tag must be one word, got {tag!r}")

@@ -32,6 +32,7 @@ from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, Rearank
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.settings.files import read_config as read_settings_file
 from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
@@ -143,6 +144,11 @@ def stdout_to_stderr() -> Iterator[None]:
     """Libraries print progress to stdout; `rearank` keeps stdout for data, so send it to stderr."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
+
+
+def run(options: TrainOptions, context: JobContext) -> dict[str, Any]:
+    """`rearank train`: GRPO training as `options` say; returns the manifest written to the output folder."""
+    return train(options, config=context.config_path)
 
 
 def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
