@@ -24,10 +24,10 @@ def _make_package_importable() -> None:
 
 _make_package_importable()
 
-from rearank_cli.train.reward import (  # noqa: E402 (after the path set-up above)
+from rearank_cli.errors import MissingQrels  # noqa: E402 (after the path set-up above)
+from rearank_cli.train.reward import (  # noqa: E402
     WEIGHTS,
     K,
-    MissingQrels,
     RewardParts,
     check_sample,
     compute_score,

@@ -19,7 +19,7 @@ def doctor(options: DoctorOptions, config: ConfigFile | None = None) -> int:
     from rearank_cli.jobs.context import JobContext
     from rearank_cli.jobs.doctor import run
 
-    code = run(options, JobContext(config=config))
+    code = 0 if run(options, JobContext(config=config)).ready else 1
     if code:
         raise typer.Exit(code)
     return code

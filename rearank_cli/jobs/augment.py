@@ -14,9 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
-import orjson
-
-from rearank_cli import __version__, provenance
+from rearank_cli import __version__
 from rearank_cli.augment.sampling import Inputs, Settings, Summary, build_rows, summary_lines
 from rearank_cli.errors import require
 from rearank_cli.formats import atomic_output, read_qrels
@@ -24,7 +22,9 @@ from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
 from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.manifests import AugmentSummary
 from rearank_cli.prompts import prompt_hash
+from rearank_cli.provenance import Provenance
 from rearank_cli.settings.commands import AUGMENT_FORMATS, AugmentOptions
 from rearank_cli.settings.commands import AugmentOptions as _O
 
@@ -54,19 +54,21 @@ def load_inputs(
     return Inputs(SpooledRun(spooled), qrels, spooled.topics, SpooledTexts(spooled), source)
 
 
-def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict[str, Any]:
-    """The machine-readable summary: inputs, settings, prompt, versions and counts."""
-    return {
-        **provenance.block("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
-        "kind": "augment",
-        "version": __version__,
-        "python": sys.version.split()[0],
-        "paths": dict(paths),
-        "settings": asdict(settings),
-        "format": fmt,
-        "prompt_hash": prompt_hash(settings.prompt),
-        "counts": summary.to_json(),
-    }
+def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str,
+                   recorded: Mapping[str, Any] | None = None) -> AugmentSummary:
+    """The machine-readable summary: inputs, settings (`recorded`, else `settings`), prompt, versions and
+    counts."""
+    return AugmentSummary(
+        Provenance.now("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
+        kind="augment",
+        version=__version__,
+        python=sys.version.split()[0],
+        paths=dict(paths),
+        settings=dict(recorded) if recorded is not None else asdict(settings),
+        format=fmt,
+        prompt_hash=prompt_hash(settings.prompt),
+        counts=summary.to_json(),
+    )
 
 
 def run(options: AugmentOptions, context: JobContext) -> Summary:
@@ -120,9 +122,7 @@ def augment(
     if summary_path is not None:
         paths = {"run": run_path, "qrels": qrels_path, "topics": topics_path, "corpus": corpus_path,
                  "candidates": candidates_path, "output": output, "config": config}
-        record = summary_record(summary, settings, paths, fmt)
-        if recorded is not None:
-            record["settings"] = dict(recorded)
+        record = summary_record(summary, settings, paths, fmt, recorded)
         with atomic_output(summary_path, "wb") as out:
-            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+            out.write(record.dump())
     return summary

@@ -34,6 +34,7 @@ from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
 from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.manifests import TrainManifest
 from rearank_cli.settings.files import read_config as read_settings_file
 from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
 from rearank_cli.train.grpo import (
@@ -146,9 +147,9 @@ def stdout_to_stderr() -> Iterator[None]:
         yield
 
 
-def run(options: TrainOptions, context: JobContext) -> dict[str, Any]:
+def run(options: TrainOptions, context: JobContext) -> TrainManifest:
     """`rearank train`: GRPO training as `options` say; returns the manifest written to the output folder."""
-    return train(options, config=context.config_path)
+    return TrainManifest.from_json(train(options, config=context.config_path))
 
 
 def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
@@ -211,8 +212,8 @@ def _train(s: TrainSettings, config: str | None) -> dict[str, Any]:
         from rearank_cli.model_check import check_adapter
 
         manifest["adapter"] = check_adapter(s.output).record()
-    with atomic_output(os.path.join(s.output, MANIFEST)) as out:
-        out.write(json.dumps(manifest, indent=2) + "\n")
+    with atomic_output(os.path.join(s.output, MANIFEST), "wb") as out:
+        out.write(TrainManifest.from_json(manifest).dump())
     check_steps(result, plan, s.output)
     return manifest
 
