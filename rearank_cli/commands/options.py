@@ -212,4 +212,4 @@ class RearankCommand(TyperCommand):
 
 def _argument_name(param: Any) -> str:
     """`RUN`, or `RUN...` for an argument that takes several values."""
-    return param.metavar + ("..." if param.nargs != 1 else "")
+    return str(param.metavar) + ("..." if param.nargs != 1 else "")
