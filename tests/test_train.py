@@ -12,6 +12,7 @@ import pytest
 
 from rearank_cli.errors import InputError
 from rearank_cli.jobs.train import merge_settings, read_config, read_samples
+from rearank_cli.manifests import TrainManifest
 from rearank_cli.metrics import ndcg
 from rearank_cli.prompts import build_messages
 from rearank_cli.train.grpo import TrainSettings, drop_long_prompts, gradient_accumulation, grpo_kwargs
@@ -202,6 +203,8 @@ def test_train_runs_and_logs_each_reward(trained):
     [(prompt, count)] = manifest["prompts"].items()  # one prompt, recorded by augment
     assert prompt.startswith("rearank ") and count == manifest["samples"]["read"]
     assert [p.name for p in trained["out"].glob("checkpoint-*")] == ["checkpoint-2"]  # save_total_limit = 1
+    raw = (trained["out"] / "rearank_train.json").read_bytes()
+    assert TrainManifest.from_json(manifest).dump() == raw  # the file is its typed record's bytes
 
 
 @pytest.mark.slow
