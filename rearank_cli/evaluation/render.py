@@ -219,8 +219,8 @@ def render_json(report: EvalReport, per_query: bool, provenance: Mapping[str, An
     return EvalJson.from_json(doc).dump().decode()
 
 
-def _run_json(result: RunResult, report: EvalReport, per_query: bool) -> dict:
-    doc: dict = {
+def _run_json(result: RunResult, report: EvalReport, per_query: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "run": result.path,
         "runid": result.tag,
         "means": {m.name: result.means[m] for m in report.measures if not m.text},
