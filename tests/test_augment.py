@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from rearank_cli.augment.sampling import Settings, draw_subsets, query_seed, sample_scores
 from rearank_cli.errors import InputError, MissingDependency
 from rearank_cli.formats import read_qrels, read_run
 from rearank_cli.jobs.augment import augment
 from rearank_cli.prompts import build_messages
-from rearank_cli.sampling import Settings, draw_subsets, query_seed, sample_scores
 
 L3 = math.log2(3)  # discount of rank 2; rank 1 is log2(2) = 1, rank 3 is log2(4) = 2
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rearank_cli import reward
-from rearank_cli.reward import MissingQrels, check_sample, compute_score, score
+from rearank_cli.train import reward
+from rearank_cli.train.reward import MissingQrels, check_sample, compute_score, score
+from tests.conftest import ROOT
 
 # One query: d1..d3 and dX relevant, d4/dY judged non-relevant, dZ unjudged. dX is not in the sample,
 # so the sample's ideal nDCG is below 1.
@@ -235,3 +240,26 @@ def test_verl_reward_on_augment_parquet_matches_the_qrels_reward(cli, samples, t
         ours = score(text, extra["docids"], qrels[extra["qid"]], extra["r_init"], extra["r_best"])
         assert verl["score"] == pytest.approx(ours.total)
         assert verl["rank"] == pytest.approx(ours.rank)
+
+
+def test_reward_file_loads_by_path_without_rearank_installed(tmp_path):
+    """VeRL executes `rearank_cli/reward.py` by path under a name of its own, without a `sys.modules` entry,
+    perhaps where rearank is not installed (`-S`: no site-packages); the file finds its own checkout and
+    hands over `rearank_cli.train.reward.compute_score`."""
+    file = str(ROOT / "rearank_cli" / "reward.py")
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('custom_module_1', {file!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "from rearank_cli.train import reward\n"
+        "truth = {'labels': [0, 1], 'idcg': 1.0, 'r_init': 0.6309297535714575, 'r_best': 1.0}\n"
+        "result = module.compute_score('x', '<think>a</think><answer>[2] > [1]</answer>', truth)\n"
+        "print(json.dumps([module.compute_score is reward.compute_score, reward.__file__, result]))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, check=True)
+    same, path, result = json.loads(done.stdout)
+    assert same and Path(path) == ROOT / "rearank_cli" / "train" / "reward.py"
+    assert result == {"score": 1.0, "rank": 1.0, "format": 1.0, "list": 1.0, "r_rerank": 1.0}

@@ -11,10 +11,11 @@ import orjson
 import pytest
 
 from rearank_cli.errors import InputError
-from rearank_cli.grpo import TrainSettings, drop_long_prompts, gradient_accumulation, grpo_kwargs
 from rearank_cli.jobs.train import merge_settings, read_config, read_samples
+from rearank_cli.manifests import TrainManifest
 from rearank_cli.metrics import ndcg
 from rearank_cli.prompts import build_messages
+from rearank_cli.train.grpo import TrainSettings, drop_long_prompts, gradient_accumulation, grpo_kwargs
 
 QRELS = {"q1": {"a": 2, "b": 0, "c": 1, "z": 3}, "q2": {"x": 1}}
 
@@ -202,6 +203,8 @@ def test_train_runs_and_logs_each_reward(trained):
     [(prompt, count)] = manifest["prompts"].items()  # one prompt, recorded by augment
     assert prompt.startswith("rearank ") and count == manifest["samples"]["read"]
     assert [p.name for p in trained["out"].glob("checkpoint-*")] == ["checkpoint-2"]  # save_total_limit = 1
+    raw = (trained["out"] / "rearank_train.json").read_bytes()
+    assert TrainManifest.from_json(manifest).dump() == raw  # the file is its typed record's bytes
 
 
 @pytest.mark.slow
@@ -332,7 +335,7 @@ def test_final_model_is_rewritten_in_bf16_after_gpu_training(tiny_model, tmp_pat
 
 
 def test_batch_plan_counts_steps_as_trl_does():
-    from rearank_cli.grpo import batch_plan
+    from rearank_cli.train.grpo import batch_plan
 
     s = TrainSettings(train_file="t.jsonl", num_generations=4, prompts_per_step=2, per_device_batch_size=4)
     plan = batch_plan(s, 5, 1)  # TRL's sampler drops the last, incomplete batch of prompts
@@ -362,7 +365,7 @@ def test_too_few_samples_for_one_step_is_exit_2_before_loading_any_model(cli, tm
 def test_too_few_samples_after_dropping_long_prompts_is_exit_2(tiny_model, tmp_path, capsys):
     from transformers import AutoTokenizer
 
-    from rearank_cli.grpo import prompt_lengths
+    from rearank_cli.train.grpo import prompt_lengths
 
     rows = [make_row("q1", ["b", "a", "c", "d"]), make_row("q2", ["y", "x"]), make_row("q1", ["a", "b"])]
     rows[0]["prompt"] = build_messages("rearank", "query q1", ["a long text " * 50] * 4)

@@ -147,7 +147,7 @@ def window_shares(journal: Path) -> tuple[int, float, float]:
     rerank journal. A valid answer is what the parser calls clean: a closed `<answer>` naming every passage of
     the window once and nothing else (the windows the manifest does not count as `not_clean`)."""
     from rearank_cli.parse import ParseFlags
-    from rearank_cli.reward import format_reward_value
+    from rearank_cli.train.reward import format_reward_value
 
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     windows = [r for r in records if r.get("type") == "window"]

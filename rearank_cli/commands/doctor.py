@@ -16,9 +16,10 @@ def doctor(options: DoctorOptions, config: ConfigFile | None = None) -> int:
 
     Exit 0 when every check the backend needs passes (ok or warn), else 1.
     """
-    from rearank_cli.jobs.doctor import doctor as run_doctor
+    from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.doctor import run
 
-    code = run_doctor(options.backend, options.model, options.base_url, options.output, options.fmt)
+    code = 0 if run(options, JobContext(config=config)).ready else 1
     if code:
         raise typer.Exit(code)
     return code

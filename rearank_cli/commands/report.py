@@ -12,9 +12,7 @@ from rearank_cli.settings.files import ConfigFile
 def report(options: ReportOptions, config: ConfigFile | None = None) -> None:
     """One self-contained HTML page of what the reranker did: measures, per-query effect, windows,
     the model's reasoning next to the qrels labels."""
-    from rearank_cli.jobs.report import ReportJob, make_report
+    from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.report import run
 
-    o = options
-    make_report(ReportJob(list(o.runs), o.qrels, o.baseline, list(o.traces or []), o.topics, o.corpus, o.candidates,
-                          list(o.measures) if o.measures else None, o.level, o.top_k, o.output, o.permutations,
-                          o.seed))
+    run(options, JobContext(config=config))

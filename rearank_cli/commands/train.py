@@ -11,6 +11,7 @@ from rearank_cli.settings.train import CONFIG_ALIASES, CONFIG_HELP, TrainOptions
 @command(TrainOptions, aliases=CONFIG_ALIASES, tables=("trl",), config_help=CONFIG_HELP)
 def train(options: TrainOptions, config: ConfigFile | None = None) -> None:
     """Train a reasoning reranker with GRPO (TRL) and the REARANK reward (nDCG@10 gain, format and list terms)."""
-    from rearank_cli.jobs import train as core
+    from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.train import run
 
-    core.train(options, config=config.path if config else None)
+    run(options, JobContext(config=config))

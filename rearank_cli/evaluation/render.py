@@ -197,6 +197,8 @@ def render_json(report: EvalReport, per_query: bool, provenance: Mapping[str, An
     their sha256, the versions)."""
     import orjson
 
+    from rearank_cli.manifests import EvalJson
+
     doc = {
         **(provenance or {}),
         **({"settings": report.settings} if report.settings is not None else {}),
@@ -212,7 +214,9 @@ def render_json(report: EvalReport, per_query: bool, provenance: Mapping[str, An
                          "permutations": report.permutations, "seed": report.seed} if report.baseline else None,
         "runs": [_run_json(result, report, per_query) for result in report.results],
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if provenance is None:  # no record: the numbers alone
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return EvalJson.from_json(doc).dump().decode()
 
 
 def _run_json(result: RunResult, report: EvalReport, per_query: bool) -> dict[str, Any]:

@@ -11,20 +11,21 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
-import orjson
-
-from rearank_cli import __version__, provenance
+from rearank_cli import __version__
+from rearank_cli.augment.sampling import Inputs, Settings, Summary, build_rows, summary_lines
 from rearank_cli.errors import require
 from rearank_cli.formats import atomic_output, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.manifests import AugmentSummary
 from rearank_cli.prompts import prompt_hash
-from rearank_cli.sampling import Inputs, Settings, Summary, build_rows, summary_lines
-from rearank_cli.settings.commands import AUGMENT_FORMATS
+from rearank_cli.provenance import Provenance
+from rearank_cli.settings.commands import AUGMENT_FORMATS, AugmentOptions
 from rearank_cli.settings.commands import AugmentOptions as _O
 
 log = logging.getLogger("rearank")
@@ -53,19 +54,33 @@ def load_inputs(
     return Inputs(SpooledRun(spooled), qrels, spooled.topics, SpooledTexts(spooled), source)
 
 
-def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str) -> dict[str, Any]:
-    """The machine-readable summary: inputs, settings, prompt, versions and counts."""
-    return {
-        **provenance.block("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
-        "kind": "augment",
-        "version": __version__,
-        "python": sys.version.split()[0],
-        "paths": dict(paths),
-        "settings": asdict(settings),
-        "format": fmt,
-        "prompt_hash": prompt_hash(settings.prompt),
-        "counts": summary.to_json(),
-    }
+def summary_record(summary: Summary, settings: Settings, paths: Mapping[str, str | None], fmt: str,
+                   recorded: Mapping[str, Any] | None = None) -> AugmentSummary:
+    """The machine-readable summary: inputs, settings (`recorded`, else `settings`), prompt, versions and
+    counts."""
+    return AugmentSummary(
+        Provenance.now("augment.summary", {k: v for k, v in paths.items() if k != "output"}),
+        kind="augment",
+        version=__version__,
+        python=sys.version.split()[0],
+        paths=dict(paths),
+        settings=dict(recorded) if recorded is not None else asdict(settings),
+        format=fmt,
+        prompt_hash=prompt_hash(settings.prompt),
+        counts=summary.to_json(),
+    )
+
+
+def run(options: AugmentOptions, context: JobContext) -> Summary:
+    """`rearank augment`: sample the windows `options` ask for, write them and (unless the output is `-` and
+    no `--summary` is given) the JSON summary beside them; returns the counts."""
+    settings = Settings(**{f.name: getattr(options, f.name) for f in fields(Settings) if hasattr(options, f.name)})
+    summary = options.summary
+    if summary is None and options.output != "-":
+        summary = options.output + ".summary.json"
+    return augment(options.run, options.qrels, options.output, settings, topics_path=options.topics,
+                   corpus_path=options.corpus, candidates_path=options.candidates, fmt=options.fmt,
+                   summary_path=summary, recorded=options.as_dict(), config=context.config_path)
 
 
 def augment(
@@ -107,9 +122,7 @@ def augment(
     if summary_path is not None:
         paths = {"run": run_path, "qrels": qrels_path, "topics": topics_path, "corpus": corpus_path,
                  "candidates": candidates_path, "output": output, "config": config}
-        record = summary_record(summary, settings, paths, fmt)
-        if recorded is not None:
-            record["settings"] = dict(recorded)
+        record = summary_record(summary, settings, paths, fmt, recorded)
         with atomic_output(summary_path, "wb") as out:
-            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+            out.write(record.dump())
     return summary

@@ -7,7 +7,6 @@ stdout; the exit status says whether the backend is ready.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import asdict
@@ -31,7 +30,10 @@ from rearank_cli.diagnostics.checks import (
 )
 from rearank_cli.diagnostics.probes import run_probes
 from rearank_cli.errors import InputError
+from rearank_cli.jobs.context import JobContext
+from rearank_cli.manifests import DoctorReport
 from rearank_cli.provenance import installed
+from rearank_cli.settings.commands import DoctorOptions
 from rearank_cli.settings.rerank import RerankOptions
 
 DEFAULT_MODEL = RerankOptions.model
@@ -98,10 +100,24 @@ def render_text(checks: list[Check], backend: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_record(checks: list[Check], backend: str) -> DoctorReport:
+    """The machine-readable report as a record."""
+    return DoctorReport(backend, ready(checks), tuple(asdict(c) for c in checks))
+
+
 def render_json(checks: list[Check], backend: str) -> str:
     """Machine-readable report."""
-    return json.dumps({"backend": backend, "ready": ready(checks), "checks": [asdict(c) for c in checks]},
-                      indent=2) + "\n"
+    return report_record(checks, backend).dump().decode()
+
+
+def run(options: DoctorOptions, context: JobContext) -> DoctorReport:
+    """`rearank doctor`: run every check for `options.backend`, print the report to stdout (`options.fmt`);
+    returns it (its `ready`: exit 0, else 1). `context` carries nothing doctor uses."""
+    del context
+    checks = diagnose(options.backend, options.model, options.base_url, options.output)
+    record = report_record(checks, options.backend)
+    sys.stdout.write(record.dump().decode() if options.fmt == "json" else render_text(checks, options.backend))
+    return record
 
 
 def doctor(backend: str = "vllm", model: str | None = None, base_url: str | None = None, output: str = ".",

@@ -13,11 +13,17 @@ from rearank_cli.evaluation.evaluator import Evaluator, RunResult, load_qrels
 from rearank_cli.evaluation.measures import parse_measures, trec_measures
 from rearank_cli.evaluation.render import EvalReport, render
 from rearank_cli.evaluation.significance import compare
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
-from rearank_cli.settings.commands import DEFAULT_MEASURES
+from rearank_cli.settings.commands import DEFAULT_MEASURES, EvalOptions
 from rearank_cli.settings.commands import EvalOptions as _O
 
 log = logging.getLogger("rearank")
+
+
+def run(options: EvalOptions, context: JobContext) -> EvalReport:
+    """`rearank eval`: evaluate `options.runs`, compare them with the baseline, write the report atomically."""
+    return _run_eval(options, context, options.as_dict())
 
 
 def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] | None = None, *,
@@ -33,16 +39,27 @@ def run_eval(runs: Sequence[str], qrels_path: str, measure_names: Sequence[str] 
     and json always average over every qrels query; `settings` (the command's resolved settings) and
     `config` (its --config file) go to the JSON layout.
     """
+    options = EvalOptions(runs=list(runs), qrels=qrels_path, measures=list(measure_names) if measure_names else None,
+                          level=level, per_query=per_query, baseline=baseline, fmt=fmt, output=output,
+                          permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
+                          complete=complete)
+    return _run_eval(options, JobContext.of(config), settings)
+
+
+def _run_eval(options: EvalOptions, context: JobContext, settings: dict[str, Any] | None) -> EvalReport:
+    """What `run` and `run_eval` do; `settings` (None: none) go to the JSON layout."""
     from rearank_cli.formats.textio import atomic_output
 
+    o = options
+    fmt = o.fmt
     _O.check_value("fmt", fmt)
     with stop_on_signals("no output written"):
-        report = evaluate_runs(runs, qrels_path, measure_names, level=level, baseline=baseline,
-                               permutations=permutations, seed=seed, max_docs=max_docs, exclude=exclude,
-                               trec_layout=fmt == "trec", complete=complete or fmt != "trec")
-        report.settings, report.config = settings, config
-        text = render(report, fmt, per_query, eval_provenance(report) if fmt == "json" else None)
-        with atomic_output(output) as out:
+        report = evaluate_runs(o.runs, o.qrels, o.measures, level=o.level, baseline=o.baseline,
+                               permutations=o.permutations, seed=o.seed, max_docs=o.max_docs, exclude=o.exclude,
+                               trec_layout=fmt == "trec", complete=o.complete or fmt != "trec")
+        report.settings, report.config = settings, context.config_path
+        text = render(report, fmt, o.per_query, eval_provenance(report) if fmt == "json" else None)
+        with atomic_output(o.output) as out:
             out.write(text)
     return report
 

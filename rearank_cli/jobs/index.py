@@ -16,9 +16,13 @@ from typing import Any
 
 from rearank_cli import provenance
 from rearank_cli.errors import InputError
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.lucene import indexer, java
 from rearank_cli.lucene.indexer import BEIR, MULTIFIELD, CorpusPlan
+from rearank_cli.manifests import IndexManifest
+from rearank_cli.provenance import Provenance
+from rearank_cli.settings.commands import IndexOptions
 
 log = logging.getLogger("rearank")
 
@@ -30,6 +34,16 @@ def lucene_provenance(kind: str, inputs: Mapping[str, str | None]) -> dict[str, 
     if version is not None:
         block["versions"]["anserini"] = version
     return block
+
+
+def run(options: IndexOptions, context: JobContext) -> IndexManifest:
+    """`rearank index`: index `options.corpus` into `options.output`; returns the manifest written inside."""
+    from rearank_cli.lucene.threads import available_cpus
+
+    threads = options.threads or available_cpus()
+    return IndexManifest.from_json(build_index(options.corpus, options.output, threads, options.fields,
+                                               context.progress, context.vllm_guard, options.as_dict(),
+                                               context.config_path))
 
 
 def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: Sequence[str] = (),
@@ -53,7 +67,7 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
     java.ready(vllm_guard)
 
     def manifest(counters: dict[str, int]) -> dict[str, Any]:
-        summary = _index_summary(plan, corpora, fields, counters, time.time() - started, settings, config)
+        summary = _index_summary(plan, corpora, fields, counters, time.time() - started, settings, config).to_json()
         indexer.check_counts(summary)
         return summary
 
@@ -65,17 +79,17 @@ def build_index(corpora: Sequence[str], out_dir: str, threads: int = 1, fields: 
 
 def _index_summary(plan: CorpusPlan, corpora: Sequence[str], fields: Sequence[str], counters: dict[str, int],
                    seconds: float, settings: Mapping[str, Any] | None = None, config: str | None = None,
-                   ) -> dict[str, Any]:
+                   ) -> IndexManifest:
     inputs: dict[str, str | None] = {"corpus" if len(corpora) == 1 else f"corpus.{n}": path
                                      for n, path in enumerate(corpora, 1)}
-    return {
-        **lucene_provenance("index.manifest", {**inputs, "config": config}),
-        **({"settings": dict(settings)} if settings is not None else {}),
-        "collection": MULTIFIELD if fields else plan.collection,
-        "fields": list(fields),
-        "documents": plan.docs,
-        **counters,
-        "corpora": [{"path": os.path.abspath(f.path), "bytes": os.path.getsize(f.path), "documents": f.docs}
-                    for f in plan.files],
-        "seconds": round(seconds, 3),
-    }
+    return IndexManifest(
+        Provenance.from_json(lucene_provenance("index.manifest", {**inputs, "config": config})),
+        settings=dict(settings) if settings is not None else None,
+        collection=MULTIFIELD if fields else plan.collection,
+        fields=tuple(fields),
+        documents=plan.docs,
+        counters=dict(counters),
+        corpora=tuple({"path": os.path.abspath(f.path), "bytes": os.path.getsize(f.path), "documents": f.docs}
+                      for f in plan.files),
+        seconds=round(seconds, 3),
+    )

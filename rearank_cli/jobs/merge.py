@@ -14,12 +14,21 @@ from collections.abc import Sequence
 from rearank_cli.errors import InputError
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import read_run_lines
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.journal import read_header
-from rearank_cli.rerank.manifests import RerankManifest, ShardFiles, read_manifest, write_manifest
+from rearank_cli.rerank.manifests import MergeManifest, RerankManifest, ShardFiles, read_manifest, write_manifest
 from rearank_cli.rerank.merge import RunLines, follow_expected, join_shards, merge_manifest
+from rearank_cli.settings.rerank import MergeOptions
 
 log = logging.getLogger("rearank")
+
+
+def run(options: MergeOptions, context: JobContext) -> MergeManifest:
+    """`rearank merge`: join `options.shards` into `options.output`; returns the merge manifest (also written
+    beside a file output). `context` carries nothing merge uses."""
+    del context
+    return _locked(options.shards, options.output, options.expect)[1]
 
 
 def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) -> RunLines:
@@ -28,13 +37,17 @@ def merge_runs(shards: Sequence[str], output: str, expect: str | None = None) ->
     file and line: columns, scores, a docid twice in a query, an empty run). Fails loudly (InputError) on a
     query in two shards, and with `expect` on a missing or
     unexpected query or a different doc set; `locks.Busy` (exit 2) when another process writes `output`."""
+    return _locked(shards, output, expect)[0]
+
+
+def _locked(shards: Sequence[str], output: str, expect: str | None) -> tuple[RunLines, MergeManifest]:
     from rearank_cli.locks import exclusive
 
     with exclusive(output, "the merge output", "-o"):
         return _merge_runs(shards, output, expect)
 
 
-def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> RunLines:
+def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> tuple[RunLines, MergeManifest]:
     files, manifests = zip(*(shard_files(path) for path in shards), strict=True) if shards else ((), ())
     merged = join_shards([(path, read_run_lines(path, allow_empty=_no_queries(manifest)))
                           for path, manifest in zip(shards, manifests, strict=True)])
@@ -50,7 +63,7 @@ def _merge_runs(shards: Sequence[str], output: str, expect: str | None) -> RunLi
     if output != "-":
         write_manifest(output + ".manifest.json", manifest)
     log.info("merged %d queries from %d shard(s)", len(merged), len(shards))
-    return merged
+    return merged, manifest
 
 
 def _no_queries(manifest: RerankManifest | None) -> bool:

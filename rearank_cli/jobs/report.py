@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from rearank_cli import formats
 from rearank_cli.errors import InputError, require
 from rearank_cli.formats import Run, read_candidates, read_qrels, read_run, read_topics, write_run
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.eval import evaluate_runs
 from rearank_cli.report.build import Page, assemble_page
 from rearank_cli.report.inputs import RunFiles, Texts, rebuild_run, window_chains
@@ -67,6 +68,16 @@ class ReportJob:
         if len(self.runs) == 1:
             return list(self.traces) or None
         return [self.traces[number]] if number < len(self.traces) else None
+
+
+def run(options: ReportOptions, context: JobContext) -> int:
+    """`rearank report`: build and write the page `options` ask for; returns the file's size in bytes.
+    `context` carries nothing the report uses."""
+    del context
+    o = options
+    return make_report(ReportJob(list(o.runs), o.qrels, o.baseline, list(o.traces or []), o.topics, o.corpus,
+                                 o.candidates, list(o.measures) if o.measures else None, o.level, o.top_k, o.output,
+                                 o.permutations, o.seed))
 
 
 def make_report(job: ReportJob) -> int:

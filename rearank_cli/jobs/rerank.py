@@ -17,6 +17,7 @@ from typing import Any
 from rearank_cli.api import Reranker, with_tokenizer
 from rearank_cli.backends.base import Backend, BackendFatal, NullBackend
 from rearank_cli.errors import IncompleteWork, InputError, Interrupted
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.provenance import Provenance
 from rearank_cli.rerank.inputs import StreamedInputs, check_text_source, parse_shard, stream_inputs
@@ -26,6 +27,7 @@ from rearank_cli.rerank.plan import InOrder, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining
 from rearank_cli.rerank.strategies.summary import strategy_summary
+from rearank_cli.settings.backends import BackendOptions
 from rearank_cli.settings.files import ConfigFile
 from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.stopping import run_until_stopped
@@ -278,3 +280,40 @@ def _manifest(job: RerankJob, inputs: StreamedInputs, result: RerankResult, back
         missing_docs=inputs.missing_docs, empty_passages=inputs.empty_passages,
         summary=result.stats.summary(), job_wall_s=round(wall, 3), strategy=strategy_summary(job.settings, result),
     )
+
+
+def run(options: RerankOptions, context: JobContext) -> RerankManifest | None:
+    """`rearank rerank`: rerank the run `options` name with the backend settings in `context.backend` (the
+    defaults of `options.backend` when None); returns the manifest, after `check_complete` (None for
+    `--dry-run`, which prints what the run would ask and writes nothing)."""
+    from rearank_cli.settings.backends import BACKENDS, VllmOptions
+
+    settings = RerankSettings.from_options(options)
+    backend = context.backend if context.backend is not None else BACKENDS[options.backend]()
+    if isinstance(backend, VllmOptions) and backend.max_lora_rank is not None and not options.lora:
+        raise InputError("--max-lora-rank needs --lora")
+    job = RerankJob(
+        run=options.run, output=options.output, model=options.model, backend=options.backend,
+        backend_options=backend.backend_kwargs(options), settings=settings, topics=options.topics,
+        corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
+        resume=options.resume, overwrite=options.overwrite, shard=options.shard, tag=options.tag,
+        score_mode=options.score_mode,
+        skip_missing=options.skip_missing, lora=options.lora,
+        recorded=recorded_settings(options, settings, backend), config=context.config,
+    )
+    if options.dry_run:
+        from rearank_cli.jobs.dryrun import run_dry
+
+        run_dry(job)
+        return None
+    manifest = run_rerank(job)
+    check_complete(manifest)
+    return manifest
+
+
+def recorded_settings(options: RerankOptions, settings: RerankSettings, backend: BackendOptions) -> dict[str, object]:
+    """The settings a manifest records: every flag but `--dry-run` (a run that writes one was not dry), with
+    the decoding settings the run uses."""
+    values = {**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}
+    values.pop("dry_run")
+    return values

@@ -32,7 +32,13 @@ from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, Rearank
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
 from rearank_cli.formats.trec import Qrels, read_qrels
-from rearank_cli.grpo import (
+from rearank_cli.jobs.context import JobContext
+from rearank_cli.jobs.signals import stop_on_signals
+from rearank_cli.jobs.train_watch import METRICS_FILE, PLOT_FILE, rebuild_gguf, watch_callback
+from rearank_cli.manifests import TrainManifest
+from rearank_cli.settings.files import read_config as read_settings_file
+from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
+from rearank_cli.train.grpo import (
     BatchPlan,
     TrainSettings,
     batch_plan,
@@ -44,11 +50,7 @@ from rearank_cli.grpo import (
     reward_functions,
     world_size,
 )
-from rearank_cli.jobs.signals import stop_on_signals
-from rearank_cli.jobs.train_watch import METRICS_FILE, PLOT_FILE, rebuild_gguf, watch_callback
-from rearank_cli.reward import WEIGHTS, K, check_sample
-from rearank_cli.settings.files import read_config as read_settings_file
-from rearank_cli.settings.train import CONFIG_ALIASES, TrainOptions
+from rearank_cli.train.reward import WEIGHTS, K, check_sample
 
 log = logging.getLogger("rearank")
 
@@ -132,6 +134,11 @@ def stdout_to_stderr() -> Iterator[None]:
     """Libraries print progress to stdout; `rearank` keeps stdout for data, so send it to stderr."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
+
+
+def run(options: TrainOptions, context: JobContext) -> TrainManifest:
+    """`rearank train`: GRPO training as `options` say; returns the manifest written to the output folder."""
+    return TrainManifest.from_json(train(options, config=context.config_path))
 
 
 def train(s: TrainSettings, config: str | None = None) -> dict[str, Any]:
@@ -221,8 +228,8 @@ def _train(s: TrainSettings, config: str | None, base: str | None = None) -> dic
         from rearank_cli.model_check import check_adapter
 
         manifest["adapter"] = check_adapter(s.output).record()
-    with atomic_output(os.path.join(s.output, MANIFEST)) as out:
-        out.write(json.dumps(manifest, indent=2) + "\n")
+    with atomic_output(os.path.join(s.output, MANIFEST), "wb") as out:
+        out.write(TrainManifest.from_json(manifest).dump())
     check_steps(result, plan, s.output)
     return manifest
 

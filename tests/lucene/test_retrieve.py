@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from rearank_cli.formats import load_texts, read_run, read_topics
 from rearank_cli.lucene.searcher import anserini_score_text, anserini_scores
+from rearank_cli.manifests import IndexManifest, RetrieveManifest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers, JVM, SLURM or VeRL
@@ -281,6 +282,16 @@ def test_index_manifest(slice_index, samples):
     assert manifest["inputs"] == {"corpus": {"path": corpus, "sha256": sha256(corpus)}}
     assert manifest["command"][1:3] == ["index", corpus] and manifest["created"]
     assert manifest["versions"]["pyserini"] == "1.6.0" and manifest["versions"]["anserini"].startswith("1.")
+    raw = (slice_index / "rearank-index.json").read_bytes()
+    assert IndexManifest.from_json(manifest).dump() == raw  # the file is its typed record's bytes
+
+
+def test_retrieve_manifest_is_its_record(cli, slice_index, samples, tmp_path):
+    out = tmp_path / "run.trec"
+    ok(cli("retrieve", "--index", slice_index, "--topics", samples / "scifact-slice-topics.tsv", "-k", "5", "-o", out))
+    raw = (tmp_path / "run.trec.manifest.json").read_bytes()
+    record = RetrieveManifest.from_json(json.loads(raw))
+    assert record.dump() == raw and record.k == 5 and record.queries == 30 and record.settings is not None
 
 
 def test_retrieve_streams_the_run_anserini_ranks(cli, slice_index, samples):

@@ -12,8 +12,8 @@ from typing import Any
 
 from rearank_cli.errors import InputError, MissingDependency, require
 from rearank_cli.formats.trec import Qrels
-from rearank_cli.reward import WEIGHTS
 from rearank_cli.settings.train import TrainOptions
+from rearank_cli.train.reward import WEIGHTS
 
 #: every option of `rearank train` (declared in `settings.train`)
 TrainSettings = TrainOptions
@@ -189,7 +189,7 @@ def reward_functions(qrels: Qrels) -> list[Any]:
     """The three TRL reward functions (rank, format, list), in the order of reward_weights."""
     import functools
 
-    from rearank_cli.reward import format_reward, list_reward, rank_reward
+    from rearank_cli.train.reward import format_reward, list_reward, rank_reward
 
     return [functools.partial(rank_reward, qrels=qrels), format_reward, list_reward]
 
