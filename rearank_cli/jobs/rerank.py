@@ -140,8 +140,8 @@ def keep_earlier_journal(job: RerankJob) -> None:
 
 def journal_header(job: RerankJob) -> JournalHeader:
     """The first line of a journal: its schema and provenance, and the settings checked on `--resume`."""
-    settings = JournalSettings(**job.settings.journal_settings(job.model),
-                               lora=job.adapter.sha256 if job.adapter is not None else None)
+    settings = JournalSettings.from_json({**job.settings.journal_settings(job.model),
+                                          "lora": job.adapter.sha256 if job.adapter is not None else None})
     return JournalHeader(settings, Provenance.now("rerank.journal", {}, RERANK_PACKAGES, job.command), job.backend,
                          job.shard, job.run)
 

@@ -69,7 +69,8 @@ def test_perfect_answers_give_the_ideal_top_k_without_a_budget_cut():
     for trial in range(200):
         gains = {f"d{n}": rng.choice([0, 0, 0, 1, 2, 3]) for n in range(100)}
         perfect = lambda docids, g=gains: sorted(range(len(docids)), key=lambda i: -g[docids[i]])  # noqa: E731
-        state = drive(TDPartState(query_of_size(100), RerankSettings(strategy="tdpart", tdpart_budget=100)), perfect)
+        settings = RerankSettings.build(strategy="tdpart", tdpart_budget=100)
+        state = drive(TDPartState(query_of_size(100), settings), perfect)
         final = state.final_docids()
         assert sorted(final) == sorted(gains)
         assert [gains[d] for d in final[:10]] == sorted(gains.values(), reverse=True)[:10], trial
@@ -93,7 +94,8 @@ def test_a_head_that_fits_one_window_is_one_window_like_the_sliding_window():
 def test_more_docs_to_settle_than_the_pivot_searches_the_rest_again():
     """Pivot rank 2 settles 2 docs (or a final window's) at a time; 12 are asked for. Unfilled final
     windows and no budget cut: every settled doc is then one perfect answers put there."""
-    settings = RerankSettings(strategy="tdpart", window=6, depth=30, tdpart_pivot=2, tdpart_top_k=12, tdpart_budget=30)
+    settings = RerankSettings.build(strategy="tdpart", window=6, depth=30, tdpart_pivot=2, tdpart_top_k=12,
+                                    tdpart_budget=30)
     gains = {f"d{i}": (i * 7) % 30 for i in range(30)}
     state = TDPartState(query_of_size(30), settings)
     state.plain = True
@@ -105,7 +107,7 @@ def test_more_docs_to_settle_than_the_pivot_searches_the_rest_again():
 def test_tdpart_settings_are_checked():
     for bad in (dict(passes=2), dict(tdpart_pivot=20), dict(tdpart_pivot=0), dict(tdpart_top_k=0),
                 dict(tdpart_budget=5), dict(strategy="quicksort")):
-        settings = RerankSettings(**{"strategy": "tdpart", **bad})
+        settings = RerankSettings.build(**{"strategy": "tdpart", **bad})
         with pytest.raises(InputError):
             settings.check()
 
