@@ -72,8 +72,8 @@ class RerankSettings:
 
     @classmethod
     def build(cls, **values: Any) -> RerankSettings:
-        """Settings from keywords, a strategy's parameters among them by name (`tdpart_pivot=5`, as
-        `Reranker` takes them): routed to that strategy's parameters object."""
+        """Settings from keywords, a strategy's parameters among them by name (`NAME_PARAM=...`, as
+        `Reranker` takes them): routed to that strategy's parameters object (`registry.split_params`)."""
         params, rest = split_params(values)
         given = rest.pop("strategy_params", {})
         return cls(**rest, strategy_params={**given, **params})
