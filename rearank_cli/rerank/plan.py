@@ -88,6 +88,10 @@ class RerankSettings:
             raise InputError("--max-inflight must be at least 1")
         if self.sampling.max_tokens < 1:
             raise InputError("--max-tokens must be at least 1")
+        for name, params in self.strategy_params.items():
+            if type(params) is not get_strategy(name).Params:
+                raise InputError(f"the parameters of strategy {name!r} must be a {get_strategy(name).Params.__name__}, "
+                                 f"not {type(params).__name__}")
         get_strategy(self.strategy).check(self)
 
     def strategy_settings(self) -> dict[str, Any]:

@@ -94,3 +94,6 @@ def test_the_api_takes_its_parameter_by_name_and_checks_it(blocks):
         Reranker(backend=ScriptedBackend(), strategy="blocks", blocks_size=1)
     with pytest.raises(InputError, match="invalid value for --blocks-size"):
         Reranker(backend=ScriptedBackend(), strategy="blocks", blocks_size="four")
+    wrong = RerankSettings(strategy="blocks", strategy_params={"blocks": StrategyParams()})
+    with pytest.raises(InputError, match="strategy 'blocks' must be a BlocksParams, not StrategyParams"):
+        wrong.check()
