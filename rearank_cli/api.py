@@ -24,6 +24,7 @@ from rearank_cli.rerank.inputs import load_queries
 from rearank_cli.rerank.journal import Journal
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, build_run
 from rearank_cli.rerank.scheduler import RerankResult, rerank_queries
+from rearank_cli.rerank.strategies.registry import split_params
 from rearank_cli.settings.commands import DEFAULT_MEASURES, EvalOptions
 from rearank_cli.settings.rerank import RerankOptions as _O
 from rearank_cli.stopping import StopSignal
@@ -45,8 +46,8 @@ def with_tokenizer(settings: RerankSettings, model: str | None) -> RerankSetting
 
 class Reranker:
     """A listwise LLM reranker: `Reranker(model, backend="vllm", prompt="rearank", window=20, step=10,
-    depth=100, strategy="sliding", **backend_options)`; `strategy="tdpart"` (top-down partitioning) takes
-    `tdpart_pivot`, `tdpart_top_k` and `tdpart_budget`.
+    depth=100, strategy="sliding", **options)`; a strategy's own parameters are keywords named as its flags
+    (`--NAME-PARAM` as `NAME_PARAM=`, see `rerank.strategies`), the other keywords go to the backend.
 
     `backend` is a name (`vllm`, `hf`, `openai`; `backend_options` go to it, e.g. `base_url=` for openai)
     or a ready `backends.base.Backend` object. Use it as `with Reranker(...) as r:` (a private event-loop
@@ -58,20 +59,21 @@ class Reranker:
                  window: int = _O.window, step: int = _O.step, depth: int = _O.depth, passes: int = _O.passes,
                  window_schedule: str = _O.window_schedule, sampling: Sampling | None = None,
                  max_tokens: int | None = None, max_inflight: int | None = _O.max_inflight,
-                 strategy: str = _O.strategy, tdpart_pivot: int = _O.tdpart_pivot, tdpart_top_k: int = _O.tdpart_top_k,
-                 tdpart_budget: int = _O.tdpart_budget, prompt_params: Mapping[str, Any] | None = None,
-                 settings: RerankSettings | None = None, **backend_options: Any) -> None:
+                 strategy: str = _O.strategy, prompt_params: Mapping[str, Any] | None = None,
+                 settings: RerankSettings | None = None, **options: Any) -> None:
         """`settings` (a whole `RerankSettings`, as `rearank rerank` builds it) replaces prompt ... prompt_params
-        when given. `sampling` defaults to the prompt family's decoding; `max_tokens` (new tokens per window)
-        overrides its. A family that cuts passages by tokens gets the tokenizer of `model`."""
+        and the strategy's parameters when given. `sampling` defaults to the prompt family's decoding;
+        `max_tokens` (new tokens per window) overrides its. A family that cuts passages by tokens gets the
+        tokenizer of `model`."""
+        strategy_params, backend_options = split_params(options)
         if settings is None:
             sampling = sampling or get_family(prompt).decoding.sampling()
             if max_tokens is not None:
                 sampling = dataclasses.replace(sampling, max_tokens=max_tokens)
             settings = RerankSettings(
                 prompt=prompt, window=window, step=step, depth=depth, passes=passes, window_schedule=window_schedule,
-                sampling=sampling, max_inflight=max_inflight, strategy=strategy, tdpart_pivot=tdpart_pivot,
-                tdpart_top_k=tdpart_top_k, tdpart_budget=tdpart_budget, prompt_params=dict(prompt_params or {}))
+                sampling=sampling, max_inflight=max_inflight, strategy=strategy, strategy_params=strategy_params,
+                prompt_params=dict(prompt_params or {}))
         self.settings = with_tokenizer(settings, model)
         self.settings.check()
         if isinstance(backend, Backend):

@@ -39,8 +39,9 @@ from tests.docs_examples import (
 )
 
 #: examples other tests run: the Python API example (tests/test_api.py), the prompt family
-#: (tests/test_prompt_registry.py) and the quickstart (below)
-RUN_ELSEWHERE = {"python-api", "quickstart", "prompt-family"}
+#: (tests/test_prompt_registry.py), the window strategy (tests/rerank/test_strategy_registry.py) and the
+#: quickstart (below)
+RUN_ELSEWHERE = {"python-api", "quickstart", "prompt-family", "window-strategy"}
 #: examples that start the JVM, vLLM or a model: end to end, so marked slow
 SLOW_EXAMPLES = {"retrieve-scifact-slice", "doctor-tiny", "config-index-retrieve"}
 

@@ -1,6 +1,8 @@
 """A prompt family's or a window strategy's name is written in its own module and nowhere else in the
 package's code: everything else reaches it through its registry. The test reads every string literal
-of the package (not docstrings or comments: a literal equal to the name)."""
+of the package (not docstrings or comments: a literal equal to the name). A strategy's parameters
+(`NAME_...`) are named in its own module only: no identifier, string or docstring elsewhere in the package
+holds `NAME_`."""
 
 from __future__ import annotations
 
@@ -58,3 +60,46 @@ def test_the_check_finds_a_name_written_elsewhere(tmp_path):
     (package / "prose.py").write_text('"""Mentions tdpart in prose."""\n')
     (package / "stray.py").write_text('if strategy == "tdpart":\n    pass\n')
     assert places("tdpart", package / "tdpart.py", package) == ["pkg/stray.py:1"]
+
+
+def strategy_modules() -> dict[str, Path]:
+    """`{strategy name: its module's file}` of every built-in strategy that has parameters of its own."""
+    return {name: path for name, path in owners().items()
+            if name in strategy_registry.strategies() and strategy_registry.strategies()[name].params}
+
+
+def parameter_places(prefix: str, owner: Path, root: Path = PACKAGE) -> list[str]:
+    """`file:line` of each identifier, attribute, keyword or string (docstrings too) holding `prefix`, outside
+    the owner module."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == owner:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [getattr(node, key, None) for key in ("id", "attr", "arg", "name", "value")]
+            if any(isinstance(name, str) and prefix in name for name in names):
+                found.append(f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', 0)}")
+    return found
+
+
+def test_built_in_strategies_with_parameters_are_checked():
+    assert "tdpart" in strategy_modules()
+    assert {"tdpart_pivot", "tdpart_top_k", "tdpart_budget"} == set(strategy_registry.get_strategy("tdpart").params)
+
+
+@pytest.mark.parametrize("name", sorted(strategy_modules()))
+def test_a_strategys_parameters_are_named_only_in_its_own_module(name):
+    assert parameter_places(f"{name}_", strategy_modules()[name]) == []
+
+
+def test_the_check_finds_a_parameter_named_elsewhere(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "tdpart.py").write_text("tdpart_pivot = 10\n")
+    (package / "fine.py").write_text("def f(settings):\n    return settings.strategy_params\n")
+    (package / "field.py").write_text("class S:\n    tdpart_budget: int = 20\n")
+    (package / "attr.py").write_text("def f(settings):\n    return settings.tdpart_pivot\n")
+    (package / "key.py").write_text('KEYS = ("strategy", "tdpart_top_k")\n')
+    (package / "call.py").write_text("f(tdpart_pivot=3)\n")
+    assert parameter_places("tdpart_", package / "tdpart.py", package) == [
+        "pkg/attr.py:2", "pkg/call.py:1", "pkg/field.py:2", "pkg/key.py:1"]

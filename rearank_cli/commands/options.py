@@ -39,7 +39,7 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-        params += [_parameter(field, spec, hint) for field, spec, hint in iter_fields(*classes)]
+        params += [_parameter(field, spec, hint) for field, spec, hint in _ordered_fields(classes)]
         old = _deprecated(classes)
         params += [_old_parameter(name, flag, hint) for name, (_, flag, hint) in old.items()]
         if config:
@@ -81,6 +81,16 @@ def command(*classes: type[Settings], config: bool = True, aliases: Mapping[str,
         return run
 
     return decorate
+
+
+def _ordered_fields(classes: tuple[type[Settings], ...]) -> list[tuple[dataclasses.Field[Any], Spec, Any]]:
+    """The classes' settings in `--help` order: a class that `follows` a setting right after it."""
+    ordered = []
+    for field, spec, hint in iter_fields(*(cls for cls in classes if not cls.follows)):
+        ordered.append((field, spec, hint))
+        ordered += iter_fields(*(cls for cls in classes if cls.follows == field.name))
+    placed = {field.name for field, _, _ in ordered}
+    return ordered + [item for item in iter_fields(*classes) if item[0].name not in placed]
 
 
 def _parameter(field: dataclasses.Field[Any], spec: Spec, hint: Any) -> inspect.Parameter:

@@ -1,5 +1,5 @@
 """What every job shares besides its settings: the `--config` file, progress bars, the vLLM guard of the JVM
-start, and the settings group of the chosen backend (rerank).
+start, and the settings groups of the chosen backend and of the window strategies (rerank).
 
 Every job module has one entry point of one shape, `run(options, context) -> record`: `options` is the
 command's settings object (`rearank_cli.settings`), `context` a `JobContext`, the record what the job wrote
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rearank_cli.settings.files import ConfigFile
 
 if TYPE_CHECKING:
+    from rearank_cli.rerank.strategies.base import StrategyParams
     from rearank_cli.settings.backends import BackendOptions
 
 
@@ -30,6 +31,8 @@ class JobContext:
     vllm_guard: bool = True
     #: the settings group of the backend the options name (rerank: one of `settings.backends.BACKENDS`)
     backend: BackendOptions | None = None
+    #: the window strategies' parameter objects their flags made (rerank; the defaults when empty)
+    strategy_params: tuple[StrategyParams, ...] = ()
 
     @classmethod
     def of(cls, config: str | None = None, **values: Any) -> JobContext:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +27,10 @@ from rearank_cli.rerank.manifests import RerankManifest, write_manifest
 from rearank_cli.rerank.plan import InOrder, RerankSettings
 from rearank_cli.rerank.records import JournalHeader, JournalSettings
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining
+from rearank_cli.rerank.strategies.base import StrategyParams
 from rearank_cli.rerank.strategies.summary import strategy_summary
 from rearank_cli.settings.backends import BackendOptions
+from rearank_cli.settings.base import merged_dict
 from rearank_cli.settings.files import ConfigFile
 from rearank_cli.settings.rerank import RerankOptions
 from rearank_cli.stopping import run_until_stopped
@@ -142,8 +145,8 @@ def keep_earlier_journal(job: RerankJob) -> None:
 
 def journal_header(job: RerankJob) -> JournalHeader:
     """The first line of a journal: its schema and provenance, and the settings checked on `--resume`."""
-    settings = JournalSettings(**job.settings.journal_settings(job.model),
-                               lora=job.adapter.sha256 if job.adapter is not None else None)
+    settings = JournalSettings.from_json({**job.settings.journal_settings(job.model),
+                                          "lora": job.adapter.sha256 if job.adapter is not None else None})
     return JournalHeader(settings, Provenance.now("rerank.journal", {}, RERANK_PACKAGES, job.command), job.backend,
                          job.shard, job.run)
 
@@ -288,7 +291,7 @@ def run(options: RerankOptions, context: JobContext) -> RerankManifest | None:
     `--dry-run`, which prints what the run would ask and writes nothing)."""
     from rearank_cli.settings.backends import BACKENDS, VllmOptions
 
-    settings = RerankSettings.from_options(options)
+    settings = RerankSettings.from_options(options, context.strategy_params)
     backend = context.backend if context.backend is not None else BACKENDS[options.backend]()
     if isinstance(backend, VllmOptions) and backend.max_lora_rank is not None and not options.lora:
         raise InputError("--max-lora-rank needs --lora")
@@ -299,7 +302,7 @@ def run(options: RerankOptions, context: JobContext) -> RerankManifest | None:
         resume=options.resume, overwrite=options.overwrite, shard=options.shard, tag=options.tag,
         score_mode=options.score_mode,
         skip_missing=options.skip_missing, lora=options.lora,
-        recorded=recorded_settings(options, settings, backend), config=context.config,
+        recorded=recorded_settings(options, settings, backend, context.strategy_params), config=context.config,
     )
     if options.dry_run:
         from rearank_cli.jobs.dryrun import run_dry
@@ -311,9 +314,10 @@ def run(options: RerankOptions, context: JobContext) -> RerankManifest | None:
     return manifest
 
 
-def recorded_settings(options: RerankOptions, settings: RerankSettings, backend: BackendOptions) -> dict[str, object]:
-    """The settings a manifest records: every flag but `--dry-run` (a run that writes one was not dry), with
-    the decoding settings the run uses."""
-    values = {**options.as_dict(), **settings.decoding_dict(), **backend.as_dict()}
+def recorded_settings(options: RerankOptions, settings: RerankSettings, backend: BackendOptions,
+                      strategy_params: Sequence[StrategyParams] = ()) -> dict[str, object]:
+    """The settings a manifest records: every flag but `--dry-run` (a run that writes one was not dry), the
+    strategies' parameters in their flags' places, with the decoding settings the run uses."""
+    values = {**merged_dict(options, *strategy_params), **settings.decoding_dict(), **backend.as_dict()}
     values.pop("dry_run")
     return values

@@ -31,7 +31,7 @@ from rearank_cli.rerank.records import (
 )
 from rearank_cli.rerank.scheduler import RerankResult, plan_remaining, rerank_queries
 from rearank_cli.rerank.stats import FAILURE_KINDS, RerankStats, failure_kinds
-from rearank_cli.rerank.strategies.base import Strategy, StrategyState
+from rearank_cli.rerank.strategies.base import Strategy, StrategyParams, StrategyState
 from rearank_cli.rerank.strategies.registry import get_strategy, new_state, strategy_names
 from rearank_cli.rerank.strategies.sliding import SlidingState
 from rearank_cli.rerank.strategies.tdpart import TDPartState
@@ -46,8 +46,8 @@ __all__ = [
     "FAILURE_KINDS", "Interrupted", "Journal", "JournalFile", "JournalHeader", "JournalSettings",
     "LoadedInputs", "MergeManifest", "QueryInput", "QueryState", "RESUME_KEYS", "RerankManifest",
     "RerankResult", "RerankSettings", "RerankStats", "RunSummary", "SCORE_MODES", "STRATEGIES", "ShardFiles",
-    "SlidingState", "StopSignal", "Strategy", "StrategyState", "TDPartState", "get_strategy", "new_state",
-    "strategy_names",
+    "SlidingState", "StopSignal", "Strategy", "StrategyParams", "StrategyState", "TDPartState", "get_strategy",
+    "new_state", "strategy_names",
     "TextSource", "Window", "WindowRecord", "build_run", "check_text_source", "failure_kinds",
     "follow_expected", "join_shards", "load_queries", "merge_manifest", "open_texts", "parse_shard",
     "plan_remaining", "read_header", "read_journal", "read_manifest", "rerank_queries", "shard_qids",

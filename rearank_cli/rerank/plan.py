@@ -16,14 +16,15 @@ from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Run, write_run_lines
 from rearank_cli.prompts.base import PromptFamily, Tokenizer
 from rearank_cli.prompts.registry import get_family
-from rearank_cli.rerank.strategies.registry import get_strategy
+from rearank_cli.rerank.strategies.base import StrategyParams
+from rearank_cli.rerank.strategies.registry import get_strategy, params_by_name, split_params, strategies
 from rearank_cli.settings.rerank import SCORE_MODES, WINDOW_SCHEDULES, RerankOptions
 
 __all__ = ["SCORE_MODES", "WINDOW_SCHEDULES", "InOrder", "QueryInput", "RerankSettings", "Window", "build_run",
            "ranked_hits"]
 
 #: fields of `RerankSettings` that `as_dict` (a manifest's settings) leaves out
-_NOT_RECORDED = ("sampling", "max_consecutive_failures", "tokenizer", "prompt_params")
+_NOT_RECORDED = ("sampling", "max_consecutive_failures", "tokenizer", "prompt_params", "strategy_params")
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,8 @@ class RerankSettings:
     max_consecutive_failures: int = 50
     #: which windows run (`rerank.strategies.registry`)
     strategy: str = RerankOptions.strategy
-    #: top-down partitioning: the pivot is the doc at this rank of the top window's answer
-    tdpart_pivot: int = RerankOptions.tdpart_pivot
-    #: top-down partitioning: settle at least this many docs at the top
-    tdpart_top_k: int = RerankOptions.tdpart_top_k
-    #: top-down partitioning: at most this many candidates go on to the next round
-    tdpart_budget: int = RerankOptions.tdpart_budget
+    #: the strategies' own parameters by strategy name (`Strategy.Params`; a strategy left out: its defaults)
+    strategy_params: Mapping[str, StrategyParams] = field(default_factory=dict)
     #: the prompt family's own parameters (`--prompt-param`), by name
     prompt_params: Mapping[str, Any] = field(default_factory=dict)
     #: the model's tokenizer, for a family that cuts passages by tokens (`Reranker` loads it from the model)
@@ -63,13 +60,23 @@ class RerankSettings:
         return get_family(self.prompt).bind(self.prompt_params, self.tokenizer)
 
     @classmethod
-    def from_options(cls, options: RerankOptions) -> RerankSettings:
-        """The reranking part of `rearank rerank`'s settings; decoding not given is the prompt family's."""
+    def from_options(cls, options: RerankOptions, strategy_params: Sequence[StrategyParams] = ()) -> RerankSettings:
+        """The reranking part of `rearank rerank`'s settings (`strategy_params`: the strategies' parameter
+        objects its flags made); decoding not given is the prompt family's."""
         family = get_family(options.prompt)
         sampling = family.decoding.sampling(options.max_tokens, options.temperature, options.top_p,
                                             options.request_seed)
         return cls(**{name: getattr(options, name) for name in _SHARED}, sampling=sampling,
-                   prompt_params=family.parse_params(options.prompt_params))
+                   prompt_params=family.parse_params(options.prompt_params),
+                   strategy_params=params_by_name(strategy_params))
+
+    @classmethod
+    def build(cls, **values: Any) -> RerankSettings:
+        """Settings from keywords, a strategy's parameters among them by name (`NAME_PARAM=...`, as
+        `Reranker` takes them): routed to that strategy's parameters object (`registry.split_params`)."""
+        params, rest = split_params(values)
+        given = rest.pop("strategy_params", {})
+        return cls(**rest, strategy_params={**given, **params})
 
     def check(self) -> None:
         """Raise InputError for settings that cannot work (the strategy checks its own)."""
@@ -81,6 +88,10 @@ class RerankSettings:
             raise InputError("--max-inflight must be at least 1")
         if self.sampling.max_tokens < 1:
             raise InputError("--max-tokens must be at least 1")
+        for name, params in self.strategy_params.items():
+            if type(params) is not get_strategy(name).Params:
+                raise InputError(f"the parameters of strategy {name!r} must be a {get_strategy(name).Params.__name__}, "
+                                 f"not {type(params).__name__}")
         get_strategy(self.strategy).check(self)
 
     def strategy_settings(self) -> dict[str, Any]:
@@ -117,7 +128,13 @@ class RerankSettings:
     def as_dict(self) -> dict[str, Any]:
         """Settings as plain JSON, named as `rearank rerank`'s settings (a manifest's `settings` when the
         job was not started from the command line)."""
-        data = {item.name: getattr(self, item.name) for item in fields(self) if item.name not in _NOT_RECORDED}
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            if item.name not in _NOT_RECORDED:
+                data[item.name] = getattr(self, item.name)
+            if item.name == "strategy":  # every strategy's parameters, as `rearank rerank` records its flags
+                for strategy in strategies().values():
+                    data.update(strategy.params_of(self).as_dict())
         if self.prompt_params:
             data["prompt_params"] = [f"{key}={value}" for key, value in self.prompt_params.items()]
         sampling = asdict(self.sampling)

@@ -20,6 +20,9 @@ from rearank_cli.parse import ParseFlags
 from rearank_cli.provenance import SCHEMAS, Provenance, check_schema
 from rearank_cli.provenance import text_or_none as _str
 from rearank_cli.rerank.plan import Window
+from rearank_cli.rerank.strategies.registry import strategy_of
+from rearank_cli.settings.base import fields as setting_fields
+from rearank_cli.settings.base import type_problem
 from rearank_cli.settings.rerank import RerankOptions
 
 JSON = dict[str, Any]
@@ -142,20 +145,20 @@ class JournalSettings:
     #: the window strategy and its parameters: recorded for `tdpart` only (None: the sliding window, and
     #: journals written before strategies), so sliding-window journals read and resume as before
     strategy: str | None = None
-    tdpart_pivot: int | None = None
-    tdpart_top_k: int | None = None
-    tdpart_budget: int | None = None
+    #: the strategy's own parameters by name (`Strategy.Params`), written as keys of the header's settings
+    #: right after `strategy` (None: a strategy without any)
+    strategy_params: Mapping[str, Any] | None = None
     #: the prompt family's own parameters (None: a family without any, or an older journal)
     prompt_params: Mapping[str, Any] | None = None
 
     def to_json(self) -> JSON:
         """The header's `settings` object (the strategy keys and the prompt parameters only when recorded)."""
-        data = _fields_json(self)
-        for key in _OPTIONAL_KEYS:
-            if data.get(key) is None:
-                data.pop(key, None)
-        if self.prompt_params is not None:
-            data["prompt_params"] = dict(self.prompt_params)
+        data: JSON = {}
+        for key, value in _fields_json(self).items():
+            if key == "strategy_params":
+                data.update(value or {})
+            elif value is not None or key not in _OPTIONAL_KEYS:
+                data[key] = dict(value) if key == "prompt_params" else value
         return data
 
     @classmethod
@@ -167,20 +170,32 @@ class JournalSettings:
             passes=_int(data.get("passes")), window_schedule=_str(data.get("window_schedule")),
             max_tokens=_int(data.get("max_tokens")), temperature=_float(data.get("temperature")),
             top_p=_float(data.get("top_p")), seed=_int(data.get("seed")), lora=_str(data.get("lora")),
-            strategy=_str(data.get("strategy")), tdpart_pivot=_int(data.get("tdpart_pivot")),
-            tdpart_top_k=_int(data.get("tdpart_top_k")), tdpart_budget=_int(data.get("tdpart_budget")),
+            strategy=_str(data.get("strategy")), strategy_params=_strategy_params(data),
             prompt_params=_params(data.get("prompt_params")),
         )
 
     def differences(self, other: JournalSettings) -> list[str]:
-        """`name old -> new` for each setting that differs from `other`'s."""
-        return [f"{item.name} {getattr(self, item.name)!r} -> {getattr(other, item.name)!r}" for item in fields(self)
-                if getattr(self, item.name) != getattr(other, item.name)]
+        """`name old -> new` for each setting that differs from `other`'s (a strategy parameter by its name)."""
+        mine, theirs = self.to_json(), other.to_json()
+        return [f"{key} {mine.get(key)!r} -> {theirs.get(key)!r}" for key in {**mine, **theirs}
+                if mine.get(key) != theirs.get(key)]
 
 
 #: header settings written only when recorded (a sliding-window journal of a family without parameters
 #: has none of them, as journals written before strategies and prompt families)
-_OPTIONAL_KEYS = ("strategy", "tdpart_pivot", "tdpart_top_k", "tdpart_budget", "prompt_params")
+_OPTIONAL_KEYS = ("strategy", "strategy_params", "prompt_params")
+
+
+def _strategy_params(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The parameters of the strategy a header's settings name, checked against their declared types."""
+    found = {}
+    for item, _, hint in setting_fields(strategy_of(_str(data.get("strategy"))).Params):
+        if item.name in data:
+            problem = type_problem(data[item.name], hint)
+            if problem:
+                raise TypeError(f"{item.name}: {problem}")
+            found[item.name] = data[item.name]
+    return found or None
 
 
 def _params(value: Any) -> dict[str, Any] | None:

@@ -102,6 +102,9 @@ class Settings:
     #: settings without a default that may come from `--config` as well as the command line (so the command
     #: line does not enforce them); `--help` marks them `[required]`
     needed: ClassVar[tuple[str, ...]] = ()
+    #: the setting of another class of the same command whose flag this class's flags follow in `--help`
+    #: and whose value its values follow in the manifest ("": in the order the command lists the classes)
+    follows: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         for field, _, _ in fields(type(self)):
@@ -146,6 +149,25 @@ class Settings:
         """An instance from those of `values` that are this class's settings (the rest ignored)."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in names})
+
+
+def merged_dict(*objects: Settings) -> dict[str, Any]:
+    """The `as_dict()` of several settings objects of one command, in one mapping: the values of a class
+    that `follows` a setting come right after that setting's, the others in the order given."""
+    placed: dict[str, list[Settings]] = {}
+    for item in objects:
+        if type(item).follows:
+            placed.setdefault(type(item).follows, []).append(item)
+    merged: dict[str, Any] = {}
+    for item in (item for item in objects if not type(item).follows):
+        for key, value in item.as_dict().items():
+            merged[key] = value
+            for follower in placed.pop(key, []):
+                merged.update(follower.as_dict())
+    for followers in placed.values():
+        for follower in followers:
+            merged.update(follower.as_dict())
+    return merged
 
 
 def fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], Spec, Any], ...]:

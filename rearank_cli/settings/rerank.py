@@ -30,7 +30,8 @@ DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")
 @dataclass(frozen=True, kw_only=True)
 class RerankOptions(Settings):
     """`rearank rerank`: inputs, model, the paper's reranking settings, outputs. The backend-specific
-    flags are `settings.backends`' VllmOptions, HfOptions and OpenAIOptions."""
+    flags are `settings.backends`' VllmOptions, HfOptions and OpenAIOptions; a window strategy's own flags are
+    its module's (`rerank.strategies`, each strategy's `Params`)."""
 
     command = "rerank"
 
@@ -58,11 +59,6 @@ class RerankOptions(Settings):
     strategy: str = setting("sliding", "--strategy", metavar="NAME",
                             help="The window strategy: sliding (the paper: bottom-up, one window after another) or "
                             "tdpart (top-down partitioning: fewer windows, those of one round in parallel).")
-    tdpart_pivot: int = setting(10, "--tdpart-pivot",
-                                help="With tdpart, the pivot is the doc at this rank of the top window's answer.")
-    tdpart_top_k: int = setting(10, "--tdpart-top-k", help="With tdpart, settle at least this many docs at the top.")
-    tdpart_budget: int = setting(20, "--tdpart-budget",
-                                 help="With tdpart, at most this many candidates go on to the next round.")
     max_tokens: int | None = setting(None, "--max-tokens", min=1, show_default=FAMILY_DEFAULT.format(PAPER_MAX_TOKENS),
                                      help="The most new tokens generated per window.")
     temperature: float | None = setting(None, "--temperature", min=0.0,

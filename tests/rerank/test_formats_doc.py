@@ -25,8 +25,9 @@ FORMATS = ROOT / "docs" / "formats.md"
 
 #: per heading: an example record's JSON, and the fields whose own fields the table lists too
 RECORDS: dict[str, tuple[dict[str, Any], set[str]]] = {
-    "Journal header": (JournalHeader(JournalSettings(strategy="tdpart", tdpart_pivot=10, tdpart_top_k=10,
-                                                     tdpart_budget=20, prompt_params={"words": 3}),
+    "Journal header": (JournalHeader(JournalSettings(strategy="tdpart", strategy_params={
+                                         "tdpart_pivot": 10, "tdpart_top_k": 10, "tdpart_budget": 20},
+                                                     prompt_params={"words": 3}),
                                      Provenance.now("rerank.journal", {})).to_json(), {"settings"}),
     "Window record": (WindowRecord("q", 0, 0, 0, 1, ("d",), (0,), flags={**ParseFlags().as_dict(), "recovered": False},
                                    failed=True, error="BackendError: down").to_json(), {"flags"}),

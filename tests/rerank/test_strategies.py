@@ -69,7 +69,8 @@ def test_perfect_answers_give_the_ideal_top_k_without_a_budget_cut():
     for trial in range(200):
         gains = {f"d{n}": rng.choice([0, 0, 0, 1, 2, 3]) for n in range(100)}
         perfect = lambda docids, g=gains: sorted(range(len(docids)), key=lambda i: -g[docids[i]])  # noqa: E731
-        state = drive(TDPartState(query_of_size(100), RerankSettings(strategy="tdpart", tdpart_budget=100)), perfect)
+        settings = RerankSettings.build(strategy="tdpart", tdpart_budget=100)
+        state = drive(TDPartState(query_of_size(100), settings), perfect)
         final = state.final_docids()
         assert sorted(final) == sorted(gains)
         assert [gains[d] for d in final[:10]] == sorted(gains.values(), reverse=True)[:10], trial
@@ -93,7 +94,8 @@ def test_a_head_that_fits_one_window_is_one_window_like_the_sliding_window():
 def test_more_docs_to_settle_than_the_pivot_searches_the_rest_again():
     """Pivot rank 2 settles 2 docs (or a final window's) at a time; 12 are asked for. Unfilled final
     windows and no budget cut: every settled doc is then one perfect answers put there."""
-    settings = RerankSettings(strategy="tdpart", window=6, depth=30, tdpart_pivot=2, tdpart_top_k=12, tdpart_budget=30)
+    settings = RerankSettings.build(strategy="tdpart", window=6, depth=30, tdpart_pivot=2, tdpart_top_k=12,
+                                    tdpart_budget=30)
     gains = {f"d{i}": (i * 7) % 30 for i in range(30)}
     state = TDPartState(query_of_size(30), settings)
     state.plain = True
@@ -105,7 +107,7 @@ def test_more_docs_to_settle_than_the_pivot_searches_the_rest_again():
 def test_tdpart_settings_are_checked():
     for bad in (dict(passes=2), dict(tdpart_pivot=20), dict(tdpart_pivot=0), dict(tdpart_top_k=0),
                 dict(tdpart_budget=5), dict(strategy="quicksort")):
-        settings = RerankSettings(**{"strategy": "tdpart", **bad})
+        settings = RerankSettings.build(**{"strategy": "tdpart", **bad})
         with pytest.raises(InputError):
             settings.check()
 
@@ -175,3 +177,38 @@ def test_passes_with_tdpart_is_exit_2(cli, samples, tmp_path):
                  "-o", tmp_path / "out.trec")
     assert result.returncode == 2 and b"--passes" in result.stderr
     assert not (tmp_path / "out.trec").exists()
+
+
+#: a journal header's settings and a manifest's `settings` as rearank wrote them before tdpart's parameters
+#: moved into its module (captured from that version with the scripted backend): same keys, same order
+HEADER_BEFORE = {"model": "scripted", "prompt": "rearank", "prompt_hash": "8db0dd6d73a50685", "window": 20, "step": 10,
+                 "depth": 30, "passes": 1, "window_schedule": "fixed", "max_tokens": 2048, "temperature": 0.0,
+                 "top_p": 1.0, "seed": 42, "lora": None}
+SETTINGS_BEFORE = {"prompt": "rearank", "window": 20, "step": 10, "depth": 30, "passes": 1, "window_schedule": "fixed",
+                   "max_inflight": None, "strategy": "sliding", "tdpart_pivot": 10, "tdpart_top_k": 10,
+                   "tdpart_budget": 20, "max_tokens": 2048, "temperature": 0.0, "top_p": 1.0, "seed": 42}
+
+
+@pytest.mark.parametrize("strategy", ["sliding", "tdpart"])
+def test_journal_header_and_manifest_keep_their_keys_in_order(samples, tmp_path, strategy):
+    params = {"tdpart_pivot": 5, "tdpart_top_k": 7, "tdpart_budget": 12} if strategy == "tdpart" else {}
+    job = job_for(samples, tmp_path, settings=RerankSettings.build(depth=30, strategy=strategy, **params))
+    manifest = run_rerank(job, backend=ScriptedBackend()).to_json()
+    header, _ = trace_records(job.trace_path())
+    extra = {"strategy": "tdpart", **params} if strategy == "tdpart" else {}
+    assert list(header["settings"].items()) == list({**HEADER_BEFORE, **extra}.items())
+    assert list(manifest["settings"].items()) == list({**SETTINGS_BEFORE, "strategy": strategy, **params}.items())
+    assert list(manifest["strategy"])[: 1 + len(params)] == ["strategy", *params]
+
+
+def test_tdpart_flags_and_config_keys_are_checked(cli, samples, tmp_path):
+    run = samples / "dl19-bm25-top100.trec"
+    base = ["rerank", run, "--candidates", samples / "dl19-bm25-top100.candidates.json.gz", "-o", tmp_path / "o.trec"]
+    config = tmp_path / "tdpart.toml"
+    config.write_text('strategy = "tdpart"\ntdpart-pivot = 25\n')
+    result = cli(*base, "--config", config)
+    assert result.returncode == 2
+    assert b"--tdpart-pivot must be between 1 and the window - 1 (19), got 25" in result.stderr
+    result = cli(*base, "--strategy", "tdpart", "--tdpart-budget", "3")
+    assert result.returncode == 2 and b"--tdpart-budget must be at least --tdpart-pivot (10), got 3" in result.stderr
+    assert not (tmp_path / "o.trec").exists()

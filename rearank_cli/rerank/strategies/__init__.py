@@ -8,6 +8,8 @@ window, best first), `done` says the order is settled, `final_docids()` is the q
 reranked head above the documents beyond `--depth` in their first-stage order). `registry` has them by
 name (`--strategy`), one module each (`sliding`: the paper's bottom-up window, one at a time; `tdpart`:
 top-down partitioning, Parry, MacAvaney and Ganguly, arXiv 2405.14589, a round's windows in parallel).
+A strategy's own parameters are declared in its module (`Strategy.Params`, a `base.StrategyParams`); the
+registry hands their classes to `rearank rerank` (`registry.params_classes`), which makes their flags.
 """
 
 from __future__ import annotations

@@ -5,22 +5,36 @@ only through this interface and `strategies.registry`, never by its name.
 
 How to add a strategy
 ---------------------
-1. Write one module `rearank_cli/rerank/strategies/NAME.py` with a `Strategy` subclass (its `check`,
-   `journal_settings` and `new_state`) and its state machine (a `StrategyState`), and at module level
+1. Write one module `rearank_cli/rerank/strategies/NAME.py` with a `Strategy` subclass (its `check`
+   and `new_state`) and its state machine (a `StrategyState`), and at module level
    `STRATEGY = YourStrategy(name="...", summary="...")`.
-2. Its parameters are fields of `RerankSettings` named `NAME_...` and flags of
-   `settings.rerank.RerankOptions` (flags starting with its name), listed in `params`; `journal_settings`
-   returns them, so a resumed run with other values is refused.
-3. Add the module's dotted path to `registry.STRATEGY_MODULES` and write its tests.
+2. Its own parameters, if any: a `StrategyParams` subclass in the same module whose fields are declared
+   with `settings.base.setting()` (names and flags starting with the strategy's name: `NAME_...`,
+   `--NAME-...`), and `Params` pointing at it. `rearank rerank` gets one flag (and one `--config` key)
+   per field from the registry; read the values with `self.params_of(settings)`. The journal header and the
+   manifest record them, so a resumed run with other values is refused.
+3. Add the module's dotted path to `registry.STRATEGY_MODULES` (or call `registry.register_module`) and
+   write its tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from rearank_cli.errors import InputError
+from rearank_cli.settings.base import Settings, fields
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategyParams(Settings):
+    """Base of a strategy's own parameters (a strategy without any uses it as is). `rearank rerank` lists
+    their flags in `--help` right after `--strategy`."""
+
+    command = "rerank"
+    #: the setting of `rearank rerank` whose flag these parameters' flags follow in `--help`
+    follows: ClassVar[str] = "strategy"
 
 
 class StrategyState(Protocol):
@@ -61,11 +75,21 @@ class Strategy:
     name: str
     #: one line for listings
     summary: str = ""
-    #: the `RerankSettings` fields that are this strategy's own parameters
-    params: tuple[str, ...] = ()
     #: a window's `start`/`end` are positions of the query's list (False: slots of a round, see the
     #: strategy's module), so a journal replays window after window in position order
     positional: bool = True
+    #: the class of the strategy's own parameters (`StrategyParams`: none)
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The names of the strategy's own parameters (as the journal, the manifest and `--config` name them)."""
+        return tuple(field.name for field, _, _ in fields(self.Params))
+
+    def params_of(self, settings: Any) -> StrategyParams:
+        """This strategy's parameters in `settings` (a `plan.RerankSettings`): those given, else the defaults."""
+        given = settings.strategy_params.get(self.name)
+        return given if given is not None else self.Params()
 
     def window_label(self, pass_: int, index: int, start: int, end: int) -> str:
         """How the report names a journaled window."""
@@ -76,11 +100,11 @@ class Strategy:
 
     def journal_settings(self, settings: Any) -> dict[str, Any]:
         """What a journal header records of this strategy (compared on `--resume`); empty for none."""
-        return {"strategy": self.name, **{key: getattr(settings, key) for key in self.params}}
+        return {"strategy": self.name, **self.params_of(settings).as_dict()}
 
     def summary_settings(self, settings: Any) -> dict[str, Any]:
         """The manifest's `strategy` block's settings: the name and the parameters."""
-        return {"strategy": self.name, **{key: getattr(settings, key) for key in self.params}}
+        return {"strategy": self.name, **self.params_of(settings).as_dict()}
 
     def new_state(self, query: Any, settings: Any) -> StrategyState:
         """The state machine of `query` (a `plan.QueryInput`)."""

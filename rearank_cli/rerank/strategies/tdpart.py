@@ -38,7 +38,19 @@ from typing import Any
 
 from rearank_cli.errors import InputError
 from rearank_cli.rerank.plan import QueryInput, RerankSettings, Window
-from rearank_cli.rerank.strategies.base import Strategy, StrategyState, check_window
+from rearank_cli.rerank.strategies.base import Strategy, StrategyParams, StrategyState, check_window
+from rearank_cli.settings.base import setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class TDPartParams(StrategyParams):
+    """Top-down partitioning's own settings: `rearank rerank`'s `--tdpart-*` flags and `--config` keys."""
+
+    tdpart_pivot: int = setting(10, "--tdpart-pivot",
+                                help="With tdpart, the pivot is the doc at this rank of the top window's answer.")
+    tdpart_top_k: int = setting(10, "--tdpart-top-k", help="With tdpart, settle at least this many docs at the top.")
+    tdpart_budget: int = setting(20, "--tdpart-budget",
+                                 help="With tdpart, at most this many candidates go on to the next round.")
 
 
 def partitions(docs: Sequence[str], size: int) -> list[list[str]]:
@@ -64,10 +76,11 @@ class TDPartState:
 
     def __init__(self, query: QueryInput, settings: RerankSettings) -> None:
         self.query = query
+        params = STRATEGY.params_of(settings)
         self.window = settings.window
-        self.pivot_rank = settings.tdpart_pivot
-        self.budget = settings.tdpart_budget
-        self.need = settings.tdpart_top_k
+        self.pivot_rank = params.tdpart_pivot
+        self.budget = params.tdpart_budget
+        self.need = params.tdpart_top_k
         self.head = len(query.hits[: settings.depth])
         self.settled: list[str] = []
         self.pool = [docid for docid, _ in query.hits[: settings.depth]]
@@ -228,23 +241,32 @@ class TDPartState:
 
 @dataclass(frozen=True, kw_only=True)
 class TDPart(Strategy):
-    """Top-down partitioning (the module docstring); its parameters are `tdpart_pivot`, `tdpart_top_k` and
-    `tdpart_budget`, which its journals record."""
+    """Top-down partitioning (the module docstring); its parameters are `TDPartParams`, which its journals
+    record."""
+
+    Params = TDPartParams
+
+    def params_of(self, settings: Any) -> TDPartParams:
+        """The tdpart parameters of `settings` (given, else the defaults)."""
+        params = super().params_of(settings)
+        assert isinstance(params, TDPartParams)
+        return params
 
     def check(self, settings: Any) -> None:
         """One pass, a pivot inside the window, a top-k of at least one, a budget of at least the pivot."""
         check_window(settings.window)
+        params = self.params_of(settings)
         if settings.passes != 1:
             raise InputError("--passes repeats the sliding window; --strategy tdpart settles the top once "
                              "(drop --passes or use --strategy sliding)")
-        if not 1 <= settings.tdpart_pivot <= settings.window - 1:
+        if not 1 <= params.tdpart_pivot <= settings.window - 1:
             raise InputError(f"--tdpart-pivot must be between 1 and the window - 1 ({settings.window - 1}), "
-                             f"got {settings.tdpart_pivot}")
-        if settings.tdpart_top_k < 1:
-            raise InputError(f"--tdpart-top-k must be at least 1, got {settings.tdpart_top_k}")
-        if settings.tdpart_budget < settings.tdpart_pivot:
-            raise InputError(f"--tdpart-budget must be at least --tdpart-pivot ({settings.tdpart_pivot}), "
-                             f"got {settings.tdpart_budget}")
+                             f"got {params.tdpart_pivot}")
+        if params.tdpart_top_k < 1:
+            raise InputError(f"--tdpart-top-k must be at least 1, got {params.tdpart_top_k}")
+        if params.tdpart_budget < params.tdpart_pivot:
+            raise InputError(f"--tdpart-budget must be at least --tdpart-pivot ({params.tdpart_pivot}), "
+                             f"got {params.tdpart_budget}")
 
     def window_label(self, pass_: int, index: int, start: int, end: int) -> str:
         """The round and the window's place in it."""
@@ -256,5 +278,5 @@ class TDPart(Strategy):
 
 
 STRATEGY = TDPart(name="tdpart", summary="Top-down partitioning: fewer windows, those of one round in parallel.",
-                  params=("tdpart_pivot", "tdpart_top_k", "tdpart_budget"), positional=False)
+                  positional=False)
 
