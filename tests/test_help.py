@@ -11,8 +11,8 @@ from rearank_cli.cli import run
 from rearank_cli.commands import COMMANDS
 
 NAMES = [name for name, _ in COMMANDS]
-#: an argument in a usage line: `RUN`, `[RUN]` (optional), `CORPUS...` (several), `TRAIN.jsonl`
-USAGE_ARGUMENT = re.compile(r"^(\[[A-Z][A-Za-z.]*\]|[A-Z][A-Za-z.]*)(\.\.\.)?$")
+#: an argument in a usage line: `RUN`, `[RUN]` (optional), `CORPUS...` (several), `TRAIN.jsonl`, `[NAME|FILE]`
+USAGE_ARGUMENT = re.compile(r"^(\[[A-Z][A-Za-z.|]*\]|[A-Z][A-Za-z.|]*)(\.\.\.)?$")
 
 
 def help_of(name: str, capsys) -> str:
@@ -46,6 +46,7 @@ def test_every_command_names_its_arguments_in_capitals(capsys):
         "retrieve": "Usage: rearank retrieve [OPTIONS]",
         "augment": "Usage: rearank augment [OPTIONS] RUN",
         "rerank": "Usage: rearank rerank [OPTIONS] [RUN]",
+        "prompt": "Usage: rearank prompt [OPTIONS] [ACTION] [NAME|FILE|RUN]",
         "merge": "Usage: rearank merge [OPTIONS] SHARDS...",
         "train": "Usage: rearank train [OPTIONS] TRAIN.jsonl",
         "eval": "Usage: rearank eval [OPTIONS] RUN...",

@@ -77,7 +77,7 @@ def test_doctor_json_is_its_record(cli, tmp_path):
     assert done.returncode == (0 if record.ready else 1)
 
 
-JOBS = ("index", "retrieve", "augment", "rerank", "merge", "train", "eval", "report", "doctor")
+JOBS = ("index", "retrieve", "augment", "rerank", "merge", "train", "eval", "report", "doctor", "prompt", "dryrun")
 
 
 @pytest.mark.parametrize("name", JOBS)
@@ -94,10 +94,10 @@ def test_every_job_has_one_entry_point_of_one_shape(name):
     assert list(signature.parameters) == ["options", "context"]
     assert signature.parameters["context"].annotation == "JobContext"
     assert signature.parameters["options"].annotation.endswith("Options")
-    module = {"index": "retrieve", "merge": "rerank"}.get(name, name)
+    module = {"index": "retrieve", "merge": "rerank", "dryrun": "rerank"}.get(name, name)
     tree = ast.parse((ROOT / "rearank_cli" / "commands" / f"{module}.py").read_text())
     imported = {(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                 for alias in node.names if (node.module or "").startswith("rearank_cli.jobs")}
-    assert (f"rearank_cli.jobs.{name}", "run") in imported
+    assert any(item == (f"rearank_cli.jobs.{name}", "run") for item in imported)
     assert {item for item in imported if item[0] not in ("rearank_cli.jobs.context",)} <= {
         (f"rearank_cli.jobs.{job}", "run") for job in JOBS}

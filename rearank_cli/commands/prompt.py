@@ -12,6 +12,7 @@ from rearank_cli.settings.prompt import PromptOptions
 def prompt(options: PromptOptions, config: ConfigFile | None = None) -> None:
     """List the prompt families, show one (a name or a template FILE.yaml), or print the exact messages of
     one window of a run (`render RUN`)."""
-    from rearank_cli.jobs.prompt import run_prompt
+    from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.prompt import run
 
-    run_prompt(options)
+    run(options, JobContext())

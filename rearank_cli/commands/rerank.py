@@ -18,12 +18,14 @@ def rerank(options: RerankOptions, vllm: VllmOptions, hf: HfOptions, openai: Ope
     """Rerank a TREC run with an LLM listwise reranker (REARANK), window by window: a sliding window or
     top-down partitioning (--strategy)."""
     from rearank_cli.jobs.context import JobContext
+    from rearank_cli.jobs.dryrun import run as run_dry
     from rearank_cli.jobs.rerank import run
 
     if vllm.max_lora_rank is not None and not options.lora:  # given for the vllm backend while another runs
         raise InputError("--max-lora-rank needs --lora")
     backend: BackendOptions = next(g for g in (vllm, hf, openai) if isinstance(g, BACKENDS[options.backend]))
-    run(options, JobContext(config=config, backend=backend, strategy_params=strategy_params))
+    context = JobContext(config=config, backend=backend, strategy_params=strategy_params)
+    (run_dry if options.dry_run else run)(options, context)
 
 
 @command(MergeOptions, config=False)

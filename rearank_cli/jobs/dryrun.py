@@ -17,11 +17,19 @@ from typing import IO, Any
 
 from rearank_cli.api import with_tokenizer
 from rearank_cli.backends.base import Message, template_args
-from rearank_cli.jobs.rerank import RerankJob, check_model_files
+from rearank_cli.jobs.context import JobContext
+from rearank_cli.jobs.rerank import RerankJob, check_model_files, job_of
 from rearank_cli.rerank.dryrun import Counter, DryRun, dry_run
 from rearank_cli.rerank.inputs import parse_shard, stream_inputs
+from rearank_cli.settings.rerank import RerankOptions
 
 log = logging.getLogger("rearank")
+
+
+def run(options: RerankOptions, context: JobContext) -> DryRun:
+    """`rearank rerank --dry-run`: print what the run `options` describe would ask (windows, prompt tokens,
+    the bound on generated tokens); nothing is loaded, sent or written."""
+    return run_dry(job_of(options, context))
 
 
 def run_dry(job: RerankJob, out: IO[str] | None = None) -> DryRun:

@@ -11,6 +11,7 @@ from typing import IO, Any
 from rearank_cli.api import with_tokenizer
 from rearank_cli.backends.base import Message
 from rearank_cli.errors import InputError
+from rearank_cli.jobs.context import JobContext
 from rearank_cli.prompts import PromptFamily, families, get_family
 from rearank_cli.prompts.template import TemplateFamily
 from rearank_cli.rerank.dryrun import simulate
@@ -21,6 +22,11 @@ from rearank_cli.settings.prompt import PromptOptions
 #: the passage texts `show` fills an example window with
 EXAMPLE_QUERY = "{query}"
 EXAMPLE_PASSAGES = ("{passage 1}", "{passage 2}")
+
+
+def run(options: PromptOptions, context: JobContext) -> None:
+    """`rearank prompt`: list the families, show one, or print one window's messages (stdout)."""
+    run_prompt(options)
 
 
 def run_prompt(options: PromptOptions, out: IO[str] | None = None) -> None:

@@ -285,17 +285,24 @@ def _manifest(job: RerankJob, inputs: StreamedInputs, result: RerankResult, back
     )
 
 
-def run(options: RerankOptions, context: JobContext) -> RerankManifest | None:
+def run(options: RerankOptions, context: JobContext) -> RerankManifest:
     """`rearank rerank`: rerank the run `options` name with the backend settings in `context.backend` (the
-    defaults of `options.backend` when None); returns the manifest, after `check_complete` (None for
-    `--dry-run`, which prints what the run would ask and writes nothing)."""
+    defaults of `options.backend` when None); returns the manifest, after `check_complete`. `--dry-run` is
+    `jobs.dryrun.run`."""
+    manifest = run_rerank(job_of(options, context))
+    check_complete(manifest)
+    return manifest
+
+
+def job_of(options: RerankOptions, context: JobContext) -> RerankJob:
+    """The rerank job `options` and `context` describe (settings resolved, backend options checked)."""
     from rearank_cli.settings.backends import BACKENDS, VllmOptions
 
     settings = RerankSettings.from_options(options, context.strategy_params)
     backend = context.backend if context.backend is not None else BACKENDS[options.backend]()
     if isinstance(backend, VllmOptions) and backend.max_lora_rank is not None and not options.lora:
         raise InputError("--max-lora-rank needs --lora")
-    job = RerankJob(
+    return RerankJob(
         run=options.run, output=options.output, model=options.model, backend=options.backend,
         backend_options=backend.backend_kwargs(options), settings=settings, topics=options.topics,
         corpus=options.corpus, candidates=options.candidates, trace=options.trace, manifest=options.manifest,
@@ -304,14 +311,6 @@ def run(options: RerankOptions, context: JobContext) -> RerankManifest | None:
         skip_missing=options.skip_missing, lora=options.lora,
         recorded=recorded_settings(options, settings, backend, context.strategy_params), config=context.config,
     )
-    if options.dry_run:
-        from rearank_cli.jobs.dryrun import run_dry
-
-        run_dry(job)
-        return None
-    manifest = run_rerank(job)
-    check_complete(manifest)
-    return manifest
 
 
 def recorded_settings(options: RerankOptions, settings: RerankSettings, backend: BackendOptions,
