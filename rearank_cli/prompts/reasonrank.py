@@ -6,7 +6,8 @@ instruction, the passages as `[i] text` lines, the closing instruction. Each pas
 and cut to `passage_tokens` tokens of the model's own tokenizer (the dataset's budget in the authors'
 `DOC_MAXLEN`: 100 for TREC DL and BEIR, 512 for BRIGHT and R2MED). The answer is read from the first
 `<think>...</think> <answer>...</answer>` (tags in any case), else from after the last `<answer>`, else from
-the whole text; then as rank_llm reads ids (`rankllm_rules`), without its look-alike digit map. The strings are exact.
+the whole text; then as rank_llm reads ids (`rankllm.read_ids`), without its look-alike digit map. The
+strings are exact.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rearank_cli.backends.base import Message
-from rearank_cli.parse import ParseFlags
+from rearank_cli.parse import ParseFlags, fill_order
 from rearank_cli.prompts.base import Decoding, PromptFamily
-from rearank_cli.prompts.rankllm_rules import answer_ids, fill, fix_prompt, fix_text, replace_number
+from rearank_cli.prompts.rankllm import fix_prompt, fix_text, read_ids, replace_number
 from rearank_cli.settings.base import Settings, setting
 
 SYSTEM = (
@@ -83,7 +84,7 @@ class ReasonRank(PromptFamily):
             span = text.split("<answer>")[-1]
         else:
             span = text
-        return fill(answer_ids(span, map_digits=False), size, text)
+        return fill_order(read_ids(span, map_digits=False) or (), size, text)
 
     def hash_parts(self) -> list[str]:
         """The prompt strings and the answer pattern (the token budget is a parameter, hashed with them)."""
