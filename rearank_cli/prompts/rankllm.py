@@ -12,7 +12,7 @@ RankLLM's `receive_permutation` does. ftfy is imported only when a passage is cl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from string import Formatter
 from typing import Any
@@ -161,6 +161,24 @@ def fix_prompt(messages: Sequence[Message]) -> list[Message]:
 def identifier(rank: int, use_alpha: bool = False) -> str:
     """A passage's identifier: its 1-based rank, or the letter of that rank (RankLLM's `use_alpha`: A, B, ...)."""
     return chr(ALPHA_START + rank) if use_alpha else str(rank)
+
+
+def answer_text(size: int, use_alpha: bool = False) -> str:
+    """The answer `[1] > [2] > ... > [size]` whose tokens RankLLM sets aside in its prompt-length loop."""
+    return " > ".join(f"[{identifier(rank, use_alpha)}]" for rank in range(1, size + 1))
+
+
+def fit_words(render_at: Callable[[float], list[Message]], prompt_tokens: Callable[[list[Message]], int],
+              budget: int, words: float, size: int) -> list[Message]:
+    """RankLLM's prompt-length loop for a local model (`create_prompt`): the window rendered at `words` words
+    a passage (`render_at`); while its prompt's tokens exceed `budget` (the context size less the answer's
+    tokens), every passage loses `max(1, excess // (4 * size))` words and the window is rendered again. It
+    stops at one word a passage (RankLLM's loop has no floor)."""
+    messages = render_at(words)
+    while (tokens := prompt_tokens(messages)) > budget and int(words) > 1:
+        words -= max(1, (tokens - budget) // (max(size, 1) * 4))
+        messages = render_at(words)
+    return messages
 
 
 def render(template: Mapping[str, Any], query: str, passages: Sequence[str],

@@ -12,7 +12,7 @@ are rendered by `rankllm.render`, the renderer of RankLLM template files.
 A `SingleTurn` family with `context_tokens` also does what rank_llm's `create_prompt` does for a local
 model: while the chat-templated prompt (model's tokenizer and chat template) is longer than
 `context_tokens` minus the tokens of the answer `[1] > [2] > ... > [size]`, it lowers the word budget by
-`max(1, excess // (4 * size))` and renders the window again.
+`max(1, excess // (4 * size))` and renders the window again (`rankllm.fit_words`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Protocol, cast
 from rearank_cli.backends.base import Message
 from rearank_cli.parse import ParseFlags
 from rearank_cli.prompts.base import PromptFamily
-from rearank_cli.prompts.rankllm import clean_passage, fix_prompt, parse_answer
+from rearank_cli.prompts.rankllm import answer_text, clean_passage, fit_words, fix_prompt, parse_answer
 from rearank_cli.prompts.rankllm import render as render_template
 from rearank_cli.settings.base import Settings, setting
 
@@ -101,15 +101,12 @@ class SingleTurn(RankLLMChat):
         """The system message (if any) and the one user turn of a window of raw passage texts, with passages
         shortened as rank_llm's prompt-length loop shortens them when the family has `context_tokens`."""
         words = self.words(len(passages))
-        messages = self.render(query, passages, words, max_chars)
         if self.context_tokens is None:
-            return messages
+            return self.render(query, passages, words, max_chars)
         tokenizer = cast(ChatTokenizer, self.require_tokenizer())
         budget = self.context_tokens - self.answer_tokens(tokenizer, len(passages))
-        while (tokens := self.prompt_tokens(tokenizer, messages)) > budget and int(words) > 1:
-            words -= max(1, (tokens - budget) // (len(passages) * 4))
-            messages = self.render(query, passages, words, max_chars)
-        return messages
+        return fit_words(lambda cut: self.render(query, passages, cut, max_chars),
+                         lambda shown: self.prompt_tokens(tokenizer, shown), budget, words, len(passages))
 
     def render(self, query: str, passages: Sequence[str], words: float, max_chars: int | None) -> list[Message]:
         """The messages of a window whose passages are cut to `words` words (and `max_chars` characters)."""
@@ -125,7 +122,7 @@ class SingleTurn(RankLLMChat):
 
     def answer_tokens(self, tokenizer: ChatTokenizer, size: int) -> int:
         """Tokens of the answer `[1] > [2] > ... > [size]` as rank_llm counts them."""
-        answer = " > ".join(f"[{i}]" for i in range(1, size + 1))
+        answer = answer_text(size)
         if self.answer_tokens_minus_one:
             return len(tokenizer.encode(answer)) - 1
         return len(tokenizer.encode(answer, add_special_tokens=False))
