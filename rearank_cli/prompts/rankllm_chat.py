@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 
 from rearank_cli.backends.base import Message
 from rearank_cli.parse import ParseFlags
-from rearank_cli.prompts.base import PromptFamily
+from rearank_cli.prompts.base import Decoding, PromptFamily
 from rearank_cli.prompts.rankllm import answer_text, clean_passage, fit_words, fix_prompt, parse_answer
 from rearank_cli.prompts.rankllm import render as render_template
 from rearank_cli.settings.base import Settings, setting
@@ -137,6 +137,14 @@ class SingleTurn(RankLLMChat):
         """The template strings, how the word budget scales and the prompt-length loop's context."""
         return [self.system or "", self.prefix, self.body, self.suffix, str(self.scale_words),
                 str(self.context_tokens), str(self.answer_tokens_minus_one)]
+
+
+def rankllm_model(name: str, summary: str, system: str, thinking: bool, max_tokens: int) -> SingleTurn:
+    """A model rank_llm prompts with `system` and its shared `PREFIX` and `SUFFIX`: 300 words a passage, the
+    prompt-length loop at 4096 tokens, `enable_thinking` passed to the chat template, greedy decoding."""
+    return SingleTurn(name=name, summary=summary, system=system, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
+                      context_tokens=4096, needs_tokenizer=True, chat_template_kwargs={"enable_thinking": thinking},
+                      decoding=Decoding(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
 
 
 @dataclass(frozen=True, kw_only=True)
