@@ -3,12 +3,11 @@ at e6d3ab4, prompt mode `rank_GPT_reasoning` as `run_rank_llm.py` sets it up.
 
 One system message (the reasoning system prompt of `listwise_prompt_r1.toml`) and one user turn: the
 instruction (rank_llm's, `rankllm_chat.PREFIX`), the passages as `[i] text` lines, the closing instruction.
-Each passage is mended with ftfy
-and cut to `passage_tokens` tokens of the model's own tokenizer (the dataset's budget in the authors'
-`DOC_MAXLEN`: 100 for TREC DL and BEIR, 512 for BRIGHT and R2MED). The answer is read from the first
-`<think>...</think> <answer>...</answer>` (tags in any case), else from after the last `<answer>`, else from
-the whole text; then as rank_llm reads ids (`rankllm.read_ids`), without its look-alike digit map. The
-strings are exact.
+Each passage is mended with ftfy and cut to `passage_tokens` tokens of the model's own tokenizer (the
+dataset's budget in the authors' `DOC_MAXLEN`: 100 for TREC DL and BEIR, 512 for BRIGHT and R2MED). The answer
+is read from the first `<think>...</think> <answer>...</answer>` (tags in any case), else from after the last
+`<answer>`, else from the whole text; then as rank_llm reads ids (`rankllm.read_ids`), without its look-alike
+digit map. The strings are exact.
 """
 
 from __future__ import annotations
