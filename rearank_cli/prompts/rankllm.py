@@ -1,12 +1,16 @@
-"""RankLLM's prompt template format and answer parser (castorini/rank_llm, commit 1b3cabb), as pure functions.
+"""RankLLM's prompt template format, passage rules and answer parser (castorini/rank_llm, commit 1b3cabb), as
+pure functions: the one copy the presets that follow RankLLM (`prompts.rankllm_chat`) and template files
+(`prompts.template`) share.
 
 A RankLLM template is a YAML mapping: `method` (`singleturn_listwise` or `multiturn_listwise` for listwise
 rerankers), the message sections (`system_message`, `prefix`, `body`, `suffix`; or `prefix_user`,
 `prefix_assistant`, `body_user`, `body_assistant`, `suffix_user`) with `str.format` placeholders, and two
 regex keys (`output_validation_regex`, `output_extraction_regex`) that RankLLM stores but never applies.
 `check_template` refuses what RankLLM would refuse and every placeholder it would not fill; `render` builds
-the chat messages RankLLM's inference handlers build for one window; `parse_answer` reads an answer as
-RankLLM's `receive_permutation` does. ftfy is imported only when a passage is cleaned.
+the chat messages RankLLM's inference handlers build for one window; `clean_passage` cleans a passage as
+RankLLM does (ftfy, a word cut, `[n]` made `(n)`), `fix_prompt` mends messages as its `fix_text` over a
+chat-templated prompt does, `fit_words` is its prompt-length loop; `parse_answer` reads an answer as
+RankLLM's `receive_permutation` does. ftfy is imported only when text is mended.
 """
 
 from __future__ import annotations
