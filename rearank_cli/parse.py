@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -70,15 +71,18 @@ def parse_ranking(text: str, size: int) -> tuple[list[int], ParseFlags]:
     Ids are 1-based in the text. The first occurrence of an id counts; ids outside the window
     are dropped; passages the model left out follow in their current order.
     """
-    flags = ParseFlags(
-        answer_tag="<answer>" in text,
-        answer_closed="</answer>" in text,
-        think_closed="</think>" in text,
-    )
+    return fill_order(answer_numbers(answer_span(text)), size, text)
+
+
+def fill_order(numbers: Iterable[int], size: int, text: str) -> tuple[list[int], ParseFlags]:
+    """The permutation of `range(size)` that the 1-based `numbers` give and the flags of `text`: the first
+    occurrence of an id counts, ids outside the window are dropped, passages left out follow in order."""
+    flags = ParseFlags(answer_tag="<answer>" in text, answer_closed="</answer>" in text,
+                       think_closed="</think>" in text)
     flags.truncated = not flags.answer_closed
     order: list[int] = []
     placed = [False] * size
-    for number in answer_numbers(answer_span(text)):
+    for number in numbers:
         flags.ids_found += 1
         index = number - 1
         if not 0 <= index < size:

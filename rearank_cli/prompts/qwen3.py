@@ -9,8 +9,7 @@ are read after the last `</think>`. The strings are exact.
 
 from __future__ import annotations
 
-from rearank_cli.prompts.base import Decoding
-from rearank_cli.prompts.rankllm_chat import PREFIX, SUFFIX, SingleTurn
+from rearank_cli.prompts.rankllm_chat import rankllm_model
 
 SYSTEM = (
     "You are RankLLM, an intelligent assistant that can rank passages based on their relevancy to the "
@@ -44,11 +43,8 @@ SYSTEM = (
     "No other text or explanation should be present in the final output, only the list of ranks.\n"
 )
 
-FAMILY = SingleTurn(
-    name="qwen3",
-    summary="A zero-shot thinking model (Qwen3) as rank_llm renders qwen_thinking_template.yaml (1b3cabb).",
-    system=SYSTEM, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
-    context_tokens=4096, needs_tokenizer=True,
-    chat_template_kwargs={"enable_thinking": True},
-    decoding=Decoding(max_tokens=10090, temperature=0.0, top_p=1.0),
+FAMILY = rankllm_model(
+    "qwen3",
+    "A zero-shot thinking model (Qwen3) as rank_llm renders qwen_thinking_template.yaml (1b3cabb).",
+    SYSTEM, thinking=True, max_tokens=10090,
 )

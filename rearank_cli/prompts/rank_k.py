@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from rearank_cli.parse import ParseFlags
 from rearank_cli.prompts.base import Decoding
+from rearank_cli.prompts.rankllm import parse_answer
 from rearank_cli.prompts.rankllm_chat import SingleTurn
-from rearank_cli.prompts.rankllm_rules import parse_after_think
 
 PREFIX = (
     "Determine a ranking of the passages based on how relevant they are to the query. \n"
@@ -39,7 +39,7 @@ class RankK(SingleTurn):
 
     def parse(self, text: str, size: int) -> tuple[list[int], ParseFlags]:
         """The ids of the answer's last line (after stripping it), read as rank_llm reads them."""
-        order, flags = parse_after_think(text.strip().split("\n")[-1], size)
+        order, flags = parse_answer(text.strip().split("\n")[-1], size)
         flags.think_closed = "</think>" in text
         return order, flags
 

@@ -1,24 +1,28 @@
-"""RankLLM's prompt template format and answer parser (castorini/rank_llm, commit 1b3cabb), as pure functions.
+"""RankLLM's prompt template format, passage rules and answer parser (castorini/rank_llm, commit 1b3cabb), as
+pure functions: the one copy the presets that follow RankLLM (`prompts.rankllm_chat`) and template files
+(`prompts.template`) share.
 
 A RankLLM template is a YAML mapping: `method` (`singleturn_listwise` or `multiturn_listwise` for listwise
 rerankers), the message sections (`system_message`, `prefix`, `body`, `suffix`; or `prefix_user`,
 `prefix_assistant`, `body_user`, `body_assistant`, `suffix_user`) with `str.format` placeholders, and two
 regex keys (`output_validation_regex`, `output_extraction_regex`) that RankLLM stores but never applies.
 `check_template` refuses what RankLLM would refuse and every placeholder it would not fill; `render` builds
-the chat messages RankLLM's inference handlers build for one window; `parse_answer` reads an answer as
-RankLLM's `receive_permutation` does. ftfy is imported only when a passage is cleaned.
+the chat messages RankLLM's inference handlers build for one window; `clean_passage` cleans a passage as
+RankLLM does (ftfy, a word cut, `[n]` made `(n)`), `fix_prompt` mends messages as its `fix_text` over a
+chat-templated prompt does, `fit_words` is its prompt-length loop; `parse_answer` reads an answer as
+RankLLM's `receive_permutation` does. ftfy is imported only when text is mended.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from string import Formatter
 from typing import Any
 
 from rearank_cli.backends.base import Message
-from rearank_cli.parse import ParseFlags
+from rearank_cli.parse import ParseFlags, fill_order
 
 #: the listwise methods rearank runs; RankLLM's other methods (pointwise, pairwise, rankfid) are refused
 LISTWISE_METHODS = ("singleturn_listwise", "multiturn_listwise")
@@ -132,27 +136,53 @@ def replace_number(text: str) -> str:
     return _BRACKETED.sub(r"(\1)", text)
 
 
-def fix_text(text: str) -> str:
-    """ftfy's `fix_text` (mojibake and other broken Unicode repaired), imported when first needed."""
+def fix_text(text: str, unescape_html: bool = True) -> str:
+    """ftfy's `fix_text` (mojibake and other broken Unicode repaired; HTML entities decoded unless the text
+    holds `<` or `unescape_html` is False), imported when first needed."""
     from ftfy import fix_text as ftfy_fix_text
 
-    return str(ftfy_fix_text(text))
+    return str(ftfy_fix_text(text) if unescape_html else ftfy_fix_text(text, unescape_html=False))
 
 
-def cut_words(text: str, words: int) -> str:
-    """The first `words` whitespace-separated words, joined by single spaces."""
-    return " ".join(text.split()[:words])
+def cut_words(text: str, words: float) -> str:
+    """The first `int(words)` whitespace-separated words, joined by single spaces."""
+    return " ".join(text.split()[: int(words)])
 
 
-def clean_passage(text: str, words: int = DEFAULT_PASSAGE_WORDS) -> str:
+def clean_passage(text: str, words: float = DEFAULT_PASSAGE_WORDS) -> str:
     """One passage as RankLLM puts it in a prompt: stripped, repaired by ftfy, cut to its first `words` words
     (whitespace collapsed), `[n]` made `(n)`."""
     return replace_number(cut_words(fix_text(text.strip()), words))
 
 
+def fix_prompt(messages: Sequence[Message]) -> list[Message]:
+    """The messages as they read after RankLLM's `fix_text` over a local model's chat-templated prompt: ftfy
+    stops decoding HTML entities from the first line holding `<` on, and a chat template that opens with a
+    `<` marker (Qwen's, Zephyr's) makes that the whole prompt, so each message is mended without it."""
+    return [{**message, "content": fix_text(message["content"], unescape_html=False)} for message in messages]
+
+
 def identifier(rank: int, use_alpha: bool = False) -> str:
     """A passage's identifier: its 1-based rank, or the letter of that rank (RankLLM's `use_alpha`: A, B, ...)."""
     return chr(ALPHA_START + rank) if use_alpha else str(rank)
+
+
+def answer_text(size: int, use_alpha: bool = False) -> str:
+    """The answer `[1] > [2] > ... > [size]` whose tokens RankLLM sets aside in its prompt-length loop."""
+    return " > ".join(f"[{identifier(rank, use_alpha)}]" for rank in range(1, size + 1))
+
+
+def fit_words(render_at: Callable[[float], list[Message]], prompt_tokens: Callable[[list[Message]], int],
+              budget: int, words: float, size: int) -> list[Message]:
+    """RankLLM's prompt-length loop for a local model (`create_prompt`): the window rendered at `words` words
+    a passage (`render_at`); while its prompt's tokens exceed `budget` (the context size less the answer's
+    tokens), every passage loses `max(1, excess // (4 * size))` words and the window is rendered again. It
+    stops at one word a passage (RankLLM's loop has no floor)."""
+    messages = render_at(words)
+    while (tokens := prompt_tokens(messages)) > budget and int(words) > 1:
+        words -= max(1, (tokens - budget) // (max(size, 1) * 4))
+        messages = render_at(words)
+    return messages
 
 
 def render(template: Mapping[str, Any], query: str, passages: Sequence[str],
@@ -209,14 +239,17 @@ def _multi_turn(template: Mapping[str, Any], query: str, passages: Sequence[str]
     return messages
 
 
-def answer_ids(text: str, use_alpha: bool = False) -> list[int] | None:
-    """The numbers RankLLM reads from an answer: what follows the last `</think>` (stripped), fake digits
-    made ASCII, every other non-digit a space; None where `int()` rejects one of them (RankLLM then keeps
-    the window's order). With `use_alpha`, every letter is its number instead (A = 1; letters next to each
-    other run together, as their numbers do in RankLLM) and everything else a space."""
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[-1].strip()
-    text = text.translate(_FAKE_TABLE)
+def after_think(text: str) -> str:
+    """What RankLLM reads an answer from: the text after the last `</think>` (stripped), or all of it."""
+    return text.rsplit("</think>", 1)[-1].strip() if "</think>" in text else text
+
+
+def read_ids(span: str, use_alpha: bool = False, map_digits: bool = True) -> list[int] | None:
+    """The numbers of an answer span: fake digits made ASCII (unless `map_digits` is False, as in
+    ReasonRank's copy of the parser), every other non-digit a space; None where `int()` rejects one of them
+    (RankLLM then keeps the window's order). With `use_alpha`, every letter is its number instead (A = 1;
+    letters next to each other run together, as their numbers do in RankLLM) and everything else a space."""
+    text = span.translate(_FAKE_TABLE) if map_digits else span
     if use_alpha:
         spaced = "".join(str(ord(char) - ALPHA_START) if char.isalpha() else " " for char in text)
     else:
@@ -227,27 +260,14 @@ def answer_ids(text: str, use_alpha: bool = False) -> list[int] | None:
         return None
 
 
+def answer_ids(text: str, use_alpha: bool = False) -> list[int] | None:
+    """The numbers RankLLM reads from an answer: those of what follows the last `</think>` (`read_ids`)."""
+    return read_ids(after_think(text), use_alpha)
+
+
 def parse_answer(text: str, size: int, use_alpha: bool = False) -> tuple[list[int], ParseFlags]:
     """An answer as a permutation of `range(size)`, as RankLLM's `receive_permutation` makes it: ids are
     1-based (letters with `use_alpha`), the first mention counts, ids outside the window are dropped, the
-    passages left out follow in their current order; an answer holding a number `int()` rejects keeps the
-    window's order."""
-    flags = ParseFlags(answer_tag="<answer>" in text, answer_closed="</answer>" in text,
-                       think_closed="</think>" in text)
-    flags.truncated = not flags.answer_closed
-    ids = answer_ids(text, use_alpha)
-    order: list[int] = []
-    placed = [False] * size
-    for number in ids or []:
-        flags.ids_found += 1
-        index = number - 1
-        if not 0 <= index < size:
-            flags.out_of_range += 1
-        elif placed[index]:
-            flags.duplicated += 1
-        else:
-            placed[index] = True
-            order.append(index)
-    rest = [i for i in range(size) if not placed[i]]
-    flags.missing = len(rest)
-    return order + rest, flags
+    passages left out follow in their current order (`parse.fill_order`); an answer holding a number `int()`
+    rejects keeps the window's order."""
+    return fill_order(answer_ids(text, use_alpha) or (), size, text)

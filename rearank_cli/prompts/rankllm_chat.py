@@ -3,15 +3,16 @@ follow rank_llm exactly (the strings themselves live in each family's module).
 
 `SingleTurn`: an optional system message and one user turn made of `prefix`, one `body` per passage and
 `suffix` (`singleturn_listwise`); the messages are then mended as rank_llm mends the chat-templated
-prompt of a local model (`rankllm_rules.fix_prompt`). `MultiTurn`: system message, an instruction with an
+prompt of a local model (`rankllm.fix_prompt`). `MultiTurn`: system message, an instruction with an
 assistant's reply, one user turn per passage each answered by an assistant turn, and a closing instruction
 (`multiturn_listwise`), sent as is. Placeholders: `{query}`, `{num}` (prefix, suffix), `{rank}`,
-`{candidate}` (body). Passages are cut to `passage_words` words (`rankllm_rules.passage_words`).
+`{candidate}` (body). Passages are cut to `passage_words` words (`rankllm.clean_passage`); both shapes
+are rendered by `rankllm.render`, the renderer of RankLLM template files.
 
 A `SingleTurn` family with `context_tokens` also does what rank_llm's `create_prompt` does for a local
 model: while the chat-templated prompt (model's tokenizer and chat template) is longer than
 `context_tokens` minus the tokens of the answer `[1] > [2] > ... > [size]`, it lowers the word budget by
-`max(1, excess // (4 * size))` and renders the window again.
+`max(1, excess // (4 * size))` and renders the window again (`rankllm.fit_words`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any, Protocol, cast
 
 from rearank_cli.backends.base import Message
 from rearank_cli.parse import ParseFlags
-from rearank_cli.prompts.base import PromptFamily
-from rearank_cli.prompts.rankllm_rules import fix_prompt, parse_after_think, passage_words, replace_number
+from rearank_cli.prompts.base import Decoding, PromptFamily
+from rearank_cli.prompts.rankllm import answer_text, clean_passage, fit_words, fix_prompt, parse_answer
+from rearank_cli.prompts.rankllm import render as render_template
 from rearank_cli.settings.base import Settings, setting
 
 #: the instruction and closing instruction rank_llm's listwise templates share (`{num}`, `{query}`)
@@ -74,12 +76,12 @@ class RankLLMChat(PromptFamily):
     def clean(self, text: str, max_chars: int | None = None, size: int = 20) -> str:
         """One passage as rank_llm shows it in a window of `size` (cut to `max_chars` characters too when the
         context guard asks)."""
-        content = passage_words(text, self.words(size))
+        content = clean_passage(text, self.words(size))
         return content if max_chars is None else content[:max_chars]
 
     def parse(self, text: str, size: int) -> tuple[list[int], ParseFlags]:
-        """rank_llm's reading: the ids after the last `</think>`, filled (`rankllm_rules.fill`)."""
-        return parse_after_think(text, size)
+        """rank_llm's reading: the ids after the last `</think>`, filled (`rankllm.parse_answer`)."""
+        return parse_answer(text, size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,29 +101,28 @@ class SingleTurn(RankLLMChat):
         """The system message (if any) and the one user turn of a window of raw passage texts, with passages
         shortened as rank_llm's prompt-length loop shortens them when the family has `context_tokens`."""
         words = self.words(len(passages))
-        messages = self.render(query, passages, words, max_chars)
         if self.context_tokens is None:
-            return messages
+            return self.render(query, passages, words, max_chars)
         tokenizer = cast(ChatTokenizer, self.require_tokenizer())
         budget = self.context_tokens - self.answer_tokens(tokenizer, len(passages))
-        while (tokens := self.prompt_tokens(tokenizer, messages)) > budget and int(words) > 1:
-            words -= max(1, (tokens - budget) // (len(passages) * 4))
-            messages = self.render(query, passages, words, max_chars)
-        return messages
+        return fit_words(lambda cut: self.render(query, passages, cut, max_chars),
+                         lambda shown: self.prompt_tokens(tokenizer, shown), budget, words, len(passages))
 
     def render(self, query: str, passages: Sequence[str], words: float, max_chars: int | None) -> list[Message]:
         """The messages of a window whose passages are cut to `words` words (and `max_chars` characters)."""
-        query, num = replace_number(query), len(passages)
-        cut = [passage_words(text, words) for text in passages]
-        body = "".join(self.body.format(rank=i, candidate=text if max_chars is None else text[:max_chars])
-                       for i, text in enumerate(cut, 1))
-        user = self.prefix.format(num=num, query=query) + body + self.suffix.format(num=num, query=query)
-        system = [{"role": "system", "content": self.system}] if self.system else []
-        return fix_prompt([*system, {"role": "user", "content": user}])
+        cut = [clean_passage(text, words) for text in passages]
+        return fix_prompt(render_template(self.template, query, [text if max_chars is None else text[:max_chars]
+                                                        for text in cut]))
+
+    @property
+    def template(self) -> dict[str, str]:
+        """The family's strings as a RankLLM `singleturn_listwise` template."""
+        return {"method": "singleturn_listwise", "system_message": self.system or "", "prefix": self.prefix,
+                "body": self.body, "suffix": self.suffix}
 
     def answer_tokens(self, tokenizer: ChatTokenizer, size: int) -> int:
         """Tokens of the answer `[1] > [2] > ... > [size]` as rank_llm counts them."""
-        answer = " > ".join(f"[{i}]" for i in range(1, size + 1))
+        answer = answer_text(size)
         if self.answer_tokens_minus_one:
             return len(tokenizer.encode(answer)) - 1
         return len(tokenizer.encode(answer, add_special_tokens=False))
@@ -138,6 +139,14 @@ class SingleTurn(RankLLMChat):
                 str(self.context_tokens), str(self.answer_tokens_minus_one)]
 
 
+def rankllm_model(name: str, summary: str, system: str, thinking: bool, max_tokens: int) -> SingleTurn:
+    """A model rank_llm prompts with `system` and its shared `PREFIX` and `SUFFIX`: 300 words a passage, the
+    prompt-length loop at 4096 tokens, `enable_thinking` passed to the chat template, greedy decoding."""
+    return SingleTurn(name=name, summary=summary, system=system, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
+                      context_tokens=4096, needs_tokenizer=True, chat_template_kwargs={"enable_thinking": thinking},
+                      decoding=Decoding(max_tokens=max_tokens, temperature=0.0, top_p=1.0))
+
+
 @dataclass(frozen=True, kw_only=True)
 class MultiTurn(RankLLMChat):
     """A `multiturn_listwise` family (see the module docstring)."""
@@ -151,16 +160,15 @@ class MultiTurn(RankLLMChat):
 
     def messages(self, query: str, passages: Sequence[str], max_chars: int | None = None) -> list[Message]:
         """The chat of a window of raw passage texts: one user and one assistant turn per passage."""
-        query, num = replace_number(query), len(passages)
-        messages = [{"role": "system", "content": self.system},
-                    {"role": "user", "content": self.prefix_user.format(num=num, query=query)},
-                    {"role": "assistant", "content": self.prefix_assistant.format(num=num, query=query)}]
-        for i, text in enumerate(passages, 1):
-            candidate = replace_number(self.clean(text, max_chars, num))
-            messages.append({"role": "user", "content": self.body_user.format(rank=i, candidate=candidate)})
-            messages.append({"role": "assistant", "content": self.body_assistant.format(rank=i)})
-        messages.append({"role": "user", "content": self.suffix_user.format(num=num, query=query)})
-        return messages
+        cleaned = [self.clean(text, max_chars, len(passages)) for text in passages]
+        return render_template(self.template, query, cleaned)
+
+    @property
+    def template(self) -> dict[str, str]:
+        """The family's strings as a RankLLM `multiturn_listwise` template."""
+        return {"method": "multiturn_listwise", "system_message": self.system, "prefix_user": self.prefix_user,
+                "prefix_assistant": self.prefix_assistant, "body_user": self.body_user,
+                "body_assistant": self.body_assistant, "suffix_user": self.suffix_user}
 
     def hash_parts(self) -> list[str]:
         """The template strings and how the word budget scales."""

@@ -8,16 +8,12 @@ passes to every chat template). The answer's ids are read after the last `</thin
 
 from __future__ import annotations
 
-from rearank_cli.prompts.base import Decoding
-from rearank_cli.prompts.rankllm_chat import PREFIX, SUFFIX, SingleTurn
+from rearank_cli.prompts.rankllm_chat import rankllm_model
 
 SYSTEM = "You are RankLLM, an intelligent assistant that can rank passages based on their relevancy to the query"
 
-FAMILY = SingleTurn(
-    name="rankzephyr",
-    summary="RankZephyr / RankVicuna as rank_llm renders rank_zephyr_template.yaml (castorini/rank_llm 1b3cabb).",
-    system=SYSTEM, prefix=PREFIX, suffix=SUFFIX, passage_chars=2400,
-    context_tokens=4096, needs_tokenizer=True,
-    chat_template_kwargs={"enable_thinking": False},
-    decoding=Decoding(max_tokens=128, temperature=0.0, top_p=1.0),
+FAMILY = rankllm_model(
+    "rankzephyr",
+    "RankZephyr / RankVicuna as rank_llm renders rank_zephyr_template.yaml (castorini/rank_llm 1b3cabb).",
+    SYSTEM, thinking=False, max_tokens=128,
 )

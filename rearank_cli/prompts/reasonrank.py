@@ -2,11 +2,12 @@
 at e6d3ab4, prompt mode `rank_GPT_reasoning` as `run_rank_llm.py` sets it up.
 
 One system message (the reasoning system prompt of `listwise_prompt_r1.toml`) and one user turn: the
-instruction, the passages as `[i] text` lines, the closing instruction. Each passage is mended with ftfy
-and cut to `passage_tokens` tokens of the model's own tokenizer (the dataset's budget in the authors'
-`DOC_MAXLEN`: 100 for TREC DL and BEIR, 512 for BRIGHT and R2MED). The answer is read from the first
-`<think>...</think> <answer>...</answer>` (tags in any case), else from after the last `<answer>`, else from
-the whole text; then as rank_llm reads ids (`rankllm_rules`), without its look-alike digit map. The strings are exact.
+instruction (rank_llm's, `rankllm_chat.PREFIX`), the passages as `[i] text` lines, the closing instruction.
+Each passage is mended with ftfy and cut to `passage_tokens` tokens of the model's own tokenizer (the
+dataset's budget in the authors' `DOC_MAXLEN`: 100 for TREC DL and BEIR, 512 for BRIGHT and R2MED). The answer
+is read from the first `<think>...</think> <answer>...</answer>` (tags in any case), else from after the last
+`<answer>`, else from the whole text; then as rank_llm reads ids (`rankllm.read_ids`), without its look-alike
+digit map. The strings are exact.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rearank_cli.backends.base import Message
-from rearank_cli.parse import ParseFlags
+from rearank_cli.parse import ParseFlags, fill_order
 from rearank_cli.prompts.base import Decoding, PromptFamily
-from rearank_cli.prompts.rankllm_rules import answer_ids, fill, fix_prompt, fix_text, replace_number
+from rearank_cli.prompts.rankllm import fix_prompt, fix_text, read_ids, replace_number
+from rearank_cli.prompts.rankllm_chat import PREFIX
 from rearank_cli.settings.base import Settings, setting
 
 SYSTEM = (
@@ -27,10 +29,6 @@ SYSTEM = (
     "provides the answer (i.e., the reranked passage list). The reasoning process and answer are enclosed "
     "within <think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process here "
     "</think> <answer> answer here </answer>."
-)
-PREFIX = (
-    "I will provide you with {num} passages, each indicated by a numerical identifier []. Rank the passages "
-    "based on their relevance to the search query: {query}.\n"
 )
 SUFFIX = (
     "Search Query: {query}.\nRank the {num} passages above based on their relevance to the search query. All "
@@ -83,7 +81,7 @@ class ReasonRank(PromptFamily):
             span = text.split("<answer>")[-1]
         else:
             span = text
-        return fill(answer_ids(span, map_digits=False), size, text)
+        return fill_order(read_ids(span, map_digits=False) or (), size, text)
 
     def hash_parts(self) -> list[str]:
         """The prompt strings and the answer pattern (the token budget is a parameter, hashed with them)."""

@@ -33,11 +33,12 @@ from rearank_cli.prompts.base import Decoding, PromptFamily
 from rearank_cli.prompts.rankllm import (
     DEFAULT_PASSAGE_WORDS,
     TemplateError,
+    answer_text,
     check_template,
     clean_passage,
     cut_words,
+    fit_words,
     fix_text,
-    identifier,
     parse_answer,
     render,
     replace_number,
@@ -113,22 +114,22 @@ class TemplateFamily(PromptFamily):
     def _fitted(self, query: str, passages: Sequence[str], max_chars: int | None) -> list[Message]:
         """RankLLM's loop for a local model (`create_prompt`): while the chat-templated prompt (repaired by
         ftfy) and the tokens of the answer `[1] > ... > [size]` exceed `context_size`, every passage loses
-        `max(1, excess // (4 * size))` words."""
+        `max(1, excess // (4 * size))` words (`prompts.rankllm.fit_words`)."""
         tokenizer: Any = self.require_tokenizer()
-        size = max(len(passages), 1)
-        answer = " > ".join(f"[{identifier(i, self.use_alpha)}]" for i in range(1, size + 1))
+        answer = answer_text(max(len(passages), 1), self.use_alpha)
         budget = int(self.own.context_size or 0) - len(tokenizer.encode(answer, add_special_tokens=False))
-        words = self.limit
-        while True:
+
+        def render_at(words: float) -> list[Message]:
             cleaned = [clean_passage(text, words) for text in passages]
-            messages = render(self.template, query, [text if max_chars is None else text[:max_chars]
-                                                     for text in cleaned], self.use_alpha)
+            return render(self.template, query, [text if max_chars is None else text[:max_chars]
+                                                 for text in cleaned], self.use_alpha)
+
+        def prompt_tokens(messages: list[Message]) -> int:
             prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                                    **self.chat_template_kwargs)
-            excess = len(tokenizer.encode(fix_text(prompt))) - budget
-            if excess <= 0 or words < 1:
-                return messages
-            words -= max(1, excess // (size * 4))
+            return len(tokenizer.encode(fix_text(prompt)))
+
+        return fit_words(render_at, prompt_tokens, budget, self.limit, len(passages))
 
     def clean(self, text: str, max_chars: int | None = None) -> str:
         """A passage as RankLLM cleans it: stripped, repaired by ftfy, cut to `limit` units, `[n]` made `(n)`;
