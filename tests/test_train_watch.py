@@ -115,7 +115,8 @@ def test_train_from_a_gguf_file(cli, samples, tmp_path):
     assert config["base_model_name_or_path"] == str(gguf)
     assert config["target_modules"] == r".*\.layers\.(29)\..*_proj"  # the last of the 30 layers only
     manifest = json.loads((out / "rearank_train.json").read_text())
-    assert manifest["inputs"]["base_model"] == manifest["settings"]["model"] == str(gguf)
+    assert manifest["inputs"]["base_model"]["path"] == manifest["settings"]["model"] == str(gguf)
+    assert len(manifest["inputs"]["base_model"]["sha256"]) == 64
     assert len(read_metrics(out / "metrics.jsonl")) == 1
 
 

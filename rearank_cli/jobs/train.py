@@ -223,7 +223,8 @@ def _train(s: TrainSettings, config: str | None, base: str | None = None) -> dic
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan, config)
     manifest["prompts"] = dict(prompts)
     if base is not None:
-        manifest["inputs"]["base_model"] = manifest["settings"]["model"] = base
+        manifest["inputs"]["base_model"] = {"path": base, "sha256": provenance.file_sha256(base)}
+        manifest["settings"]["model"] = base
         name_base(s.output, base)
     if s.lora and s.no_merge and result["saved"]:
         from rearank_cli.model_check import check_adapter
