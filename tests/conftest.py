@@ -33,6 +33,18 @@ def data() -> Path:
     return DATA
 
 
+def temp_module(tmp_path: Path, monkeypatch, dotted: str, code: str) -> str:
+    """Write `code` as module `dotted` (`package.module`) of a temporary package on sys.path, the way a user
+    or a plugin writes a family or a strategy in a file of its own; returns `dotted` to register."""
+    package, module = dotted.split(".")
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / f"{module}.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return dotted
+
+
 def rearank(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 600):
     """Run the real `rearank` CLI in a subprocess; returns CompletedProcess (bytes)."""
     full_env = dict(os.environ)

@@ -12,6 +12,7 @@ from rearank_cli.backends.base import Backend, Generation, Request, template_arg
 from rearank_cli.errors import InputError
 from rearank_cli.prompts import PROMPTS, PromptFamily, build_messages, registry
 from rearank_cli.rerank import QueryInput, RerankSettings, rerank_queries
+from tests.conftest import temp_module
 from tests.docs_examples import examples
 
 #: a family in its own module, as a user or a plugin writes one: its own wording, passages cut by words
@@ -23,12 +24,7 @@ THROWAWAY = examples()["prompt-family"].code
 @pytest.fixture
 def throwaway(tmp_path, monkeypatch):
     """The family above, registered from a module of a temporary package (removed afterwards)."""
-    package = tmp_path / "myfamilies"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "words.py").write_text(THROWAWAY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    family = registry.register_module("myfamilies.words")
+    family = registry.register_module(temp_module(tmp_path, monkeypatch, "myfamilies.words", THROWAWAY))
     yield family
     registry.unregister(family.name)
 

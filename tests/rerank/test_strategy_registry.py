@@ -16,6 +16,7 @@ from rearank_cli.rerank import RerankSettings
 from rearank_cli.rerank.strategies import registry
 from rearank_cli.rerank.strategies.base import StrategyParams
 from rearank_cli.settings.rerank import RerankOptions
+from tests.conftest import temp_module
 from tests.docs_examples import examples
 from tests.rerank.test_rerank import ScriptedBackend, job_for
 
@@ -27,12 +28,7 @@ THROWAWAY = examples()["window-strategy"].code
 @pytest.fixture
 def blocks(tmp_path, monkeypatch):
     """The strategy above, registered from a module of a temporary package (removed afterwards)."""
-    package = tmp_path / "mystrategies"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "blocks.py").write_text(THROWAWAY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    strategy = registry.register_module("mystrategies.blocks")
+    strategy = registry.register_module(temp_module(tmp_path, monkeypatch, "mystrategies.blocks", THROWAWAY))
     yield strategy
     registry.unregister(strategy.name)
 
