@@ -462,7 +462,8 @@ def test_retrieve_rejects_non_index_and_unknown_names(java, cli, samples, tmp_pa
         cli("retrieve", "--index", tmp_path, "--topics", tmp_path / "nope.tsv"))
     assert "--tag must be one word" in error_line(
         cli("retrieve", "--index", tmp_path, "--topics", topics, "--tag", "a b"))
-    assert "0 <= b <= 1" in error_line(cli("retrieve", "--index", tmp_path, "--topics", topics, "--b", "1.5"))
+    assert "'--b': Input should be less than or equal to 1" in error_line(
+        cli("retrieve", "--index", tmp_path, "--topics", topics, "--b", "1.5"))
     assert "not on stdin" in error_line(cli("index", "-", "-o", tmp_path / "i", stdin=b'{"id":"a","contents":"x"}'))
 
 
