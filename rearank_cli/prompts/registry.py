@@ -22,6 +22,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "rearank_cli.prompts.rankzephyr",
     "rearank_cli.prompts.qwen3",
     "rearank_cli.prompts.rankgpt_rankllm",
+    "rearank_cli.prompts.small",
 )
 #: file suffix -> module with `load(path: str) -> PromptFamily` (prompt template files)
 FILE_LOADERS: dict[str, str] = {".yaml": "rearank_cli.prompts.template", ".yml": "rearank_cli.prompts.template"}
