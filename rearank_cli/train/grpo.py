@@ -20,15 +20,40 @@ TrainSettings = TrainOptions
 
 
 def prompt_lengths(rows: list[dict[str, Any]], tokenizer: Any, batch: int = 256) -> list[int]:
-    """Token count of each row's prompt after the model's chat template (with the generation prompt)."""
+    """Token count of each row's prompt after the model's chat template (with the generation prompt, or
+    continuing the assistant's begun answer when the prompt ends with one, as TRL renders it)."""
+    from rearank_cli.backends.base import template_args
+
     lengths: list[int] = []
     for start in range(0, len(rows), batch):
         texts = [
-            tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+            tokenizer.apply_chat_template(row["prompt"], tokenize=False, **template_args(row["prompt"]))
             for row in rows[start:start + batch]
         ]
         lengths.extend(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
     return lengths
+
+
+def continued_as_text(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """The rows as TRL must see them when a prompt begins the assistant's answer (`rearank-small`'s `<think>`):
+    TRL renders conversational prompts with a new generation prompt, which would close the begun answer, so
+    every prompt is rendered here with the chat template (continuing the answer, as `rearank rerank` does) and
+    handed over as text, with the begun answer in an `answer_prefix` column for the reward. Rows are returned
+    unchanged when no prompt begins an answer. A BOS token the tokenizer adds by itself is not doubled."""
+    from rearank_cli.backends.base import template_args
+    from rearank_cli.train.reward import answer_prefix
+
+    if not any(answer_prefix(row["prompt"]) for row in rows):
+        return rows
+    bos = getattr(tokenizer, "bos_token", None)
+    adds_bos = bool(bos) and bool(tokenizer("", add_special_tokens=True)["input_ids"])
+    converted = []
+    for row in rows:
+        text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, **template_args(row["prompt"]))
+        if adds_bos and text.startswith(bos):
+            text = text[len(bos):]
+        converted.append({**row, "prompt": text, "answer_prefix": answer_prefix(row["prompt"])})
+    return converted
 
 
 def drop_long_prompts(rows: list[dict[str, Any]], lengths: list[int], limit: int) -> tuple[list[dict[str, Any]], int]:

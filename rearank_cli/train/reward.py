@@ -159,11 +159,34 @@ def check_sample(row: Mapping[str, Any], qrels: Mapping[str, QueryQrels]) -> str
 # GRPOTrainer calls each with `prompts`, `completions` and every other dataset column as a keyword list.
 
 
-def completion_text(completion: Any) -> str:
-    """The text of a TRL completion: a string, or a conversational list of messages."""
+def completion_text(completion: Any, prompt: Any = None) -> str:
+    """The text of a TRL completion (a string, or a conversational list of messages), behind the assistant's
+    begun answer when the conversational `prompt` ends with one (see `answer_prefix`)."""
     if isinstance(completion, str):
-        return completion
-    return "".join(message.get("content", "") or "" for message in completion)
+        text = completion
+    else:
+        text = "".join(message.get("content", "") or "" for message in completion)
+    return answer_prefix(prompt) + text
+
+
+def answer_prefix(prompt: Any) -> str:
+    """The content of a conversational prompt's last message when it is the assistant's (an answer the model
+    continues, such as `rearank-small`'s `<think>`), else ''."""
+    if isinstance(prompt, list | tuple) and prompt and isinstance(prompt[-1], Mapping):
+        last = prompt[-1]
+        if last.get("role") == "assistant":
+            return str(last.get("content") or "")
+    return ""
+
+
+def responses(completions: Sequence[Any], prompts: Sequence[Any] | None = None,
+              prefixes: Sequence[str] | None = None) -> list[str]:
+    """The whole answer of each completion, as the reranker's parser reads it: the begun answer, then what the
+    model wrote. The begun answer is `prefixes`' (the `answer_prefix` column `rearank train` adds when it
+    renders continued prompts as text) or the conversational prompt's last assistant message."""
+    if prefixes is None:
+        prefixes = [answer_prefix(p) for p in prompts] if prompts is not None else [""] * len(completions)
+    return [prefix + completion_text(c) for prefix, c in zip(prefixes, completions, strict=True)]
 
 
 def rank_reward(
@@ -173,24 +196,28 @@ def rank_reward(
     r_init: Sequence[float],
     r_best: Sequence[float],
     qrels: Mapping[str, QueryQrels],
+    prompts: Sequence[Any] | None = None,
+    answer_prefix: Sequence[str] | None = None,
     **_: Any,
 ) -> list[float]:
     """Normalized nDCG@10 gain of each completion (TRL reward function; bind `qrels` with functools.partial)."""
     rewards = []
-    for completion, q, ids, init, best in zip(completions, qid, docids, r_init, r_best, strict=True):
-        judged = query_qrels(qrels, q)
-        rewards.append(rank_gain(rerank_ndcg(completion_text(completion), ids, judged), init, best))
+    texts = responses(completions, prompts, answer_prefix)
+    for text, q, ids, init, best in zip(texts, qid, docids, r_init, r_best, strict=True):
+        rewards.append(rank_gain(rerank_ndcg(text, ids, query_qrels(qrels, q)), init, best))
     return rewards
 
 
-def format_reward(completions: Sequence[Any], **_: Any) -> list[float]:
+def format_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = None,
+                  answer_prefix: Sequence[str] | None = None, **_: Any) -> list[float]:
     """`<think>…</think><answer>…</answer>` format reward of each completion (TRL reward function)."""
-    return [format_reward_value(completion_text(c)) for c in completions]
+    return [format_reward_value(text) for text in responses(completions, prompts, answer_prefix)]
 
 
-def list_reward(completions: Sequence[Any], **_: Any) -> list[float]:
+def list_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = None,
+                answer_prefix: Sequence[str] | None = None, **_: Any) -> list[float]:
     """`[d] > [d]` answer-list reward of each completion (TRL reward function)."""
-    return [list_reward_value(completion_text(c)) for c in completions]
+    return [list_reward_value(text) for text in responses(completions, prompts, answer_prefix)]
 
 
 # --- VeRL -----------------------------------------------------------------------------------------------
