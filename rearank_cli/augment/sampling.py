@@ -7,7 +7,8 @@ depend on query order or sharding), present each subset in first-stage order, an
 - `r_init` = nDCG@10 of the subset in that order, `r_best` = nDCG@10 of its ideal order; linear gain
   (the label), log2(rank + 1) discount, IDCG over ALL judged docs of the query (`metrics.ndcg`), so
   `r_best < 1` when relevant docs lie outside the subset.
-- Dropped (counted): duplicate draws, subsets with no relevant doc (label > 0), `r_init < min_init_ndcg`.
+- Dropped (counted): duplicate draws, subsets with no relevant doc (label > 0), `r_init < min_init_ndcg`,
+  and with `min_headroom` > 0 subsets whose `r_best - r_init` is below it (those in their ideal order too).
 
 One row per kept sample (the field names are a contract read by `rearank train`; `formats.verl` lays the
 same rows out for VeRL):
@@ -69,6 +70,8 @@ SKIP_SHORT = "fewer candidates than the window (--skip-short)"
 SKIP_EMPTY = "no candidates with text"
 
 
+
+
 @dataclass(frozen=True)
 class Settings:
     """What `rearank augment` samples; defaults (spec section 6) are `AugmentOptions`'."""
@@ -80,6 +83,7 @@ class Settings:
     prompt: str = _O.prompt
     seed: int = _O.seed
     skip_short: bool = _O.skip_short
+    min_headroom: float = _O.min_headroom
     skip_missing: bool = _O.skip_missing
     attempts_per_sample: int = 10
 
@@ -91,6 +95,8 @@ class Settings:
             raise InputError(f"--window {self.window} is larger than --depth {self.depth}")
         if not 0.0 <= self.min_init_ndcg <= 1.0:
             raise InputError(f"--min-init-ndcg {self.min_init_ndcg} is outside [0, 1]")
+        if not 0.0 <= self.min_headroom <= 1.0:
+            raise InputError(f"--min-headroom {self.min_headroom} is outside [0, 1]")
         get_family(self.prompt)
         if self.attempts_per_sample < 1:
             raise InputError("attempts_per_sample must be at least 1")
@@ -204,6 +210,11 @@ def low_init_reason(settings: Settings) -> str:
     return f"r_init < {settings.min_init_ndcg:g}"
 
 
+def low_headroom_reason(settings: Settings) -> str:
+    """The drop reason of samples below --min-headroom."""
+    return f"r_best - r_init < {settings.min_headroom:g}"
+
+
 def query_skip_reason(qid: str, inputs: Inputs) -> str | None:
     """Why a RUN query cannot be used before looking at its candidates, or None."""
     if qid not in inputs.qrels:
@@ -251,6 +262,9 @@ def query_rows(qid: str, inputs: Inputs, settings: Settings, summary: Summary) -
         r_init, r_best = sample_scores(labels, judged.values())
         if r_init < settings.min_init_ndcg:
             summary.dropped[low_init_reason(settings)] += 1
+            continue
+        if settings.min_headroom > 0 and r_best - r_init < settings.min_headroom:
+            summary.dropped[low_headroom_reason(settings)] += 1
             continue
         passages = [inputs.texts[docid] for docid, _, _ in docs]
         summary.kept += 1

@@ -16,14 +16,14 @@ from typing import Any
 
 from rearank_cli import __version__
 from rearank_cli.augment.sampling import Inputs, Settings, Summary, build_rows, summary_lines
-from rearank_cli.errors import require
+from rearank_cli.errors import InputError, require
 from rearank_cli.formats import atomic_output, read_qrels
 from rearank_cli.formats.jsonl import write_jsonl
 from rearank_cli.formats.verl import write_parquet
 from rearank_cli.jobs.context import JobContext
 from rearank_cli.jobs.signals import stop_on_signals
 from rearank_cli.manifests import AugmentSummary
-from rearank_cli.prompts import prompt_hash
+from rearank_cli.prompts import get_family, prompt_hash
 from rearank_cli.provenance import Provenance
 from rearank_cli.settings.commands import AUGMENT_FORMATS, AugmentOptions
 from rearank_cli.settings.commands import AugmentOptions as _O
@@ -83,6 +83,17 @@ def run(options: AugmentOptions, context: JobContext) -> Summary:
                    summary_path=summary, recorded=options.as_dict(), config=context.config_path)
 
 
+def check_verl_prompt(prompt: str, fmt: str) -> None:
+    """InputError for VeRL's parquet with a family that begins the assistant's answer: VeRL renders every
+    prompt with a new generation prompt, so the begun answer would not be continued."""
+    if fmt != "parquet":
+        return
+    messages = get_family(prompt).messages("query", ["passage"])
+    if messages and messages[-1].get("role") == "assistant":
+        raise InputError(f"--format parquet: prompt {prompt!r} begins the assistant's answer, which VeRL's "
+                         "loader does not continue (use --format jsonl with rearank train)")
+
+
 def augment(
     run_path: str,
     qrels_path: str,
@@ -106,6 +117,7 @@ def augment(
 
     settings.validate()
     _O.check_value("fmt", fmt)
+    check_verl_prompt(settings.prompt, fmt)
     inputs = load_inputs(run_path, qrels_path, topics_path, corpus_path, candidates_path, settings.depth)
     summary = Summary()
     writer = write_parquet if fmt == "parquet" else write_jsonl

@@ -147,6 +147,9 @@ class AugmentOptions(Settings):
     depth: int = setting(RerankOptions.depth, "--depth", min=1, help="Sample from the run's top DEPTH docs.")
     min_init_ndcg: float = setting(0.1, "--min-init-ndcg", min=0.0, max=1.0,
                                    help="Drop samples whose initial nDCG@10 is below this.")
+    min_headroom: float = setting(0.0, "--min-headroom", min=0.0, max=1.0,
+                                  help="Drop samples whose r_best - r_init is below this (0 keeps all; any value "
+                                       "above 0 drops those already in their ideal order).")
     prompt: str = setting(RerankOptions.prompt, "--prompt", metavar="NAME",
                           help="The prompt family of the `prompt` field (see the docs' prompt families).")
     seed: int = setting(42, "--seed", help="Random seed (per-query seeds derive from it and the qid).")
