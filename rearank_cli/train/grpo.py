@@ -45,7 +45,7 @@ def continued_as_text(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[s
 
     if not any(answer_prefix(row["prompt"]) for row in rows):
         return rows
-    bos = getattr(tokenizer, "bos_token", None)
+    bos = str(getattr(tokenizer, "bos_token", None) or "")
     adds_bos = bool(bos) and bool(tokenizer("", add_special_tokens=True)["input_ids"])
     converted = []
     for row in rows:
