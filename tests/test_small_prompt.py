@@ -14,7 +14,7 @@ from rearank_cli.augment.sampling import Settings
 from rearank_cli.prompts import get_family
 from rearank_cli.prompts.small import example_answer
 from rearank_cli.train.grpo import continued_as_text, prompt_lengths
-from rearank_cli.train.reward import completion_text, format_reward, list_reward, rank_reward, responses
+from rearank_cli.train.reward import begun_answer, format_reward, list_reward, rank_reward, responses
 from tests.prompts.test_presets_run import rerank
 from tests.test_augment import SMALL, run_case, write_case
 
@@ -60,10 +60,11 @@ PROMPT = FAMILY.messages("q", PASSAGES)
 DONE = "Passage [2] answers.</think><answer>[2] > [1] > [3]</answer>"
 
 
-def test_completion_text_puts_the_begun_answer_first():
-    assert completion_text([{"role": "assistant", "content": DONE}], PROMPT) == "<think>" + DONE
-    assert completion_text(DONE, [{"role": "user", "content": "u"}]) == DONE
-    assert completion_text(DONE) == DONE
+def test_responses_put_the_begun_answer_first():
+    assert begun_answer(PROMPT) == "<think>" and begun_answer([{"role": "user", "content": "u"}]) == ""
+    assert responses([[{"role": "assistant", "content": DONE}]], prompts=[PROMPT]) == ["<think>" + DONE]
+    assert responses([DONE], prompts=[[{"role": "user", "content": "u"}]]) == [DONE]
+    assert responses([DONE]) == [DONE]
 
 
 def test_format_and_list_rewards_see_the_prefix():
@@ -123,6 +124,20 @@ def test_continued_prompts_go_to_trl_as_text_with_their_prefix():
                                {"add_generation_prompt": True}]
     plain = [{"prompt": [{"role": "user", "content": "u"}]}]
     assert continued_as_text(plain, tokenizer) is plain  # nothing begun: TRL renders the conversations
+
+
+def test_continued_prompts_with_the_real_tokenizer(tiny_model):
+    """With the tiny Qwen2 model's tokenizer: the text train hands TRL ends in the begun `<think>`, is what
+    transformers renders with `continue_final_message`, and tokenizes (as TRL tokenizes text prompts) to the
+    length `prompt_lengths` counted."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    rows = [{"prompt": PROMPT}]
+    (row,) = continued_as_text(rows, tokenizer)
+    assert row["prompt"] == tokenizer.apply_chat_template(PROMPT, tokenize=False, continue_final_message=True)
+    assert row["prompt"].endswith("<think>") and row["answer_prefix"] == "<think>"
+    assert len(tokenizer(row["prompt"])["input_ids"]) == prompt_lengths(rows, tokenizer)[0]
 
 
 def test_rewards_take_the_prefix_column_with_text_prompts():

@@ -152,10 +152,10 @@ def window_shares(journal: Path) -> tuple[int, float, float]:
     that of the whole answer: the begun answer of a family that begins one (`<think>`), then the output."""
     from rearank_cli.parse import ParseFlags
     from rearank_cli.prompts import get_family
-    from rearank_cli.train.reward import answer_prefix, format_reward_value
+    from rearank_cli.train.reward import begun_answer, format_reward_value
 
     records = [json.loads(line) for line in journal.read_text().splitlines()]
-    prefix = answer_prefix(get_family(records[0]["settings"]["prompt"]).messages("query", ["passage"]))
+    prefix = begun_answer(get_family(records[0]["settings"]["prompt"]).messages("query", ["passage"]))
     windows = [r for r in records if r.get("type") == "window"]
     flags = [ParseFlags(**{k: v for k, v in r["flags"].items() if k != "recovered"}) for r in windows]
     valid = sum(f.clean for f in flags) / len(windows)

@@ -70,8 +70,6 @@ SKIP_SHORT = "fewer candidates than the window (--skip-short)"
 SKIP_EMPTY = "no candidates with text"
 
 
-
-
 @dataclass(frozen=True)
 class Settings:
     """What `rearank augment` samples; defaults (spec section 6) are `AugmentOptions`'."""

@@ -88,8 +88,7 @@ def check_verl_prompt(prompt: str, fmt: str) -> None:
     prompt with a new generation prompt, so the begun answer would not be continued."""
     if fmt != "parquet":
         return
-    messages = get_family(prompt).messages("query", ["passage"])
-    if messages and messages[-1].get("role") == "assistant":
+    if get_family(prompt).request("query", ["passage"]).continues:
         raise InputError(f"--format parquet: prompt {prompt!r} begins the assistant's answer, which VeRL's "
                          "loader does not continue (use --format jsonl with rearank train)")
 

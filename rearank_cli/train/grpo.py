@@ -35,15 +35,15 @@ def prompt_lengths(rows: list[dict[str, Any]], tokenizer: Any, batch: int = 256)
 
 
 def continued_as_text(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
-    """The rows as TRL must see them when a prompt begins the assistant's answer (`rearank-small`'s `<think>`):
+    """The rows as TRL must see them when a prompt begins the assistant's answer (a `<think>` to continue):
     TRL renders conversational prompts with a new generation prompt, which would close the begun answer, so
     every prompt is rendered here with the chat template (continuing the answer, as `rearank rerank` does) and
     handed over as text, with the begun answer in an `answer_prefix` column for the reward. Rows are returned
     unchanged when no prompt begins an answer. A BOS token the tokenizer adds by itself is not doubled."""
     from rearank_cli.backends.base import template_args
-    from rearank_cli.train.reward import answer_prefix
+    from rearank_cli.train.reward import begun_answer
 
-    if not any(answer_prefix(row["prompt"]) for row in rows):
+    if not any(begun_answer(row["prompt"]) for row in rows):
         return rows
     bos = str(getattr(tokenizer, "bos_token", None) or "")
     adds_bos = bool(bos) and bool(tokenizer("", add_special_tokens=True)["input_ids"])
@@ -52,7 +52,7 @@ def continued_as_text(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[s
         text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, **template_args(row["prompt"]))
         if adds_bos and text.startswith(bos):
             text = text[len(bos):]
-        converted.append({**row, "prompt": text, "answer_prefix": answer_prefix(row["prompt"])})
+        converted.append({**row, "prompt": text, "answer_prefix": begun_answer(row["prompt"])})
     return converted
 
 

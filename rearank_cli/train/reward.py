@@ -159,19 +159,16 @@ def check_sample(row: Mapping[str, Any], qrels: Mapping[str, QueryQrels]) -> str
 # GRPOTrainer calls each with `prompts`, `completions` and every other dataset column as a keyword list.
 
 
-def completion_text(completion: Any, prompt: Any = None) -> str:
-    """The text of a TRL completion (a string, or a conversational list of messages), behind the assistant's
-    begun answer when the conversational `prompt` ends with one (see `answer_prefix`)."""
+def completion_text(completion: Any) -> str:
+    """The text of a TRL completion: a string, or a conversational list of messages."""
     if isinstance(completion, str):
-        text = completion
-    else:
-        text = "".join(message.get("content", "") or "" for message in completion)
-    return answer_prefix(prompt) + text
+        return completion
+    return "".join(message.get("content", "") or "" for message in completion)
 
 
-def answer_prefix(prompt: Any) -> str:
+def begun_answer(prompt: Any) -> str:
     """The content of a conversational prompt's last message when it is the assistant's (an answer the model
-    continues, such as `rearank-small`'s `<think>`), else ''."""
+    continues, e.g. a `<think>` the family wrote for it), else ''."""
     if isinstance(prompt, list | tuple) and prompt and isinstance(prompt[-1], Mapping):
         last = prompt[-1]
         if last.get("role") == "assistant":
@@ -185,7 +182,7 @@ def responses(completions: Sequence[Any], prompts: Sequence[Any] | None = None,
     model wrote. The begun answer is `prefixes`' (the `answer_prefix` column `rearank train` adds when it
     renders continued prompts as text) or the conversational prompt's last assistant message."""
     if prefixes is None:
-        prefixes = [answer_prefix(p) for p in prompts] if prompts is not None else [""] * len(completions)
+        prefixes = [begun_answer(p) for p in prompts] if prompts is not None else [""] * len(completions)
     return [prefix + completion_text(c) for prefix, c in zip(prefixes, completions, strict=True)]
 
 
