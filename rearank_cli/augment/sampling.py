@@ -36,9 +36,10 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from rearank_cli.augment.blind import BlindAnswer, Verdict
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Qrels
 from rearank_cli.metrics import ideal_dcg, ndcg
@@ -53,6 +54,10 @@ K = 10
 
 # Query skip reasons (summary keys).
 SKIP_NO_QRELS = "not in qrels"
+
+
+# The mean rank reward of the best blind answer above which the summary warns.
+BLIND_WARNING = 0.1
 
 
 SKIP_NO_TOPIC = "no query text"
@@ -120,6 +125,7 @@ class Summary:
     unjudged: int = 0
     sum_r_init: float = 0.0
     sum_r_best: float = 0.0
+    blind: BlindAnswer = field(default_factory=BlindAnswer, repr=False)
 
     def skip(self, qid: str, reason: str) -> None:
         """Count a skipped query."""
@@ -128,12 +134,16 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, with the means."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "blind"}
+        data["skipped_qids"] = {reason: list(qids) for reason, qids in self.skipped_qids.items()}
+        data["kept_per_query"] = dict(self.kept_per_query)
         data["skipped"] = dict(self.skipped)
         data["dropped"] = dict(self.dropped)
         data["labels"] = {str(label): count for label, count in sorted(self.labels.items())}
         data["mean_r_init"] = self.sum_r_init / self.kept if self.kept else None
         data["mean_r_best"] = self.sum_r_best / self.kept if self.kept else None
+        verdict = self.blind.verdict()
+        data["blind_answer"] = verdict.to_json() if verdict else None
         return data
 
 
@@ -268,6 +278,7 @@ def query_rows(qid: str, inputs: Inputs, settings: Settings, summary: Summary) -
         summary.kept += 1
         summary.sum_r_init += r_init
         summary.sum_r_best += r_best
+        summary.blind.add(labels, idcg, r_init, r_best)
         summary.labels.update(labels)
         summary.unjudged += sum(docid not in judged for docid, _, _ in docs)
         yield {
@@ -335,4 +346,21 @@ def summary_lines(summary: Summary, settings: Settings) -> list[str]:
         lines.append(f"labels of kept passages: {labels} ({summary.unjudged} of the 0s unjudged)")
         lines.append(f"mean r_init {summary.sum_r_init / summary.kept:.4f}, "
                      f"mean r_best {summary.sum_r_best / summary.kept:.4f}")
+    verdict = summary.blind.verdict()
+    if verdict is not None:
+        lines.append(blind_line(verdict))
     return lines
+
+
+def blind_line(verdict: Verdict) -> str:
+    """The summary line of the best blind answer, with a warning when the samples pay for it."""
+    head = "best blind answer (one order in every window, no passage read): "
+    if list(verdict.order) == sorted(verdict.order):
+        return head + "the window's own order (ranking reward 0; no other order earns more)"
+    line = (f"{head}{verdict.answer}, mean ranking reward {verdict.mean_rank_reward:+.4f}, gains on "
+            f"{verdict.gains} and loses on {verdict.losses} of {verdict.samples} samples (the window's own "
+            "order: 0)")
+    if verdict.mean_rank_reward >= BLIND_WARNING:
+        line += ("; WARNING: these samples pay a model for answering that everywhere (a filter such as "
+                 "--min-headroom may have removed the windows that punish it)")
+    return line
