@@ -69,7 +69,7 @@ def test_the_recipe_on_a_slice_writes_metrics_per_step_and_the_plot(cli, samples
     train = tmp_path / "train.jsonl"
     result = cli("augment", samples / "dl19-bm25-top100.trec", "--qrels", samples / "dl19-qrels.txt",
                  "--candidates", samples / "dl19-bm25-top100.candidates.json.gz", "--samples-per-query", "1",
-                 "--window", "5", "--depth", "20", "--prompt", "rearank-small", "--min-headroom", "0.05", "-o", train)
+                 "--window", "5", "--depth", "20", "--prompt", "rearank-small", "-o", train)
     assert result.returncode == 0, result.stderr.decode()
     out = tmp_path / "out"
     # the tiny model's byte-level tokenizer makes DL19 prompts far longer than SmolLM2's: lift the limit;
@@ -175,7 +175,7 @@ def ndcg10(run: Path, qrels_path: Path, qids: set[str]) -> float:
 
 #: what docs/train-cpu.md reports of the committed metrics: steps, mean reward of the first and the last fifth
 #: of the steps, and the share of rollouts with the full format in those fifths
-CURVE = (40, 0.0890, 0.3707, 0.4531, 0.9922)
+CURVE = (40, -0.1157, 0.1953, 0.1797, 0.9766)
 
 
 def test_the_committed_metrics_hold_the_curve_the_page_shows():
@@ -200,10 +200,10 @@ RUNS = LEARNING / "runs"
 RESULTS = {
     "scifact.bm25.trec": (0.7476, None, None, None),
     "scifact.untrained.trec": (0.7067, 60, 0.1333, 0.1833),
-    "scifact.trained.trec": (0.4469, 60, 0.0000, 1.0000),
+    "scifact.trained.trec": (0.7476, 60, 1.0000, 1.0000),
     "dl19.bm25.trec": (0.5058, None, None, None),
     "dl19.untrained.trec": (0.5070, 86, 0.4651, 0.5233),
-    "dl19.trained.trec": (0.4950, 86, 0.0000, 1.0000),
+    "dl19.trained.trec": (0.5058, 86, 1.0000, 1.0000),
 }
 
 

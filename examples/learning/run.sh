@@ -10,9 +10,11 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # the two cores of the CPU the ru
 mkdir -p "$OUT"
 
 # 1. Training samples: 8 random 5-passage windows per query from the BM25 top 20, in the rearank-small
-#    prompt, kept when they hold a relevant passage, start at nDCG@10 >= 0.1 and can gain >= 0.05.
+#    prompt, kept when they hold a relevant passage and start at nDCG@10 >= 0.1. Every such window is kept,
+#    those already in their ideal order too: a filter on headroom leaves windows whose first passage is
+#    rarely the best, and the reward then pays for one constant answer that demotes it.
 rearank augment sample_runs/dl19-bm25-top100.trec --qrels sample_runs/dl19-qrels.txt \
-    --candidates sample_runs/dl19-bm25-top100.candidates.json.gz --prompt rearank-small --min-headroom 0.05 \
+    --candidates sample_runs/dl19-bm25-top100.candidates.json.gz --prompt rearank-small \
     --samples-per-query 8 --window 5 --depth 20 -o "$OUT/train.jsonl"
 
 # 2. GRPO (the recipe and why each value: examples/learning/train.toml); the adapter lands in $OUT/model.
