@@ -174,7 +174,7 @@ class AugmentSummary(Record):
 @dataclasses.dataclass(frozen=True)
 class TrainManifest(Record):
     """`OUT_DIR/rearank_train.json`: provenance, settings, batch plan, reward, samples, the result, the
-    prompts of the samples and (LoRA without merging) the adapter."""
+    prompts of the samples, (LoRA without merging) the adapter and the samples' best blind answer."""
 
     KIND = "train.manifest"
     LAYOUT = "json+nl"
@@ -188,6 +188,7 @@ class TrainManifest(Record):
     result: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     prompts: Mapping[str, int] | None = dataclasses.field(default=None, metadata=OPTIONAL)
     adapter: Mapping[str, Any] | None = dataclasses.field(default=None, metadata=OPTIONAL)
+    blind_answer: Mapping[str, Any] | None = dataclasses.field(default=None, metadata=OPTIONAL)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rearank_cli.augment.blind import BlindAnswer, Sample, order_reward
+from rearank_cli.augment.blind import BlindAnswer, Sample, order_reward, verdict_of
 from rearank_cli.augment.sampling import Settings, sample_scores
 from rearank_cli.jobs.augment import augment
 from rearank_cli.metrics import ideal_dcg
@@ -116,6 +116,7 @@ def test_dl19_samples_with_and_without_a_headroom_filter(tmp_path, caplog):
     mean, order = brute_force(rows, qrels)
     assert verdict["mean_rank_reward"] == pytest.approx(mean, abs=1e-9) and verdict["samples"] == len(rows)
     assert verdict["mean_rank_reward"] < 0.1 and verdict["answer"].startswith("[1] > [2]")
+    assert verdict_of(rows, qrels).to_json() == verdict  # what `rearank train` reports from the same rows
     caplog.set_level("INFO", logger="rearank")
     rows, summary = dl19(tmp_path / "filtered", min_headroom=0.05)
     verdict = summary.to_json()["blind_answer"]

@@ -91,6 +91,8 @@ def test_the_recipe_on_a_slice_writes_metrics_per_step_and_the_plot(cli, samples
     assert "train: 100%" in err and "running=" in err and "step 3: reward=" in err
     manifest = json.loads((out / "rearank_train.json").read_text())
     assert manifest["settings"]["lora_layers"] == 6 and manifest["result"]["complete"] is True
+    assert manifest["blind_answer"]["samples"] == manifest["samples"]["used"]
+    assert "best blind answer" in err
     assert (out / "adapter_model.safetensors").exists()
 
 

@@ -13,13 +13,16 @@ scores at least 0; when it scores well above 0, the samples pay a model for answ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from rearank_cli.metrics import dcg
-from rearank_cli.train.reward import rank_gain
+from rearank_cli.metrics import dcg, ideal_dcg
+from rearank_cli.train.reward import labels_of, rank_gain
 
 K = 10
+#: the mean ranking reward of the best blind answer from which the summary line warns
+WARNING = 0.1
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,27 @@ def order_reward(order: Sequence[int], sample: Sample) -> float:
     kept += [position for position in range(len(sample.labels)) if position not in kept]
     r_rerank = dcg([sample.labels[position] for position in kept], K) / sample.idcg
     return rank_gain(r_rerank, sample.r_init, sample.r_best)
+
+
+def verdict_of(rows: Iterable[Mapping[str, Any]], qrels: Mapping[str, Mapping[str, int]]) -> Verdict | None:
+    """The best blind answer of augment rows (`qid`, `docids`, `r_init`, `r_best`), labels from `qrels`."""
+    blind = BlindAnswer()
+    for row in rows:
+        judged = qrels[str(row["qid"])]
+        blind.add(labels_of(row["docids"], judged), ideal_dcg(judged.values(), K), float(row["r_init"]),
+                  float(row["r_best"]))
+    return blind.verdict()
+
+
+def blind_line(verdict: Verdict) -> str:
+    """One line on the best blind answer, with a warning when the samples pay for it."""
+    head = "best blind answer (one order in every window, no passage read): "
+    if list(verdict.order) == sorted(verdict.order):
+        return head + "the window's own order (ranking reward 0; no other order earns more)"
+    line = (f"{head}{verdict.answer}, mean ranking reward {verdict.mean_rank_reward:+.4f}, gains on "
+            f"{verdict.gains} and loses on {verdict.losses} of {verdict.samples} samples (the window's own "
+            "order: 0)")
+    if verdict.mean_rank_reward >= WARNING:
+        line += ("; WARNING: these samples pay a model for answering that everywhere (a filter such as "
+                 "--min-headroom may have removed the windows that punish it)")
+    return line

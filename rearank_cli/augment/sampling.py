@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from rearank_cli.augment.blind import BlindAnswer, Verdict
+from rearank_cli.augment.blind import BlindAnswer, blind_line
 from rearank_cli.errors import InputError
 from rearank_cli.formats.trec import Hit, Qrels
 from rearank_cli.metrics import ideal_dcg, ndcg
@@ -55,9 +55,6 @@ K = 10
 # Query skip reasons (summary keys).
 SKIP_NO_QRELS = "not in qrels"
 
-
-# The mean rank reward of the best blind answer above which the summary warns.
-BLIND_WARNING = 0.1
 
 
 SKIP_NO_TOPIC = "no query text"
@@ -350,17 +347,3 @@ def summary_lines(summary: Summary, settings: Settings) -> list[str]:
     if verdict is not None:
         lines.append(blind_line(verdict))
     return lines
-
-
-def blind_line(verdict: Verdict) -> str:
-    """The summary line of the best blind answer, with a warning when the samples pay for it."""
-    head = "best blind answer (one order in every window, no passage read): "
-    if list(verdict.order) == sorted(verdict.order):
-        return head + "the window's own order (ranking reward 0; no other order earns more)"
-    line = (f"{head}{verdict.answer}, mean ranking reward {verdict.mean_rank_reward:+.4f}, gains on "
-            f"{verdict.gains} and loses on {verdict.losses} of {verdict.samples} samples (the window's own "
-            "order: 0)")
-    if verdict.mean_rank_reward >= BLIND_WARNING:
-        line += ("; WARNING: these samples pay a model for answering that everywhere (a filter such as "
-                 "--min-headroom may have removed the windows that punish it)")
-    return line

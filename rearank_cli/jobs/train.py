@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rearank_cli import provenance
+from rearank_cli.augment.blind import blind_line, verdict_of
 from rearank_cli.errors import IncompleteWork, InputError, MissingQrels, RearankError, require, some
 from rearank_cli.formats.jsonl import iter_jsonl
 from rearank_cli.formats.textio import atomic_output
@@ -218,11 +219,16 @@ def _train(s: TrainSettings, config: str | None, base: str | None = None) -> dic
                          s.train_file)
     plan = batch_plan(s, len(rows), world_size(), dropped)
     log.info("%s", plan.describe())
+    blind = verdict_of(rows, qrels)
+    if blind is not None:
+        log.info("%s", blind_line(blind))
     note = f"the checkpoints saved so far are in {s.output} (rerun with --resume-from auto)"
     with stop_on_signals(note), stdout_to_stderr():
         result = _fit(s, rows, qrels, tokenizer, plan, cuda)
     manifest = build_manifest(s, result, len(rows) + dropped, dropped, plan, config)
     manifest["prompts"] = dict(prompts)
+    if blind is not None:
+        manifest["blind_answer"] = blind.to_json()
     if base is not None:
         manifest["inputs"]["base_model"] = {"path": base, "sha256": provenance.file_sha256(base)}
         manifest["settings"]["model"] = base
