@@ -7,8 +7,9 @@ window size is linear in the order: position `p` placed at rank `k` adds `weight
 `weight[p]` is the sum over samples of `label[p] / (idcg * (r_best - r_init))`. Sorting the positions by
 weight (ties keep the window's order) therefore gives the best order exactly (rearrangement inequality),
 in time linear in the samples (positions that land below rank 10 keep the window's order: there no order
-earns more). The window's own order scores 0 on every sample, so the best blind answer
-scores at least 0; when it scores well above 0, the samples pay a model for answering it everywhere.
+earns more). The window's own order scores 0 on every sample, so on samples of one window size the best
+blind answer scores at least 0 (with several sizes, the order is found on the commonest and scored on
+all); when it scores well above 0, the samples pay a model for answering it everywhere.
 """
 
 from __future__ import annotations
