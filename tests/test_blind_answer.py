@@ -10,6 +10,7 @@ import pytest
 
 from rearank_cli.augment.blind import BlindAnswer, Sample, order_reward, verdict_of
 from rearank_cli.augment.sampling import Settings, sample_scores, summary_lines
+from rearank_cli.formats.trec import read_qrels
 from rearank_cli.jobs.augment import augment
 from rearank_cli.metrics import ideal_dcg
 from rearank_cli.train.reward import score, score_labels
@@ -97,18 +98,10 @@ def brute_force(rows, qrels) -> tuple[float, tuple[int, ...]]:
     return best
 
 
-def dl19_qrels() -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (ROOT / "sample_runs/dl19-qrels.txt").read_text().splitlines():
-        qid, _, docid, label = line.split()
-        qrels.setdefault(qid, {})[docid] = int(label)
-    return qrels
-
-
 def test_dl19_samples_with_and_without_a_headroom_filter(tmp_path):
     """On DL19's windows the blind answer earns little; keep only windows with headroom and it earns a lot
     (by demoting the first passage), and the summary warns."""
-    qrels = dl19_qrels()
+    qrels = read_qrels(str(ROOT / "sample_runs/dl19-qrels.txt"))
     (tmp_path / "all").mkdir()
     (tmp_path / "filtered").mkdir()
     rows, summary = dl19(tmp_path / "all")

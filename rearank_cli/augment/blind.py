@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rearank_cli.metrics import dcg, ideal_dcg
-from rearank_cli.train.reward import labels_of, rank_gain
+from rearank_cli.train.reward import K, labels_of, rank_gain
 
-K = 10
 #: the mean ranking reward of the best blind answer from which the summary line warns
 WARNING = 0.1
 

@@ -56,7 +56,6 @@ K = 10
 SKIP_NO_QRELS = "not in qrels"
 
 
-
 SKIP_NO_TOPIC = "no query text"
 
 
@@ -70,6 +69,8 @@ SKIP_SHORT = "fewer candidates than the window (--skip-short)"
 
 
 SKIP_EMPTY = "no candidates with text"
+
+
 
 
 @dataclass(frozen=True)
